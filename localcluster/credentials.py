@@ -1,0 +1,127 @@
+"""Per-cluster PKI and kubeconfig.
+
+Every cluster gets its own CA so clusters (a developer's and a test run's) never trust each other, and
+so the same CA can later sign webhook serving certificates. Clients authenticate with an admin client
+certificate in `system:masters`, which works with RBAC/Node authorization without bootstrapping anything.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from certs.pki import KeyPair, issue, new_ca, new_rsa_key_pair
+
+VALIDITY = dt.timedelta(days=365)
+APISERVER_DNS_NAMES = (
+    "localhost",
+    "kubernetes",
+    "kubernetes.default",
+    "kubernetes.default.svc",
+    "kubernetes.default.svc.cluster.local",
+)
+APISERVER_IPS = ("127.0.0.1", "10.96.0.1")
+CONTEXT = "grove-local"
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Paths of the PEM files a cluster uses (all under `<state>/pki`)."""
+
+    ca_cert: Path
+    ca_key: Path
+    apiserver_cert: Path
+    apiserver_key: Path
+    admin_cert: Path
+    admin_key: Path
+    sa_key: Path
+    sa_pub: Path
+
+    @classmethod
+    def in_dir(cls, pki: Path) -> Credentials:
+        return cls(
+            ca_cert=pki / "ca.crt",
+            ca_key=pki / "ca.key",
+            apiserver_cert=pki / "apiserver.crt",
+            apiserver_key=pki / "apiserver.key",
+            admin_cert=pki / "admin.crt",
+            admin_key=pki / "admin.key",
+            sa_key=pki / "sa.key",
+            sa_pub=pki / "sa.pub",
+        )
+
+
+def _write(path: Path, data: bytes, private: bool = False) -> None:
+    path.write_bytes(data)
+    if private:
+        os.chmod(path, 0o600)
+
+
+def generate(pki: Path) -> Credentials:
+    """Write a fresh CA, apiserver serving cert, admin client cert and service-account key pair."""
+    pki.mkdir(parents=True, exist_ok=True)
+    creds = Credentials.in_dir(pki)
+    ca = new_ca("grove-local-ca", valid_for=VALIDITY)
+    serving = issue(
+        ca,
+        "kube-apiserver",
+        valid_for=VALIDITY,
+        dns_names=APISERVER_DNS_NAMES,
+        ip_addresses=APISERVER_IPS,
+        server=True,
+    )
+    admin = issue(ca, "admin", organization="system:masters", valid_for=VALIDITY, server=False, client=True)
+    sa_private, sa_public = new_rsa_key_pair()
+    pairs: list[tuple[KeyPair, Path, Path]] = [
+        (ca, creds.ca_cert, creds.ca_key),
+        (serving, creds.apiserver_cert, creds.apiserver_key),
+        (admin, creds.admin_cert, creds.admin_key),
+    ]
+    for pair, cert_path, key_path in pairs:
+        _write(cert_path, pair.cert_pem)
+        _write(key_path, pair.key_pem, private=True)
+    _write(creds.sa_key, sa_private, private=True)
+    _write(creds.sa_pub, sa_public)
+    return creds
+
+
+def _b64(path: Path) -> str:
+    return base64.b64encode(path.read_bytes()).decode()
+
+
+def kubeconfig(server: str, creds: Credentials) -> dict[str, object]:
+    """An admin kubeconfig with the certificates embedded, so it stays valid when copied elsewhere."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [
+            {
+                "name": CONTEXT,
+                "cluster": {"server": server, "certificate-authority-data": _b64(creds.ca_cert)},
+            }
+        ],
+        "users": [
+            {
+                "name": "admin",
+                "user": {
+                    "client-certificate-data": _b64(creds.admin_cert),
+                    "client-key-data": _b64(creds.admin_key),
+                },
+            }
+        ],
+        "contexts": [{"name": CONTEXT, "context": {"cluster": CONTEXT, "user": "admin"}}],
+        "current-context": CONTEXT,
+        "preferences": {},
+    }
+
+
+def write_kubeconfig(path: Path, server: str, creds: Credentials) -> Path:
+    """Write the admin kubeconfig (mode 0600: it holds a cluster-admin key)."""
+    path.write_text(yaml.safe_dump(kubeconfig(server, creds), sort_keys=False))
+    os.chmod(path, 0o600)
+    return path

@@ -1,0 +1,84 @@
+"""Loopback port allocation, and naming whoever holds a port we were asked to use.
+
+Several clusters (a developer's and the test suite's) may run side by side, so every component listens
+on a port the kernel hands out; an explicitly requested port that is taken must fail loudly, naming the
+holder, instead of letting a component die later with a bind error buried in its log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+class PortInUseError(RuntimeError):
+    """A requested port is already bound by someone else."""
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """`count` distinct free TCP ports on `host`.
+
+    All sockets stay open until every port is chosen, so the kernel can't hand out the same port twice.
+    """
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind((host, 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def is_free(port: int, host: str = HOST) -> bool:
+    """Whether `port` can be bound on `host` right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError), open(table) as fh:
+            next(fh, None)  # header
+            for row in fh:
+                fields = row.split()
+                if len(fields) > 9 and int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(fields[9])
+    return inodes
+
+
+def port_holder(port: int) -> str | None:
+    """'pid N (command)' of a process listening on `port`, when /proc lets us see it."""
+    inodes = _listening_inodes(port)
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in wanted:
+                    comm = (proc / "comm").read_text().strip()
+                    return f"pid {proc.name} ({comm})"
+    return None
+
+
+def require_free(port: int, what: str, host: str = HOST) -> int:
+    """`port` if it is free, else PortInUseError naming the port, its intended use and its holder."""
+    if not is_free(port, host):
+        holder = port_holder(port)
+        held = f"held by {holder}" if holder else "held by another process"
+        raise PortInUseError(f"port {host}:{port} requested for {what} is already in use ({held})")
+    return port
