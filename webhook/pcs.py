@@ -1,0 +1,114 @@
+"""PodCliqueSet defaulting and validating admission handlers (thin: the rules are in grove_api)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+
+from grove_api import constants as c
+from grove_api.defaulting import default_patch
+from grove_api.fielderrors import FieldError, aggregate, internal, invalid
+from grove_api.models import PodCliqueSet
+from grove_api.operatorconfig import OperatorConfiguration
+from grove_api.validation import Result
+from grove_api.validation.podcliqueset import Context, validate_create, validate_update
+from grove_api.validation.schema import schema_errors
+from grove_api.validation.topology import effective_topology_names
+from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, patched
+
+log = logging.getLogger(__name__)
+
+# ClusterTopologyBinding name -> its level domains (broadest first), or None when it does not exist.
+TopologyLookup = Callable[[str], Awaitable[Sequence[str] | None]]
+
+
+def _invalid(errors: list[FieldError], warnings: Sequence[str] = ()) -> AdmissionResponse:
+    return deny(aggregate(errors), code=422, reason="Invalid", warnings=tuple(warnings))
+
+
+def _pcs(obj: dict[str, Any] | None, what: str) -> PodCliqueSet | list[FieldError]:
+    """The object as a PodCliqueSet model, or the errors that say why it is not one."""
+    if obj is None:
+        return [invalid(what, None, "expected a PodCliqueSet object, got none")]
+    if obj.get("kind") not in (None, c.KIND_PODCLIQUESET):
+        return [invalid(f"{what}.kind", obj.get("kind"), f"expected a {c.KIND_PODCLIQUESET} object")]
+    try:
+        return PodCliqueSet.from_dict(obj)
+    except ValidationError as err:
+        return schema_errors(err)
+
+
+class DefaultingHandler:
+    """Mutating webhook: fill the defaults (idempotent) and answer with the JSON patch."""
+
+    def __init__(self, config: OperatorConfiguration) -> None:
+        self.config = config
+
+    async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
+        if request.operation not in ("CREATE", "UPDATE"):
+            return allow()
+        parsed = _pcs(request.object, "object")
+        if isinstance(parsed, list):
+            return _invalid(parsed)
+        assert request.object is not None
+        return patched(default_patch(request.object))
+
+
+class ValidatingHandler:
+    """Validating webhook: every rule at once; warnings on allow and on deny."""
+
+    def __init__(self, config: OperatorConfiguration, topologies: TopologyLookup) -> None:
+        self.config = config
+        self.topologies = topologies
+
+    async def _lookup(self, pcs: PodCliqueSet) -> dict[str, Sequence[str]] | FieldError:
+        found: dict[str, Sequence[str]] = {}
+        if not self.config.topology_aware_scheduling.enabled:
+            return found
+        for name in sorted(effective_topology_names(pcs)):
+            try:
+                domains = await self.topologies(name)
+            except Exception as err:  # the apiserver or the network failed: say so, don't guess
+                log.warning("ClusterTopologyBinding lookup failed: %s", err, extra={"topology": name})
+                return internal(
+                    "spec.template.topologyConstraint.topologyName",
+                    f'failed to fetch ClusterTopologyBinding "{name}": {err}',
+                )
+            if domains is not None:
+                found[name] = list(domains)
+        return found
+
+    async def review(self, request: AdmissionRequest) -> Result:
+        """The decision, as errors and warnings."""
+        new = _pcs(request.object, "object")
+        if isinstance(new, list):
+            return Result(errors=new)
+        found = await self._lookup(new)
+        if isinstance(found, FieldError):
+            return Result(errors=[found])
+        ctx = Context(config=self.config, topologies=found)
+        if request.operation == "CREATE":
+            return validate_create(new, ctx)
+        old = _pcs(request.old_object, "oldObject")
+        if isinstance(old, list):
+            return Result(errors=old)
+        return validate_update(new, old, ctx)
+
+    async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
+        if request.operation not in ("CREATE", "UPDATE"):
+            return allow()
+        result = await self.review(request)
+        if result.errors:
+            return _invalid(result.errors, result.warnings)
+        return allow(warnings=result.warnings)
+
+
+def defaulting_handler(config: OperatorConfiguration) -> DefaultingHandler:
+    return DefaultingHandler(config)
+
+
+def validating_handler(config: OperatorConfiguration, topologies: TopologyLookup) -> ValidatingHandler:
+    return ValidatingHandler(config, topologies)
