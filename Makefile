@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export GROVE_STATE_DIR ?= $(CURDIR)/.grove/cluster
 
-.PHONY: all demo test unit integration e2e bench lint format crds clean down venv
+.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook lint format crds clean down venv
 
 all: lint test
 
@@ -40,13 +40,19 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-bench: $(STAMP)
+bench: bench-cluster bench-webhook
+
+bench-cluster: $(STAMP)
 	$(PY) -m tools.bench_cluster --out bench-results/cluster.json
+
+bench-webhook: $(STAMP)
+	$(PY) -m tools.bench_webhook --out bench-results/webhook.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster
+	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator
+	$(PY) -m webhook.registration --check
 	$(PY) -m grove_api.crdgen --check
 
 format: $(STAMP)

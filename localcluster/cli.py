@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from localcluster import binaries, cluster, nodes, versions
+from localcluster import operator as grove_operator
 from localcluster.binaries import BuildError
 from localcluster.ports import PortInUseError
 from localcluster.processes import ComponentFailed
@@ -116,6 +117,24 @@ def cmd_nodes_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_operator_start(args: argparse.Namespace) -> int:
+    state = grove_operator.start(_state_dir(args))
+    print(f"grove-operator running (pid {state.pid}), log {state.log}")
+    return 0
+
+
+def cmd_operator_stop(args: argparse.Namespace) -> int:
+    stopped = grove_operator.stop(_state_dir(args))
+    print(f"grove-operator stopped (pids {stopped})" if stopped else "grove-operator was not running")
+    return 0
+
+
+def cmd_operator_restart(args: argparse.Namespace) -> int:
+    state = grove_operator.restart(_state_dir(args))
+    print(f"grove-operator restarted (pid {state.pid}), log {state.log}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="grove-cluster",
@@ -162,6 +181,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="+")
     p.set_defaults(func=cmd_nodes_uncordon)
     n.add_parser("list", parents=[state], help="list nodes").set_defaults(func=cmd_nodes_list)
+
+    o = sub.add_parser("operator", help="the grove operator (started by `up`)").add_subparsers(
+        dest="operator_command", required=True
+    )
+    o.add_parser(
+        "start", parents=[state], help="start it (no-op when running) and wait until ready"
+    ).set_defaults(func=cmd_operator_start)
+    o.add_parser("stop", parents=[state], help="stop it (its webhooks then refuse requests)").set_defaults(
+        func=cmd_operator_stop
+    )
+    o.add_parser("restart", parents=[state], help="stop and start it").set_defaults(func=cmd_operator_restart)
     return parser
 
 

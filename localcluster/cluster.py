@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from localcluster import api, binaries, credentials, nodes, ports, processes, versions
+from localcluster import operator as grove_operator
 from localcluster.binaries import Binaries
 from localcluster.credentials import Credentials
 from localcluster.nodes import DEFAULT_SHAPE, NodeShape
@@ -83,6 +84,9 @@ def _state_lock(state_dir: Path) -> Iterator[None]:
             if not state_dir.exists():
                 lock.unlink(missing_ok=True)
             fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+state_lock = _state_lock  # for localcluster.operator
 
 
 # --- probes ------------------------------------------------------------------------------------------
@@ -205,7 +209,9 @@ def _controller_manager_argv(binary: Path, kubeconfig: Path, creds: Credentials)
         f"--service-account-private-key-file={creds.sa_key}",
         f"--root-ca-file={creds.ca_cert}",
         "--controllers=*,-nodeipam",
-        "--use-service-account-credentials=false",
+        # Each controller acts as its own ServiceAccount (kube-system:generic-garbage-collector, …), as on
+        # kubeadm clusters: the operator's managed-resource protection exempts exactly those identities.
+        "--use-service-account-credentials=true",
     ]
 
 
@@ -293,6 +299,7 @@ def _start_all(
     apiserver_port: int | None,
     kwok_configs: Sequence[Path],
     progress: Progress,
+    operator: bool = True,
 ) -> ClusterInfo:
     p = _allocate_ports(apiserver_port)  # first: a taken port must fail before anything is created
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -342,6 +349,9 @@ def _start_all(
         dead = _dead_component(info)
         if dead:
             raise ComponentFailed(dead)
+        if operator:
+            grove_operator.install(info, progress)
+            grove_operator.ensure_running(info, progress)
     except BaseException:
         # Leave nothing half-running; the state dir (with logs) stays for inspection and the next `up`
         # cleans it away.
@@ -359,6 +369,7 @@ def _cleanup(state_dir: Path) -> list[int]:
     recorded = load(state_dir)
     pids = set(recorded.pids.values()) if recorded else set()
     pids |= set(processes.find(marker, versions.ALL_BINARIES))
+    pids |= set(grove_operator.stray_pids(state_dir))
     ours = sorted(pid for pid in pids if processes.belongs_to(pid, marker))  # skip dead or reused PIDs
     survivors = processes.stop(ours, marker)
     if survivors:
@@ -375,17 +386,22 @@ def up(
     node_shape: NodeShape = DEFAULT_SHAPE,
     kwok_configs: Sequence[Path] = (),
     progress: Progress = _stderr,
+    operator: bool = True,
 ) -> ClusterInfo:
     """Start a cluster in `state_dir` (or return the healthy one already recorded there).
 
     A recorded cluster that is dead or was left half-started is stopped (by PID) and replaced.
     `kwok_configs` are KWOK config files (e.g. custom Stages) passed to kwok with `--config`.
+    With `operator` (the default) the Grove CRDs are installed and the grove operator runs under its own
+    ServiceAccount (see localcluster/operator.py); on a running cluster it is restarted if it is not running.
     """
     state_dir = Path(state_dir).absolute() if state_dir is not None else default_state_dir()
     node_count = nodes
     with _state_lock(state_dir):
         existing = load(state_dir)
         if existing is not None and is_healthy(existing):
+            if operator:
+                grove_operator.ensure_running(existing, progress)
             return existing
         if state_dir.exists():
             killed = _cleanup(state_dir)
@@ -394,7 +410,9 @@ def up(
                 + (f" (stopped pids {killed})" if killed else "")
             )
         bins = binaries.ensure(progress)
-        return _start_all(state_dir, bins, node_count, node_shape, apiserver_port, kwok_configs, progress)
+        return _start_all(
+            state_dir, bins, node_count, node_shape, apiserver_port, kwok_configs, progress, operator
+        )
 
 
 # --- down / status -----------------------------------------------------------------------------------
@@ -429,6 +447,7 @@ class ClusterStatus:
     nodes_total: int = 0
     nodes_ready: int = 0
     error: str | None = None
+    operator: grove_operator.OperatorStatus | None = None
 
     @property
     def healthy(self) -> bool:
@@ -439,6 +458,7 @@ class ClusterStatus:
             and all(c.alive for c in self.components)
             and self.apiserver_ready
             and self.nodes_ready == self.nodes_total
+            and (self.operator is None or self.operator.stopped or self.operator.ready)
         )
 
     def format(self) -> str:
@@ -458,6 +478,13 @@ class ClusterStatus:
             f"apiserver: {self.info.apiserver_url} ({'ready' if self.apiserver_ready else 'NOT ready'})"
         )
         lines.append(f"nodes: {self.nodes_total} total, {self.nodes_ready} Ready")
+        op = self.operator
+        if op is not None:
+            state = "stopped" if not op.alive and op.stopped else "ready" if op.ready else "NOT ready"
+            lines.append(
+                f"grove-operator: pid {op.pid} {state}, webhooks https://{ports.HOST}:{op.webhook_port}, "
+                f"health http://{ports.HOST}:{op.health_port}, log {op.log}"
+            )
         lines.append(f"kubeconfig: {self.info.kubeconfig}")
         if self.error:
             lines.append(f"error: {self.error}")
@@ -478,6 +505,7 @@ def status(state_dir: Path | None = None) -> ClusterStatus:
         for c in info.components.values()
     ]
     result.apiserver_ready = apiserver_ready(info)
+    result.operator = grove_operator.status(state_dir)
     if result.apiserver_ready:
         try:
             items = api.get_json(f"{info.apiserver_url}/api/v1/nodes", _ssl(info)).get("items", [])

@@ -719,7 +719,7 @@ CASES: list[Case] = [
     Case(
         "cliqueStartupType unknown", pcs(startup="Sometimes"), ("NOT_SUPPORTED@" + f"{T}.cliqueStartupType",)
     ),
-    Case("negative spec.replicas", pcs(replicas=-1), ("INVALID@spec.replicas",), apiserver=True),
+    Case("negative spec.replicas", pcs(replicas=-1), ("INVALID@spec.replicas",)),
     Case("zero spec.replicas", pcs(replicas=0)),
     Case("no cliques", pcs(cliques=[]), ("REQUIRED@" + f"{T}.cliques",), apiserver=True),
     Case(
@@ -753,7 +753,6 @@ CASES: list[Case] = [
         "resource claim template with empty template spec",
         pcs(resourceClaimTemplates=[rct("gpu", requests=False)]),
         ("REQUIRED@" + f"{T}.resourceClaimTemplates[0].templateSpec.spec.devices.requests",),
-        apiserver=True,
     ),
     Case(
         "resource claim templates with duplicate names",

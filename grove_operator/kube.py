@@ -1,0 +1,121 @@
+"""The operator's few API calls: building the one ApiClient, lookups the webhooks need, caBundle injection."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from typing import Any
+
+from kubernetes_asyncio import config as kube_config
+from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, Configuration
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from grove_api import constants as c
+from grove_api.operatorconfig import OperatorConfiguration
+from webhook import registration
+
+log = logging.getLogger(__name__)
+
+PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+LOOKUP_TIMEOUT = 5.0  # seconds; an admission request has 10 in all
+STRATEGIC_MERGE = "application/strategic-merge-patch+json"
+
+
+async def api_client(kubeconfig: str | None, config: OperatorConfiguration) -> ApiClient:
+    """One ApiClient for the process: from `kubeconfig`, else the in-cluster ServiceAccount."""
+    conf = Configuration()
+    if kubeconfig:
+        await kube_config.load_kube_config(config_file=kubeconfig, client_configuration=conf)
+    else:
+        kube_config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
+    # Watches (later: one per kind) and admission lookups share this pool.
+    conf.connection_pool_maxsize = max(100, config.runtime_client_connection.burst)
+    return ApiClient(configuration=conf)
+
+
+async def _get(client: ApiClient, path: str, accept: str = "application/json") -> Any:
+    return await client.call_api(
+        path,
+        "GET",
+        header_params={"Accept": accept},
+        response_types_map={200: "object"},
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _request_timeout=LOOKUP_TIMEOUT,
+    )
+
+
+async def podcliqueset_metadata(client: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    """metadata of PodCliqueSet namespace/name (as PartialObjectMetadata: no spec transferred), or None."""
+    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL_PODCLIQUESET}/{name}"
+    try:
+        obj = await _get(client, path, PARTIAL_METADATA)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    meta = (obj or {}).get("metadata")
+    return meta if isinstance(meta, dict) else {}
+
+
+async def topology_domains(client: ApiClient, name: str) -> list[str] | None:
+    """spec.levels[*].domain of ClusterTopologyBinding `name` (broadest first), or None if it does not exist."""
+    path = f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL_CLUSTERTOPOLOGYBINDING}/{name}"
+    try:
+        obj = await _get(client, path)
+    except ApiException as err:
+        if err.status == 404:
+            return None
+        raise
+    levels = ((obj or {}).get("spec") or {}).get("levels") or []
+    return [str(level.get("domain")) for level in levels if isinstance(level, dict)]
+
+
+def _encoded(bundle: bytes) -> str:
+    return base64.b64encode(bundle).decode()
+
+
+def _needs(doc: dict[str, Any], encoded: str) -> list[str]:
+    """Names of the webhooks in `doc` whose caBundle is not `encoded`."""
+    return [
+        w["name"]
+        for w in doc.get("webhooks") or []
+        if (w.get("clientConfig") or {}).get("caBundle") != encoded
+    ]
+
+
+async def inject_ca_bundle(client: ApiClient, bundle: bytes, *, authorizer: bool) -> dict[str, str]:
+    """Set clientConfig.caBundle of every webhook in our configurations; {name: what happened}.
+
+    A configuration that does not exist is reported ("missing") and skipped: the install creates them.
+    Other API errors propagate (the caller retries).
+    """
+    api = AdmissionregistrationV1Api(client)
+    encoded = _encoded(bundle)
+    outcome: dict[str, str] = {}
+    for kind, name in registration.configuration_names(authorizer=authorizer):
+        mutating = kind == registration.MUTATING_KIND
+        read = (
+            api.read_mutating_webhook_configuration if mutating else api.read_validating_webhook_configuration
+        )
+        patch = (
+            api.patch_mutating_webhook_configuration
+            if mutating
+            else api.patch_validating_webhook_configuration
+        )
+        try:
+            current = client.sanitize_for_serialization(await read(name))
+        except ApiException as err:
+            if err.status == 404:
+                outcome[name] = "missing"
+                continue
+            raise
+        names = _needs(current, encoded)
+        if not names:
+            outcome[name] = "up to date"
+            continue
+        body = {"webhooks": [{"name": n, "clientConfig": {"caBundle": encoded}} for n in names]}
+        options: dict[str, Any] = {"_content_type": STRATEGIC_MERGE, "field_manager": c.FIELD_MANAGER}
+        await patch(name, body, **options)
+        outcome[name] = "injected"
+    return outcome

@@ -1,0 +1,108 @@
+"""`grove-operator`: serve Grove's admission webhooks (controllers follow in a later issue).
+
+    grove-operator --config /etc/grove-operator/config/config.yaml           # in a pod
+    grove-operator --config config.yaml --kubeconfig operator.kubeconfig     # outside the cluster
+
+Without `--config` the default OperatorConfiguration is used. Without `--kubeconfig` the in-cluster
+ServiceAccount is used. Exit codes: 0 after a graceful shutdown, 2 for a bad configuration or identity,
+1 for other startup failures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from grove_api.operatorconfig import OperatorConfiguration, load
+from grove_operator.identity import IdentityError, operator_username
+from webhook.server import configure_logging
+
+log = logging.getLogger("grove_operator")
+
+
+def version() -> str:
+    try:
+        return metadata.version("grove-py")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="grove-operator", description="Grove's operator: admission webhooks."
+    )
+    parser.add_argument("--config", type=Path, help="OperatorConfiguration YAML (default: built-in defaults)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster ServiceAccount)")
+    parser.add_argument(
+        "--webhooks-only", action="store_true", help="serve the webhooks only (no controllers yet)"
+    )
+    parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
+    return parser
+
+
+def load_config(path: Path | None) -> OperatorConfiguration:
+    if path is None:
+        return OperatorConfiguration()
+    return load(path)
+
+
+async def _main(args: argparse.Namespace, config: OperatorConfiguration, username: str | None) -> int:
+    from grove_operator import kube
+    from grove_operator.runtime import Operator, run
+
+    client = await kube.api_client(args.kubeconfig, config)
+    async with client:
+        operator = Operator(config, client, reconciler_username=username)
+        return await run(operator)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.version:
+        print(f"grove-operator {version()}")
+        return 0
+    try:
+        config = load_config(args.config)
+    except (OSError, ValidationError, ValueError) as err:
+        print(f"grove-operator: error: invalid configuration {args.config}: {err}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level, config.log_format)
+    username = None
+    if config.authorizer.enabled:
+        try:
+            username = operator_username(config)
+        except IdentityError as err:
+            log.error("cannot start: %s", err)
+            print(f"grove-operator: error: {err}", file=sys.stderr)
+            return 2
+    log.info(
+        "starting grove-operator",
+        extra={
+            "version": version(),
+            "config": str(args.config) if args.config else None,
+            "kubeconfig": args.kubeconfig or "in-cluster",
+            "webhook_mode": config.server.webhooks.mode,
+            "authorizer": config.authorizer.enabled,
+            "identity": username,
+        },
+    )
+    if not args.webhooks_only:
+        log.info("controllers are not implemented yet: serving the webhooks only")
+    try:
+        return asyncio.run(_main(args, config, username))
+    except KeyboardInterrupt:
+        return 0
+    except Exception as err:
+        log.error("grove-operator failed", extra={"error": f"{type(err).__name__}: {err}"}, exc_info=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

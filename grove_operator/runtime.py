@@ -1,0 +1,241 @@
+"""The operator process: certificates, the webhook server, caBundle injection, health, graceful shutdown.
+
+Startup order (Grove's, reference §5/§7): health endpoints first (so probes get an answer), then the
+serving certificate (auto: self-signed CA in Secret `server.webhooks.secretName`, mirrored to
+`serverCertDir`; manual: user-provided), the HTTPS webhook server, and the CA injected into our webhook
+configurations. Only then is the operator ready. After a certificate rotation the server reloads its
+certificate in place and the CA bundle is injected again; a periodic check re-injects it if somebody
+re-applied a configuration without it.
+
+On SIGTERM/SIGINT: not ready at once, stop accepting connections, let in-flight admission requests
+finish, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubernetes_asyncio.client import ApiClient, CoreV1Api
+
+from certs.manager import CertError, CertManager
+from grove_api.operatorconfig import OperatorConfiguration
+from grove_operator import kube
+from grove_operator.health import HealthServer
+from webhook import authorizer, clustertopology, paths, pcs
+from webhook.admission import Handler
+from webhook.server import WebhookServer
+from webhook.tls import ReloadableTLS
+
+log = logging.getLogger(__name__)
+
+INJECT_RETRY = 2.0  # seconds between failed caBundle injections at startup
+RECHECK_INTERVAL = 60.0  # seconds between caBundle checks once running
+DRAIN_SECONDS = 10.0
+
+
+def build_handlers(
+    config: OperatorConfiguration, client: ApiClient, reconciler_username: str | None
+) -> dict[str, Handler]:
+    """path -> admission handler, for every webhook this operator serves."""
+
+    async def topologies(name: str) -> list[str] | None:
+        return await kube.topology_domains(client, name)
+
+    async def parent(namespace: str, name: str) -> dict[str, Any] | None:
+        return await kube.podcliqueset_metadata(client, namespace, name)
+
+    handlers: dict[str, Handler] = {
+        paths.DEFAULT_PODCLIQUESET: pcs.defaulting_handler(config),
+        paths.VALIDATE_PODCLIQUESET: pcs.validating_handler(config, topologies),
+    }
+    if config.authorizer.enabled:
+        if reconciler_username is None:
+            raise ValueError("the authorizer needs the operator's username")
+        identity = authorizer.Identity.of(
+            reconciler_username, config.authorizer.exempt_service_account_user_names
+        )
+        handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
+    handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
+    return handlers
+
+
+@dataclass
+class Readiness:
+    """Why the operator is not ready yet ("" = ready)."""
+
+    reason: str = "starting"
+    details: dict[str, str] = field(default_factory=dict)
+
+    def __call__(self) -> tuple[bool, str]:
+        return (not self.reason, self.reason)
+
+    @property
+    def ready(self) -> bool:
+        return not self.reason
+
+
+class Operator:
+    def __init__(
+        self,
+        config: OperatorConfiguration,
+        client: ApiClient,
+        *,
+        reconciler_username: str | None,
+        handlers: Mapping[str, Handler] | None = None,
+    ) -> None:
+        self.config = config
+        self.client = client
+        self.readiness = Readiness()
+        hooks = config.server.webhooks
+        secrets = CoreV1Api(client) if hooks.cert_provision_mode == "auto" else None
+        self.certs = CertManager.from_config(hooks, secrets_api=secrets, on_rotated=self._on_rotated)
+        self.handlers = (
+            dict(handlers) if handlers is not None else build_handlers(config, client, reconciler_username)
+        )
+        probes = config.server.health_probes
+        self.health = HealthServer(self.readiness, probes.bind_address, probes.port)
+        self.tls: ReloadableTLS | None = None
+        self.server: WebhookServer | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inject_lock = asyncio.Lock()
+
+    # -- caBundle ----------------------------------------------------------------------------------------
+
+    async def inject(self) -> dict[str, str]:
+        async with self._inject_lock:
+            outcome = await kube.inject_ca_bundle(
+                self.client, self.certs.ca_bundle(), authorizer=self.config.authorizer.enabled
+            )
+        changed = {k: v for k, v in outcome.items() if v != "up to date"}
+        if changed:
+            log.info("caBundle injection", extra={"configurations": outcome})
+        missing = [k for k, v in outcome.items() if v == "missing"]
+        if missing:
+            log.warning(
+                "webhook configurations not found (apply deploy/webhooks/ or let grove-cluster register them)",
+                extra={"missing": missing},
+            )
+        return outcome
+
+    async def _inject_until_done(self) -> None:
+        while True:
+            try:
+                await self.inject()
+                return
+            except Exception as err:
+                log.error(
+                    "caBundle injection failed; retrying", extra={"error": f"{type(err).__name__}: {err}"}
+                )
+                self.readiness.reason = f"caBundle injection failed: {err}"
+                await asyncio.sleep(INJECT_RETRY)
+
+    async def _ensure_certs(self) -> None:
+        """Provision the certificates; API errors (apiserver restarting, RBAC not there yet) are retried,
+        a configuration error (CertError: e.g. manual mode without certificates) is fatal."""
+        while True:
+            try:
+                await self.certs.ensure()
+                return
+            except CertError:
+                raise
+            except Exception as err:
+                log.error(
+                    "provisioning certificates failed; retrying",
+                    extra={"error": f"{type(err).__name__}: {err}"},
+                )
+                await asyncio.sleep(INJECT_RETRY)
+
+    async def _on_rotated(self) -> None:
+        """Certificates changed: serve the new one, then tell the apiserver about the (new) CA bundle."""
+        if self.tls is not None:
+            self.tls.reload()
+        await self.inject()  # raising makes the cert manager retry
+
+    async def _recheck(self) -> None:
+        while True:
+            await asyncio.sleep(RECHECK_INTERVAL)
+            try:
+                await self.inject()
+            except Exception as err:
+                log.error("caBundle check failed", extra={"error": f"{type(err).__name__}: {err}"})
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        hooks = self.config.server.webhooks
+        await self.health.start()
+        log.info(
+            "health endpoints listening",
+            extra={
+                "url": f"http://{self.health.host}:{self.health.port}",
+                "paths": [paths.HEALTHZ, paths.READYZ],
+            },
+        )
+        self.readiness.reason = "provisioning the webhook serving certificate"
+        await self._ensure_certs()
+        self.tls = ReloadableTLS(self.certs.cert_dir)
+        self.server = WebhookServer(
+            self.handlers,
+            host=hooks.bind_address,
+            port=hooks.port,
+            tls=self.tls,
+            ready=lambda: self.readiness.ready,
+        )
+        await self.server.start()
+        self.readiness.reason = "injecting the CA bundle into the webhook configurations"
+        await self._inject_until_done()
+        await self.certs.start()  # periodic renewal from here on
+        self._spawn(self._recheck(), "cabundle-recheck")
+        self.readiness.reason = ""
+        log.info("grove-operator ready", extra={"webhooks": sorted(self.handlers)})
+
+    async def stop(self) -> None:
+        self.readiness.reason = "shutting down"
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        await self.certs.stop()
+        if self.server is not None:
+            await self.server.stop(DRAIN_SECONDS)
+        await self.health.stop()
+        log.info("grove-operator stopped")
+
+
+async def run(operator: Operator) -> int:
+    """Start, serve until SIGTERM/SIGINT, shut down gracefully; the process exit code."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        starting = asyncio.create_task(operator.start())
+        waiting = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
+        if starting in done:
+            starting.result()  # startup errors propagate
+            log.info("serving until SIGTERM/SIGINT")
+            await waiting
+        else:
+            log.info("signal received during startup")
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+        log.info("shutting down")
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+        await operator.stop()
+    return 0

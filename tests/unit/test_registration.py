@@ -1,0 +1,177 @@
+"""Webhook configuration rendering (service and url mode) and the freshness of deploy/webhooks/."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from grove_api.operatorconfig import OperatorConfiguration
+from webhook import paths, registration
+from webhook.registration import Target, render
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY_WEBHOOKS = ROOT / "deploy" / "webhooks"
+URL = Target(mode="url", host="127.0.0.1", port=40123)
+
+
+def by_name(docs: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in docs}
+
+
+def test_names_kinds_and_webhook_names() -> None:
+    docs = by_name(render(Target()))
+    assert {n: (d["kind"], d["webhooks"][0]["name"]) for n, d in docs.items()} == {
+        paths.DEFAULTING_CONFIG: ("MutatingWebhookConfiguration", paths.DEFAULTING_WEBHOOK),
+        paths.VALIDATING_CONFIG: ("ValidatingWebhookConfiguration", paths.VALIDATING_WEBHOOK),
+        paths.AUTHORIZER_CONFIG: ("ValidatingWebhookConfiguration", paths.AUTHORIZER_WEBHOOK),
+        paths.CLUSTERTOPOLOGY_CONFIG: ("ValidatingWebhookConfiguration", paths.CLUSTERTOPOLOGY_WEBHOOK),
+    }
+    assert all(len(d["webhooks"]) == 1 for d in docs.values())
+    assert all(d["apiVersion"] == "admissionregistration.k8s.io/v1" for d in docs.values())
+
+
+@pytest.mark.parametrize("target", [Target(), URL], ids=["service", "url"])
+def test_common_settings(target: Target) -> None:
+    for doc in render(target):
+        hook = doc["webhooks"][0]
+        assert hook["failurePolicy"] == "Fail"
+        assert hook["sideEffects"] == "None"
+        assert hook["timeoutSeconds"] == 10
+        assert hook["matchPolicy"] == "Exact"
+        assert hook["admissionReviewVersions"] == ["v1"]
+        assert "caBundle" not in hook["clientConfig"]
+
+
+def test_service_mode_client_config() -> None:
+    docs = by_name(render(Target()))
+    expected_paths = {
+        paths.DEFAULTING_CONFIG: paths.DEFAULT_PODCLIQUESET,
+        paths.VALIDATING_CONFIG: paths.VALIDATE_PODCLIQUESET,
+        paths.AUTHORIZER_CONFIG: paths.AUTHORIZER,
+        paths.CLUSTERTOPOLOGY_CONFIG: paths.VALIDATE_CLUSTERTOPOLOGY,
+    }
+    for name, path in expected_paths.items():
+        assert docs[name]["webhooks"][0]["clientConfig"] == {
+            "service": {"name": "grove-operator", "namespace": "grove-system", "port": 443, "path": path}
+        }
+
+
+def test_url_mode_client_config_and_ca_bundle() -> None:
+    docs = by_name(render(URL, ca_bundle=b"PEM"))
+    hook = docs[paths.VALIDATING_CONFIG]["webhooks"][0]
+    assert hook["clientConfig"] == {
+        "url": f"https://127.0.0.1:40123{paths.VALIDATE_PODCLIQUESET}",
+        "caBundle": base64.b64encode(b"PEM").decode(),
+    }
+    assert Target(mode="url", host="::1", port=1).client_config("/p") == {"url": "https://[::1]:1/p"}
+
+
+def test_target_from_config() -> None:
+    config = OperatorConfiguration.model_validate(
+        {"server": {"webhooks": {"mode": "url", "host": "127.0.0.2", "port": 9443, "namespace": "x"}}}
+    )
+    assert Target.from_config(config) == Target(mode="url", host="127.0.0.2", port=9443, namespace="x")
+    assert Target.from_config(OperatorConfiguration()) == Target(port=2750)
+
+
+def test_podcliqueset_rules() -> None:
+    docs = by_name(render(Target()))
+    for name in (paths.DEFAULTING_CONFIG, paths.VALIDATING_CONFIG):
+        hook = docs[name]["webhooks"][0]
+        assert hook["rules"] == [
+            {
+                "apiGroups": ["grove.io"],
+                "apiVersions": ["v1alpha1"],
+                "operations": ["CREATE", "UPDATE"],
+                "resources": ["podcliquesets"],
+                "scope": "Namespaced",
+            }
+        ]
+        assert hook["namespaceSelector"] == {
+            "matchExpressions": [
+                {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system"]}
+            ]
+        }
+        assert hook["objectSelector"] == {}
+
+
+def test_authorizer_rules_and_selectors() -> None:
+    hook = by_name(render(Target()))[paths.AUTHORIZER_CONFIG]["webhooks"][0]
+    got = {
+        (g, r, v): tuple(rule["operations"])
+        for rule in hook["rules"]
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["apiVersions"]
+    }
+    ud, all_writes = ("UPDATE", "DELETE"), ("CREATE", "UPDATE", "DELETE")
+    assert got == {
+        ("", "secrets", "v1"): ud,
+        ("", "serviceaccounts", "v1"): ud,
+        ("", "services", "v1"): ud,
+        ("", "pods", "v1"): ("UPDATE",),
+        ("rbac.authorization.k8s.io", "roles", "v1"): ud,
+        ("rbac.authorization.k8s.io", "rolebindings", "v1"): ud,
+        ("autoscaling", "horizontalpodautoscalers", "v1"): ud,
+        ("autoscaling", "horizontalpodautoscalers", "v2"): ud,
+        ("grove.io", "podcliques", "v1alpha1"): all_writes,
+        ("grove.io", "podcliquescalinggroups", "v1alpha1"): all_writes,
+        ("scheduler.grove.io", "podgangs", "v1alpha1"): all_writes,
+    }
+    assert all(rule["scope"] == "Namespaced" for rule in hook["rules"])
+    assert hook["objectSelector"] == {"matchLabels": {"app.kubernetes.io/managed-by": "grove-operator"}}
+    assert hook["namespaceSelector"]["matchExpressions"] == [
+        {"key": "kubernetes.io/metadata.name", "operator": "NotIn", "values": ["kube-system", "grove-system"]}
+    ]
+    other = by_name(render(Target(namespace="ops")))[paths.AUTHORIZER_CONFIG]["webhooks"][0]
+    assert other["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "ops"]
+
+
+def test_clustertopology_rules() -> None:
+    hook = by_name(render(Target()))[paths.CLUSTERTOPOLOGY_CONFIG]["webhooks"][0]
+    assert hook["rules"] == [
+        {
+            "apiGroups": ["grove.io"],
+            "apiVersions": ["v1alpha1"],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["clustertopologybindings"],
+            "scope": "Cluster",
+        }
+    ]
+
+
+def test_without_authorizer() -> None:
+    names = [d["metadata"]["name"] for d in render(Target(), authorizer=False)]
+    assert paths.AUTHORIZER_CONFIG not in names and len(names) == 3
+    assert [n for _, n in registration.configuration_names(authorizer=False)] == names
+
+
+def test_service_and_url_mode_differ_only_in_client_config() -> None:
+    def strip(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for doc in docs:
+            for hook in doc["webhooks"]:
+                hook.pop("clientConfig")
+        return docs
+
+    assert strip(render(Target())) == strip(render(URL))
+
+
+def test_deploy_webhooks_are_fresh() -> None:
+    """deploy/webhooks/ is generated: `python -m webhook.registration` rewrites it."""
+    wanted = registration.files()
+    committed = {p.name: p.read_text() for p in DEPLOY_WEBHOOKS.glob("*.yaml")}
+    assert committed == wanted, "deploy/webhooks/ is stale: run `python -m webhook.registration`"
+    for text in committed.values():
+        assert len(list(yaml.safe_load_all(text))) == 1
+    assert registration.main(["--check", "--out", str(DEPLOY_WEBHOOKS)]) == 0
+
+
+def test_generator_check_detects_stale_files(tmp_path: Path) -> None:
+    assert registration.main(["--out", str(tmp_path)]) == 0
+    assert registration.main(["--check", "--out", str(tmp_path)]) == 0
+    (tmp_path / f"{paths.AUTHORIZER_CONFIG}.yaml").write_text("stale")
+    assert registration.main(["--check", "--out", str(tmp_path)]) == 1

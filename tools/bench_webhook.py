@@ -1,0 +1,230 @@
+"""Benchmark the PodCliqueSet admission webhooks.
+
+    make bench-webhook    (python -m tools.bench_webhook --out bench-results/webhook.json)
+
+1. In-process handler latency for a 5-clique PodCliqueSet: the full work per request (parse the
+   AdmissionReview, run the handler, build the response JSON), p50/p99, for defaulting and validation.
+2. End-to-end create latency through the real kube-apiserver of a throwaway local cluster, in the same
+   run with and without our webhook configurations registered, and the overhead ratio.
+Targets (issue 4): handler p99 <= 5 ms; webhook overhead on create <= 20 %.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from grove_api import constants as c
+from grove_api.operatorconfig import OperatorConfiguration
+from localcluster import cluster as localcluster
+from tests.builders import clique, group, pcs
+from webhook import paths
+from webhook.admission import Handler, parse_review, review_response
+from webhook.pcs import DefaultingHandler, ValidatingHandler
+
+
+def five_clique_pcs(name: str = "bench", namespace: str = "default") -> dict[str, Any]:
+    """Frontend, vision encoder, and prefill/decode leader-worker groups: 5 cliques, 2 scaling groups."""
+    return pcs(
+        name,
+        namespace=namespace,
+        startup="CliqueStartupTypeExplicit",
+        cliques=[
+            clique("frontend", replicas=2, min_available=None),
+            clique("encoder", replicas=1, min_available=None, starts_after=["frontend"]),
+            clique("pleader", replicas=1, min_available=None),
+            clique("pworker", replicas=4, min_available=None, starts_after=["pleader"]),
+            clique("dworker", replicas=2, min_available=None),
+        ],
+        groups=[group("prefill", ["pleader", "pworker"], replicas=2), group("decode", ["dworker"])],
+    )
+
+
+def review_body(obj: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "apiVersion": "admission.k8s.io/v1",
+            "kind": "AdmissionReview",
+            "request": {
+                "uid": str(uuid.uuid4()),
+                "operation": "CREATE",
+                "kind": {"group": c.GROUP, "version": c.VERSION, "kind": c.KIND_PODCLIQUESET},
+                "resource": {"group": c.GROUP, "version": c.VERSION, "resource": c.PLURAL_PODCLIQUESET},
+                "name": obj["metadata"]["name"],
+                "namespace": obj["metadata"]["namespace"],
+                "userInfo": {"username": "admin"},
+                "object": obj,
+            },
+        }
+    ).encode()
+
+
+def _stats(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    return {
+        "count": len(ordered),
+        "p50_ms": round(statistics.median(ordered) * 1000, 3),
+        "p99_ms": round(ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))] * 1000, 3),
+        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
+    }
+
+
+async def _time_handler(handler: Handler, body: bytes, n: int) -> dict[str, float]:
+    samples = []
+    for _ in range(n):
+        start = time.perf_counter()
+        request = parse_review(body)
+        response = await handler(request)
+        json.dumps(review_response(request.uid, response))
+        samples.append(time.perf_counter() - start)
+    return _stats(samples)
+
+
+async def in_process(n: int) -> dict[str, Any]:
+    config = OperatorConfiguration()
+
+    async def no_topologies(_: str) -> None:
+        return None
+
+    from grove_api.defaulting import default_podcliqueset
+
+    raw = five_clique_pcs()
+    await _time_handler(DefaultingHandler(config), review_body(raw), 50)  # warm up
+    return {
+        "defaulting": await _time_handler(DefaultingHandler(config), review_body(raw), n),
+        "validation": await _time_handler(
+            ValidatingHandler(config, no_topologies), review_body(default_podcliqueset(raw)), n
+        ),
+    }
+
+
+CONFIG_KINDS: list[tuple[str, str]] = [
+    ("MutatingWebhookConfiguration", paths.DEFAULTING_CONFIG),
+    ("ValidatingWebhookConfiguration", paths.VALIDATING_CONFIG),
+]
+
+
+async def _create_latencies(
+    objects: client.CustomObjectsApi, namespace: str, n: int, tag: str
+) -> list[float]:
+    samples = []
+    for i in range(n):
+        body = five_clique_pcs(f"{tag}-{i}", namespace)
+        start = time.perf_counter()
+        await objects.create_namespaced_custom_object(
+            c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, body
+        )
+        samples.append(time.perf_counter() - start)
+    return samples
+
+
+async def _until(check: Callable[[], Awaitable[bool]], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not await check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("webhook registration did not take effect")
+        await asyncio.sleep(0.2)
+
+
+async def end_to_end(info: Any, n: int) -> dict[str, Any]:
+    async with info.api_client() as api:
+        core = client.CoreV1Api(api)
+        reg = client.AdmissionregistrationV1Api(api)
+        objects = client.CustomObjectsApi(api)
+        ns = "bench-webhook"
+        await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+        invalid = five_clique_pcs("invalid", ns)
+        invalid["spec"]["template"]["cliques"][0]["spec"]["minAvailable"] = 99
+
+        async def webhook_active() -> bool:
+            try:
+                await objects.create_namespaced_custom_object(
+                    c.GROUP, c.VERSION, ns, c.PLURAL_PODCLIQUESET, invalid, dry_run="All"
+                )
+            except ApiException as err:
+                return err.status == 422
+            return False
+
+        await _until(webhook_active)
+        await _create_latencies(objects, ns, 20, "warm")
+        with_webhooks = await _create_latencies(objects, ns, n, "with")
+        saved = {
+            name: await (
+                reg.read_mutating_webhook_configuration(name, _preload_content=False)
+                if kind.startswith("Mutating")
+                else reg.read_validating_webhook_configuration(name, _preload_content=False)
+            ).json()
+            for kind, name in CONFIG_KINDS
+        }
+        for kind, name in CONFIG_KINDS:
+            if kind.startswith("Mutating"):
+                await reg.delete_mutating_webhook_configuration(name)
+            else:
+                await reg.delete_validating_webhook_configuration(name)
+
+        async def webhook_gone() -> bool:
+            return not await webhook_active()
+
+        await _until(webhook_gone)
+        without = await _create_latencies(objects, ns, n, "without")
+        for kind, name in CONFIG_KINDS:
+            body = {k: v for k, v in saved[name].items() if k != "status"}
+            body["metadata"] = {
+                k: v for k, v in body["metadata"].items() if k in ("name", "labels", "annotations")
+            }
+            if kind.startswith("Mutating"):
+                await reg.create_mutating_webhook_configuration(body)
+            else:
+                await reg.create_validating_webhook_configuration(body)
+        await _until(webhook_active)
+        await core.delete_namespace(ns)
+    with_stats, without_stats = _stats(with_webhooks), _stats(without)
+    return {
+        "create_with_webhooks": with_stats,
+        "create_without_webhooks": without_stats,
+        "overhead_ratio_p50": round(with_stats["p50_ms"] / without_stats["p50_ms"] - 1, 3),
+        "overhead_ratio_mean": round(with_stats["mean_ms"] / without_stats["mean_ms"] - 1, 3),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results/webhook.json"))
+    parser.add_argument("--handler-requests", type=int, default=2000)
+    parser.add_argument("--creates", type=int, default=200)
+    args = parser.parse_args()
+    result: dict[str, Any] = {"handler_in_process": asyncio.run(in_process(args.handler_requests))}
+    with tempfile.TemporaryDirectory(prefix="grove-bench-webhook-") as tmp:
+        state_dir = Path(tmp) / "cluster"
+        info = localcluster.up(state_dir, nodes=1, progress=lambda _msg: None)
+        try:
+            result["apiserver"] = asyncio.run(end_to_end(info, args.creates))
+        finally:
+            localcluster.down(state_dir)
+    result["targets"] = {
+        "handler_p99_ms_max": 5.0,
+        "overhead_max": 0.20,
+        "handler_p99_ok": max(v["p99_ms"] for v in result["handler_in_process"].values()) <= 5.0,
+        "overhead_ok": result["apiserver"]["overhead_ratio_p50"] <= 0.20,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

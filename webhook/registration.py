@@ -1,0 +1,299 @@
+"""The webhook configuration objects, rendered from one template for both ways of reaching the operator.
+
+- `service` mode (in-cluster install): `clientConfig.service` = the `grove-operator` Service, port 443;
+- `url` mode (operator running outside the cluster, as on the local cluster): `clientConfig.url`
+  `https://<host>:<port><path>`.
+
+Names, rules and settings follow Grove's chart (reference §2, §3.0, §3.7, §4): failurePolicy Fail,
+sideEffects None, timeoutSeconds 10, matchPolicy Exact, admissionReviewVersions [v1]. Where Grove selects
+all namespaces, we keep `kube-system` out for namespaced rules, so a broken operator can never block
+the cluster's own components. The `caBundle` is left out here: the operator injects it at runtime
+(`grove_operator.cabundle`), or a caller passes it in.
+
+Pure: no I/O except the generator at the bottom (`python -m webhook.registration --out deploy/webhooks`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from grove_api import constants as c
+from grove_api.operatorconfig import OperatorConfiguration
+from webhook import paths
+
+ADMISSION_API_VERSION = "admissionregistration.k8s.io/v1"
+MUTATING_KIND = "MutatingWebhookConfiguration"
+VALIDATING_KIND = "ValidatingWebhookConfiguration"
+SERVICE_PORT = 443
+TIMEOUT_SECONDS = 10
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+EXCLUDED_NAMESPACES = ("kube-system",)
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "deploy" / "webhooks"
+
+# (kind, configuration name): what `cabundle` patches and `kubectl get` finds.
+CONFIGURATIONS: tuple[tuple[str, str], ...] = (
+    (MUTATING_KIND, paths.DEFAULTING_CONFIG),
+    (VALIDATING_KIND, paths.VALIDATING_CONFIG),
+    (VALIDATING_KIND, paths.AUTHORIZER_CONFIG),
+    (VALIDATING_KIND, paths.CLUSTERTOPOLOGY_CONFIG),
+)
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where the apiserver reaches the webhook server."""
+
+    mode: Literal["service", "url"] = "service"
+    service_name: str = c.OPERATOR_NAME
+    namespace: str = "grove-system"
+    service_port: int = SERVICE_PORT
+    host: str = "127.0.0.1"
+    port: int = 2750
+
+    @classmethod
+    def from_config(cls, config: OperatorConfiguration) -> Target:
+        hooks = config.server.webhooks
+        return cls(
+            mode=hooks.mode,
+            service_name=hooks.service_name,
+            namespace=hooks.namespace,
+            host=hooks.host,
+            port=hooks.port,
+        )
+
+    def client_config(self, path: str, ca_bundle: bytes | None = None) -> dict[str, Any]:
+        if self.mode == "service":
+            out: dict[str, Any] = {
+                "service": {
+                    "name": self.service_name,
+                    "namespace": self.namespace,
+                    "port": self.service_port,
+                    "path": path,
+                }
+            }
+        elif self.mode == "url":
+            host = f"[{self.host}]" if ":" in self.host else self.host
+            out = {"url": f"https://{host}:{self.port}{path}"}
+        else:
+            raise ValueError(f"unknown webhook mode {self.mode!r}: expected 'service' or 'url'")
+        if ca_bundle:
+            out["caBundle"] = base64.b64encode(ca_bundle).decode()
+        return out
+
+
+def _rule(
+    group: str, versions: Sequence[str], resources: Sequence[str], ops: Sequence[str], scope: str
+) -> dict[str, Any]:
+    return {
+        "apiGroups": [group],
+        "apiVersions": list(versions),
+        "operations": list(ops),
+        "resources": list(resources),
+        "scope": scope,
+    }
+
+
+def _namespaced(
+    group: str, versions: Sequence[str], resources: Sequence[str], ops: Sequence[str]
+) -> dict[str, Any]:
+    return _rule(group, versions, resources, ops, "Namespaced")
+
+
+def not_in_namespaces(*namespaces: str) -> dict[str, Any]:
+    values = list(dict.fromkeys([*EXCLUDED_NAMESPACES, *namespaces]))
+    return {"matchExpressions": [{"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": values}]}
+
+
+NOT_KUBE_SYSTEM = not_in_namespaces()
+
+PCS_RULES = [_namespaced(c.GROUP, [c.VERSION], [c.PLURAL_PODCLIQUESET], ["CREATE", "UPDATE"])]
+UPDATE_DELETE = ["UPDATE", "DELETE"]
+ALL_WRITES = ["CREATE", "UPDATE", "DELETE"]
+AUTHORIZER_RULES = [
+    _namespaced("", ["v1"], ["secrets", "serviceaccounts", "services"], UPDATE_DELETE),
+    _namespaced("", ["v1"], ["pods"], ["UPDATE"]),
+    _namespaced("rbac.authorization.k8s.io", ["v1"], ["roles", "rolebindings"], UPDATE_DELETE),
+    _namespaced("autoscaling", ["v1", "v2"], ["horizontalpodautoscalers"], UPDATE_DELETE),
+    _namespaced(c.GROUP, [c.VERSION], [c.PLURAL_PODCLIQUE, c.PLURAL_PODCLIQUESCALINGGROUP], ALL_WRITES),
+    _namespaced(c.SCHEDULER_GROUP, [c.VERSION], [c.PLURAL_PODGANG], ALL_WRITES),
+]
+CLUSTERTOPOLOGY_RULES = [
+    _rule(c.GROUP, [c.VERSION], [c.PLURAL_CLUSTERTOPOLOGYBINDING], ["CREATE", "UPDATE"], "Cluster")
+]
+
+
+def _webhook(
+    name: str,
+    path: str,
+    rules: list[dict[str, Any]],
+    target: Target,
+    ca_bundle: bytes | None,
+    *,
+    namespace_selector: dict[str, Any],
+    object_selector: dict[str, Any] | None = None,
+    mutating: bool = False,
+) -> dict[str, Any]:
+    hook: dict[str, Any] = {
+        "name": name,
+        "admissionReviewVersions": ["v1"],
+        "clientConfig": target.client_config(path, ca_bundle),
+        "failurePolicy": "Fail",
+        "matchPolicy": "Exact",
+        "namespaceSelector": namespace_selector,
+        "objectSelector": object_selector or {},
+        "rules": rules,
+        "sideEffects": "None",
+        "timeoutSeconds": TIMEOUT_SECONDS,
+    }
+    if mutating:
+        hook["reinvocationPolicy"] = "Never"
+    return hook
+
+
+def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": ADMISSION_API_VERSION,
+        "kind": kind,
+        "metadata": {
+            "name": name,
+            "labels": {
+                c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE,
+                c.LABEL_PART_OF: "grove",
+                c.LABEL_COMPONENT: "webhook",
+            },
+        },
+        "webhooks": [webhook],
+    }
+
+
+def render(
+    target: Target, *, authorizer: bool = True, ca_bundle: bytes | None = None
+) -> list[dict[str, Any]]:
+    """The four configurations (three without the authorizer), in a stable order."""
+    docs = [
+        _configuration(
+            MUTATING_KIND,
+            paths.DEFAULTING_CONFIG,
+            _webhook(
+                paths.DEFAULTING_WEBHOOK,
+                paths.DEFAULT_PODCLIQUESET,
+                PCS_RULES,
+                target,
+                ca_bundle,
+                namespace_selector=NOT_KUBE_SYSTEM,
+                mutating=True,
+            ),
+        ),
+        _configuration(
+            VALIDATING_KIND,
+            paths.VALIDATING_CONFIG,
+            _webhook(
+                paths.VALIDATING_WEBHOOK,
+                paths.VALIDATE_PODCLIQUESET,
+                PCS_RULES,
+                target,
+                ca_bundle,
+                namespace_selector=NOT_KUBE_SYSTEM,
+            ),
+        ),
+    ]
+    if authorizer:
+        docs.append(
+            _configuration(
+                VALIDATING_KIND,
+                paths.AUTHORIZER_CONFIG,
+                _webhook(
+                    paths.AUTHORIZER_WEBHOOK,
+                    paths.AUTHORIZER,
+                    AUTHORIZER_RULES,
+                    target,
+                    ca_bundle,
+                    # Nor the operator's own namespace: its serving-certificate Secret carries the managed-by
+                    # label, and must stay writable while the webhook itself is unreachable (a new operator
+                    # renewing an expired certificate would otherwise be refused by its own webhook).
+                    namespace_selector=not_in_namespaces(target.namespace),
+                    object_selector={"matchLabels": {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}},
+                ),
+            )
+        )
+    docs.append(
+        _configuration(
+            VALIDATING_KIND,
+            paths.CLUSTERTOPOLOGY_CONFIG,
+            _webhook(
+                paths.CLUSTERTOPOLOGY_WEBHOOK,
+                paths.VALIDATE_CLUSTERTOPOLOGY,
+                CLUSTERTOPOLOGY_RULES,
+                target,
+                ca_bundle,
+                namespace_selector={},  # cluster-scoped: namespace selectors never apply
+            ),
+        )
+    )
+    return docs
+
+
+def configuration_names(*, authorizer: bool = True) -> list[tuple[str, str]]:
+    """(kind, name) of every configuration `render` produces."""
+    return [(kind, name) for kind, name in CONFIGURATIONS if authorizer or name != paths.AUTHORIZER_CONFIG]
+
+
+def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
+    return "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in docs)
+
+
+HEADER = "# Generated by `python -m webhook.registration` from webhook/registration.py; do not edit.\n"
+
+
+def files(target: Target | None = None) -> dict[str, str]:
+    """file name -> content of the service-mode rendering committed in deploy/webhooks/."""
+    docs = render(target or Target())
+    return {f"{doc['metadata']['name']}.yaml": HEADER + to_yaml([doc]) for doc in docs}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m webhook.registration",
+        description="Write the service-mode webhook configurations (or check that they are up to date).",
+    )
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"directory (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--check", action="store_true", help="fail if the files differ from the generated ones"
+    )
+    args = parser.parse_args(argv)
+    wanted = files()
+    if args.check:
+        stale = [
+            name
+            for name, text in wanted.items()
+            if not (args.out / name).is_file() or (args.out / name).read_text() != text
+        ]
+        extra = (
+            sorted(p.name for p in args.out.glob("*.yaml") if p.name not in wanted)
+            if args.out.is_dir()
+            else []
+        )
+        if stale or extra:
+            print(
+                f"stale webhook configurations in {args.out}: {stale + extra}; run `python -m webhook.registration`",
+                file=sys.stderr,
+            )
+            return 1
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    for name, text in wanted.items():
+        (args.out / name).write_text(text)
+        print(args.out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
