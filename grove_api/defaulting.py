@@ -54,36 +54,54 @@ class _Defaults:
         return (child, child_path) if isinstance(child, dict) else None
 
 
-def _clique(d: _Defaults, clique: dict[str, Any], path: str) -> None:
+def _clique(d: _Defaults, clique: dict[str, Any], path: str, before: dict[str, Any] | None = None) -> None:
     spec_found = d.obj(clique, path, "spec")
     if spec_found is None:
         return
     spec, sp = spec_found
     name = clique.get("name")
+    # On update, immutable fields left unset keep the value they had (an object stored before our
+    # webhooks existed may lack them); otherwise the defaults apply.
+    was = (before or {}).get("spec") or {}
     if name and isinstance(name, str):
-        d.ensure(spec, sp, "roleName", name, unset=(None, ""))
+        d.ensure(spec, sp, "roleName", was.get("roleName") or name, unset=(None, ""))
     pod_found = d.obj(spec, sp, "podSpec")
     if pod_found is not None:
         pod, pp = pod_found
         d.ensure(pod, pp, "restartPolicy", DEFAULT_RESTART_POLICY, unset=(None, ""))
         d.ensure(pod, pp, "terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS)
     replicas = d.ensure(spec, sp, "replicas", 1, unset=(None, 0))
-    d.ensure(spec, sp, "minAvailable", replicas)
+    d.ensure(spec, sp, "minAvailable", was.get("minAvailable") or replicas)
     scaling = spec.get("autoScalingConfig")
     if isinstance(scaling, dict):
         d.ensure(scaling, f"{sp}/autoScalingConfig", "minReplicas", replicas)
 
 
-def _scaling_group(d: _Defaults, group: dict[str, Any], path: str) -> None:
+def _scaling_group(
+    d: _Defaults, group: dict[str, Any], path: str, before: dict[str, Any] | None = None
+) -> None:
     replicas = d.ensure(group, path, "replicas", 1)
-    d.ensure(group, path, "minAvailable", 1)
+    d.ensure(group, path, "minAvailable", (before or {}).get("minAvailable") or 1)
     scaling = group.get("scaleConfig")
     if isinstance(scaling, dict):
         d.ensure(scaling, f"{path}/scaleConfig", "minReplicas", replicas)
 
 
-def default_patch(obj: dict[str, Any]) -> Patch:
-    """The JSON patch that applies every default to a PodCliqueSet document (empty if none is missing)."""
+def _by_name(template: Any, key: str) -> dict[str, dict[str, Any]]:
+    items = template.get(key) if isinstance(template, dict) else None
+    if not isinstance(items, list):
+        return {}
+    return {i["name"]: i for i in items if isinstance(i, dict) and isinstance(i.get("name"), str)}
+
+
+def default_patch(obj: dict[str, Any], old: dict[str, Any] | None = None) -> Patch:
+    """The JSON patch that applies every default to a PodCliqueSet document (empty if none is missing).
+
+    `old` is the stored object on UPDATE: immutable fields the new object leaves unset take its values.
+    """
+    old_template = default_podcliqueset(old).get("spec", {}).get("template", {}) if old else {}
+    old_cliques = _by_name(old_template, "cliques")
+    old_groups = _by_name(old_template, "podCliqueScalingGroups")
     d = _Defaults()
     metadata_found = d.obj(obj, "", "metadata")
     if metadata_found is not None:
@@ -102,12 +120,14 @@ def default_patch(obj: dict[str, Any]) -> Patch:
     if isinstance(cliques, list):
         for i, clique in enumerate(cliques):
             if isinstance(clique, dict):
-                _clique(d, clique, f"{tp}/cliques/{i}")
+                _clique(d, clique, f"{tp}/cliques/{i}", old_cliques.get(str(clique.get("name"))))
     groups = template.get("podCliqueScalingGroups")
     if isinstance(groups, list):
         for i, group in enumerate(groups):
             if isinstance(group, dict):
-                _scaling_group(d, group, f"{tp}/podCliqueScalingGroups/{i}")
+                _scaling_group(
+                    d, group, f"{tp}/podCliqueScalingGroups/{i}", old_groups.get(str(group.get("name")))
+                )
     d.ensure(template, tp, "terminationDelay", c.DEFAULT_TERMINATION_DELAY)
     d.ensure(template, tp, "headlessServiceConfig", {"publishNotReadyAddresses": True})
     return d.ops

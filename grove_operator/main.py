@@ -11,13 +11,13 @@ ServiceAccount is used. Exit codes: 0 after a graceful shutdown, 2 for a bad con
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 import sys
 from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
+import uvloop
 from pydantic import ValidationError
 
 from grove_api.operatorconfig import OperatorConfiguration, load
@@ -96,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not args.webhooks_only:
         log.info("controllers are not implemented yet: serving the webhooks only")
     try:
-        return asyncio.run(_main(args, config, username))
+        # uvloop: the webhook's per-request overhead is the event loop's; it roughly halves it.
+        return uvloop.run(_main(args, config, username))
     except KeyboardInterrupt:
         return 0
     except Exception as err:

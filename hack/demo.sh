@@ -12,6 +12,9 @@ step "local cluster (etcd, kube-apiserver, kube-scheduler, kube-controller-manag
 grove-cluster up --nodes "${DEMO_NODES:-20}"
 export KUBECONFIG="$GROVE_STATE_DIR/kubeconfig"
 
+step "grove-operator (webhooks), restarted so it runs this checkout's code"
+grove-cluster operator restart
+
 step "Grove CRDs"
 kubectl apply --server-side --force-conflicts -f deploy/crds/
 kubectl wait --for condition=established --timeout=60s -f deploy/crds/ >/dev/null

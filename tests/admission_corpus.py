@@ -1314,6 +1314,26 @@ CASES += [
         ("INVALID@" + f"{C0}.spec.minAvailable",),
         old=stored(BASE),
     ),
+    Case(
+        "update: object stored without defaults (by Grove, or before our webhooks) stays updatable",
+        pcs(
+            replicas=2,
+            cliques=[clique("a", role="", min_available=None), clique("b", role="", min_available=None)],
+        ),
+        old=pcs(cliques=[clique("a", role="", min_available=None), clique("b", role="", min_available=None)]),
+    ),
+    Case(
+        "update: clique replicas change keeps a never-set minAvailable",
+        pcs(cliques=[clique("a", role="", replicas=3, min_available=None), clique("b", role="")]),
+        old=pcs(cliques=[clique("a", role="", replicas=2, min_available=None), clique("b", role="")]),
+    ),
+    Case(
+        "update: a never-set minAvailable is immutable once defaulted",
+        pcs(cliques=[clique("a", role="", replicas=2, min_available=1), clique("b", role="")]),
+        ("INVALID@" + f"{C0}.spec.minAvailable",),
+        old=pcs(cliques=[clique("a", role="", replicas=2, min_available=None), clique("b", role="")]),
+        contains=("(was 2)",),
+    ),
     # topology on update (TestValidateUpdateTopology…)
     Case(
         "update: topology unchanged",

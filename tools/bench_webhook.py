@@ -159,14 +159,14 @@ async def end_to_end(info: Any, n: int) -> dict[str, Any]:
         await _until(webhook_active)
         await _create_latencies(objects, ns, 20, "warm")
         with_webhooks = await _create_latencies(objects, ns, n, "with")
-        saved = {
-            name: await (
-                reg.read_mutating_webhook_configuration(name, _preload_content=False)
+        saved = {}
+        for kind, name in CONFIG_KINDS:
+            read = (
+                reg.read_mutating_webhook_configuration
                 if kind.startswith("Mutating")
-                else reg.read_validating_webhook_configuration(name, _preload_content=False)
-            ).json()
-            for kind, name in CONFIG_KINDS
-        }
+                else reg.read_validating_webhook_configuration
+            )
+            saved[name] = api.sanitize_for_serialization(await read(name))
         for kind, name in CONFIG_KINDS:
             if kind.startswith("Mutating"):
                 await reg.delete_mutating_webhook_configuration(name)

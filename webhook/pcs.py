@@ -54,7 +54,8 @@ class DefaultingHandler:
         if isinstance(parsed, list):
             return _invalid(parsed)
         assert request.object is not None
-        return patched(default_patch(request.object))
+        old = request.old_object if request.operation == "UPDATE" else None
+        return patched(default_patch(request.object, old))
 
 
 class ValidatingHandler:

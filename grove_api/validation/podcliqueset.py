@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.defaulting import default_podcliqueset
 from grove_api.fielderrors import (
     FieldError,
     duplicate,
@@ -618,7 +619,10 @@ def validate_create(pcs: PodCliqueSet, ctx: Context | None = None) -> Result:
 
 
 def validate_update(new: PodCliqueSet, old: PodCliqueSet, ctx: Context | None = None) -> Result:
+    """`old` is compared with its defaults applied: an object stored before our webhooks existed (or by
+    Grove, which leaves roleName empty) is judged by the values the operator acts on."""
     ctx = ctx or Context()
+    old = PodCliqueSet.from_dict(default_podcliqueset(old.to_dict()))
     result = Result()
     result.errors += validate_metadata(new)
     result.extend(_validate_template_fields(new, False, ctx))
