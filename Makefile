@@ -51,7 +51,7 @@ bench-webhook: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator
+	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler
 	$(PY) -m webhook.registration --check
 	$(PY) -m grove_api.crdgen --check
 

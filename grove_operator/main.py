@@ -1,4 +1,4 @@
-"""`grove-operator`: serve Grove's admission webhooks (controllers follow in a later issue).
+"""`grove-operator`: Grove's admission webhooks and controllers in one process.
 
     grove-operator --config /etc/grove-operator/config/config.yaml           # in a pod
     grove-operator --config config.yaml --kubeconfig operator.kubeconfig     # outside the cluster
@@ -36,12 +36,12 @@ def version() -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="grove-operator", description="Grove's operator: admission webhooks."
+        prog="grove-operator", description="Grove's operator: admission webhooks and controllers."
     )
     parser.add_argument("--config", type=Path, help="OperatorConfiguration YAML (default: built-in defaults)")
     parser.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster ServiceAccount)")
     parser.add_argument(
-        "--webhooks-only", action="store_true", help="serve the webhooks only (no controllers yet)"
+        "--webhooks-only", action="store_true", help="serve the admission webhooks only (no controllers)"
     )
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return parser
@@ -59,7 +59,7 @@ async def _main(args: argparse.Namespace, config: OperatorConfiguration, usernam
 
     client = await kube.api_client(args.kubeconfig, config)
     async with client:
-        operator = Operator(config, client, reconciler_username=username)
+        operator = Operator(config, client, reconciler_username=username, controllers=not args.webhooks_only)
         return await run(operator)
 
 
@@ -93,8 +93,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             "identity": username,
         },
     )
-    if not args.webhooks_only:
-        log.info("controllers are not implemented yet: serving the webhooks only")
     try:
         # uvloop: the webhook's per-request overhead is the event loop's; it roughly halves it.
         return uvloop.run(_main(args, config, username))

@@ -27,6 +27,8 @@ from certs.manager import CertError, CertManager
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import kube
 from grove_operator.health import HealthServer
+from reconciler.kube.client import KubeClient
+from reconciler.manager import Manager
 from webhook import authorizer, clustertopology, paths, pcs
 from webhook.admission import Handler
 from webhook.server import WebhookServer
@@ -37,6 +39,7 @@ log = logging.getLogger(__name__)
 INJECT_RETRY = 2.0  # seconds between failed caBundle injections at startup
 RECHECK_INTERVAL = 60.0  # seconds between caBundle checks once running
 DRAIN_SECONDS = 10.0
+RESTART_PAUSE = 5.0  # seconds before the reconciler is restarted after a crash
 
 
 def build_handlers(
@@ -88,6 +91,7 @@ class Operator:
         *,
         reconciler_username: str | None,
         handlers: Mapping[str, Handler] | None = None,
+        controllers: bool = True,
     ) -> None:
         self.config = config
         self.client = client
@@ -104,6 +108,8 @@ class Operator:
         self.server: WebhookServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inject_lock = asyncio.Lock()
+        self.controllers = controllers
+        self.manager: Manager | None = None
 
     # -- caBundle ----------------------------------------------------------------------------------------
 
@@ -199,6 +205,22 @@ class Operator:
         self._spawn(self._recheck(), "cabundle-recheck")
         self.readiness.reason = ""
         log.info("grove-operator ready", extra={"webhooks": sorted(self.handlers)})
+        if self.controllers:
+            self.manager = Manager(KubeClient(self.client), self.config)
+            self._spawn(self._reconcile_forever(self.manager), "reconciler")
+
+    async def _reconcile_forever(self, manager: Manager) -> None:
+        """The controllers; a crash (a bug, or the apiserver gone for long) restarts them after a pause."""
+        while True:
+            try:
+                await manager.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reconciler failed; restarting it in %.0f s", RESTART_PAUSE)
+                await asyncio.sleep(RESTART_PAUSE)
+                manager = self.manager = Manager(KubeClient(self.client), self.config)
 
     async def stop(self) -> None:
         self.readiness.reason = "shutting down"

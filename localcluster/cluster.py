@@ -192,6 +192,11 @@ def _apiserver_argv(binary: Path, state_dir: Path, creds: Credentials, p: _Ports
     ]
 
 
+def _component_kubeconfig(state_dir: Path, server: str, creds: Credentials, user: str) -> Path:
+    name = user.replace("system:", "")
+    return credentials.write_kubeconfig(state_dir / f"{name}.kubeconfig", server, creds, user)
+
+
 def _client_flags(kubeconfig: Path) -> list[str]:
     return [
         f"--kubeconfig={kubeconfig}",
@@ -335,10 +340,15 @@ def _start_all(
         _start(
             info,
             "kube-controller-manager",
-            _controller_manager_argv(bins.kube_controller_manager, kubeconfig, creds),
+            _controller_manager_argv(
+                bins.kube_controller_manager,
+                _component_kubeconfig(state_dir, server, creds, "system:kube-controller-manager"),
+                creds,
+            ),
             None,
         )
-        _start(info, "kube-scheduler", _scheduler_argv(bins.kube_scheduler, kubeconfig), None)
+        scheduler_kubeconfig = _component_kubeconfig(state_dir, server, creds, "system:kube-scheduler")
+        _start(info, "kube-scheduler", _scheduler_argv(bins.kube_scheduler, scheduler_kubeconfig), None)
         configs = _stage_configs(state_dir, kwok_configs)
         # kwok always loads ~/.kwok/kwok.yaml when it exists; a private HOME keeps a user's file out.
         kwok_home = state_dir / "kwok-home"

@@ -42,6 +42,11 @@ class Credentials:
     sa_key: Path
     sa_pub: Path
 
+    def component(self, user: str) -> tuple[Path, Path]:
+        """Client certificate and key of a control-plane component identity (see COMPONENT_USERS)."""
+        stem = user.replace("system:", "")
+        return self.ca_cert.parent / f"{stem}.crt", self.ca_cert.parent / f"{stem}.key"
+
     @classmethod
     def in_dir(cls, pki: Path) -> Credentials:
         return cls(
@@ -54,6 +59,12 @@ class Credentials:
             sa_key=pki / "sa.key",
             sa_pub=pki / "sa.pub",
         )
+
+
+# Control-plane components run as their own users, bound by the apiserver's bootstrap RBAC (as on kubeadm
+# clusters), not as the admin: the operator's managed-resource protection tells them apart from a user
+# (system:kube-controller-manager is exempt, so its token controller can fill grove-initc's Secrets).
+COMPONENT_USERS = ("system:kube-controller-manager", "system:kube-scheduler")
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
@@ -82,6 +93,9 @@ def generate(pki: Path) -> Credentials:
         (serving, creds.apiserver_cert, creds.apiserver_key),
         (admin, creds.admin_cert, creds.admin_key),
     ]
+    for user in COMPONENT_USERS:
+        pair = issue(ca, user, valid_for=VALIDITY, server=False, client=True)
+        pairs.append((pair, *creds.component(user)))
     for pair, cert_path, key_path in pairs:
         _write(cert_path, pair.cert_pem)
         _write(key_path, pair.key_pem, private=True)
@@ -94,8 +108,10 @@ def _b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
 
 
-def kubeconfig(server: str, creds: Credentials) -> dict[str, object]:
-    """An admin kubeconfig with the certificates embedded, so it stays valid when copied elsewhere."""
+def kubeconfig(server: str, creds: Credentials, user: str = "admin") -> dict[str, object]:
+    """A kubeconfig with the certificates embedded, so it stays valid when copied elsewhere: the admin's, or
+    a control-plane component's (`user` one of COMPONENT_USERS)."""
+    cert, key = (creds.admin_cert, creds.admin_key) if user == "admin" else creds.component(user)
     return {
         "apiVersion": "v1",
         "kind": "Config",
@@ -109,8 +125,8 @@ def kubeconfig(server: str, creds: Credentials) -> dict[str, object]:
             {
                 "name": "admin",
                 "user": {
-                    "client-certificate-data": _b64(creds.admin_cert),
-                    "client-key-data": _b64(creds.admin_key),
+                    "client-certificate-data": _b64(cert),
+                    "client-key-data": _b64(key),
                 },
             }
         ],
@@ -120,8 +136,8 @@ def kubeconfig(server: str, creds: Credentials) -> dict[str, object]:
     }
 
 
-def write_kubeconfig(path: Path, server: str, creds: Credentials) -> Path:
-    """Write the admin kubeconfig (mode 0600: it holds a cluster-admin key)."""
-    path.write_text(yaml.safe_dump(kubeconfig(server, creds), sort_keys=False))
+def write_kubeconfig(path: Path, server: str, creds: Credentials, user: str = "admin") -> Path:
+    """Write a kubeconfig (mode 0600: it holds a private key)."""
+    path.write_text(yaml.safe_dump(kubeconfig(server, creds, user), sort_keys=False))
     os.chmod(path, 0o600)
     return path

@@ -353,7 +353,6 @@ def _argv(info: ClusterInfo) -> list[str]:
         "grove_operator.main",
         f"--config={config_path(info)}",
         f"--kubeconfig={kubeconfig_path(info)}",
-        "--webhooks-only",
     ]
 
 
@@ -552,6 +551,16 @@ def stop(state_dir: Path | None = None) -> list[int]:
     """Stop the operator: its webhooks then fail (failurePolicy Fail) until it is started again."""
     with _locked(state_dir) as info:
         return _stop(info)
+
+
+def kill(state_dir: Path | None = None) -> list[int]:
+    """SIGKILL the operator, as a crash would (no drain, no cleanup); `start` brings it back."""
+    with _locked(state_dir) as info:
+        pids = stray_pids(info.state_dir)
+        survivors = processes.kill(pids, _marker(info.state_dir))
+        if survivors:
+            raise ComponentFailed(f"could not kill grove-operator pids {survivors}")
+        return pids
 
 
 def restart(state_dir: Path | None = None, progress: Progress = _quiet) -> OperatorState:

@@ -123,6 +123,14 @@ def stop(pids: Iterable[int], marker: str, grace: float = 3.0) -> list[int]:
     return wait_gone(left, 10.0)
 
 
+def kill(pids: Iterable[int], marker: str) -> list[int]:
+    """SIGKILL our processes among `pids` at once (a crash, for fault-injection tests); returns survivors."""
+    ours = [pid for pid in pids if belongs_to(pid, marker)]
+    for pid in ours:
+        _signal(pid, signal.SIGKILL)
+    return wait_gone(ours, 10.0)
+
+
 def log_tail(log_file: Path, lines: int = 30) -> str:
     """The last `lines` lines of a log file ('' if missing)."""
     try:

@@ -2,7 +2,8 @@
 
 Users (here the cluster admin, via kubectl) cannot create, change or delete what the operator manages for a
 PodCliqueSet; the operator's own ServiceAccount (`<state>/operator.kubeconfig`) and the garbage collector
-can. The reconciler does not exist yet, so the managed objects are made directly, as the operator.
+can. The objects are made directly, as the operator, under names the reconciler never generates (and
+without a controller ownerReference), so the running reconciler leaves them alone.
 """
 
 from __future__ import annotations
@@ -83,12 +84,13 @@ def make_pcs(
 
 
 def owner(pcs: dict[str, Any]) -> dict[str, Any]:
+    """A non-controller owner: the garbage collector cascades, the reconciler does not adopt or prune."""
     return {
         "apiVersion": c.API_VERSION,
         "kind": c.KIND_PODCLIQUESET,
         "name": pcs["metadata"]["name"],
         "uid": pcs["metadata"]["uid"],
-        "controller": True,
+        "controller": False,
         "blockOwnerDeletion": True,
     }
 
@@ -198,15 +200,15 @@ def test_admin_cannot_create_managed_objects(
     kubeconfig: Path, namespace: str, pcs_name: str, kind: str
 ) -> None:
     doc = (
-        podclique(namespace, f"{pcs_name}-0-worker", pcs_name)
+        podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name)
         if kind == "PodClique"
-        else podgang(namespace, f"{pcs_name}-0", pcs_name)
+        else podgang(namespace, f"{pcs_name}-hand-pg", pcs_name)
     )
     ok, out = run(kubeconfig, "create", "-f", "-", doc=doc)
     assert not ok
     assert_refused(out, "create", doc, pcs_name)
     if kind == "PodClique":
-        assert f"kubectl scale pclq {pcs_name}-0-worker -n {namespace} --replicas=N" in out
+        assert f"kubectl scale pclq {pcs_name}-hand-pclq -n {namespace} --replicas=N" in out
     assert not exists(kubeconfig, doc), "a refused create must store nothing"
 
 
@@ -214,9 +216,9 @@ def test_admin_cannot_update_or_delete_managed_objects(
     kubeconfig: Path, as_operator: Path, namespace: str, pcs_name: str, cleanup: list[dict[str, Any]]
 ) -> None:
     docs = [
-        podclique(namespace, f"{pcs_name}-0-worker", pcs_name),
-        podgang(namespace, f"{pcs_name}-0", pcs_name),
-        service(namespace, pcs_name, pcs_name),
+        podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name),
+        podgang(namespace, f"{pcs_name}-hand-pg", pcs_name),
+        service(namespace, f"{pcs_name}-hand-svc", pcs_name),
     ]
     for doc in docs:
         cleanup.append(doc)
@@ -238,10 +240,10 @@ def test_operator_identity_may_create_update_delete(
     who = kubectl(as_operator, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
     assert who == "system:serviceaccount:grove-system:grove-operator"
     docs = [
-        podclique(namespace, f"{pcs_name}-0-worker", pcs_name),
-        podgang(namespace, f"{pcs_name}-0", pcs_name),
-        service(namespace, pcs_name, pcs_name),
-        pod(namespace, f"{pcs_name}-0-worker-abcde", pcs_name),
+        podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name),
+        podgang(namespace, f"{pcs_name}-hand-pg", pcs_name),
+        service(namespace, f"{pcs_name}-hand-svc", pcs_name),
+        pod(namespace, f"{pcs_name}-hand-pod", pcs_name),
     ]
     for doc in docs:
         kubectl(as_operator, "create", "-f", "-", stdin=yaml.safe_dump(doc))
@@ -253,7 +255,7 @@ def test_operator_identity_may_create_update_delete(
 def test_scale_subresource_still_works(
     kubeconfig: Path, as_operator: Path, namespace: str, pcs_name: str, cleanup: list[dict[str, Any]]
 ) -> None:
-    doc = podclique(namespace, f"{pcs_name}-0-worker", pcs_name)
+    doc = podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name)
     cleanup.append(doc)
     kubectl(as_operator, "create", "-f", "-", stdin=yaml.safe_dump(doc))
     kubectl(kubeconfig, "scale", "pclq", doc["metadata"]["name"], "-n", namespace, "--replicas=3")
@@ -266,7 +268,7 @@ def test_scale_subresource_still_works(
 def test_managed_pods_can_be_deleted_but_not_changed(
     kubeconfig: Path, as_operator: Path, namespace: str, pcs_name: str, cleanup: list[dict[str, Any]]
 ) -> None:
-    doc = pod(namespace, f"{pcs_name}-0-worker-abcde", pcs_name)
+    doc = pod(namespace, f"{pcs_name}-hand-pod", pcs_name)
     cleanup.append(doc)
     kubectl(as_operator, "create", "-f", "-", stdin=yaml.safe_dump(doc))
     ok, out = run(kubeconfig, "label", "pod", doc["metadata"]["name"], "-n", namespace, "touched=yes")
@@ -278,13 +280,13 @@ def test_managed_pods_can_be_deleted_but_not_changed(
 def test_opt_out_annotation_allows_everything(kubeconfig: Path, namespace: str) -> None:
     name = f"pcs-{uuid.uuid4().hex[:5]}"
     make_pcs(kubeconfig, namespace, name, {c.ANNOTATION_DISABLE_PROTECTION: "true"})
-    for doc in (podclique(namespace, f"{name}-0-worker", name), podgang(namespace, f"{name}-0", name)):
+    for doc in (podclique(namespace, f"{name}-hand-pclq", name), podgang(namespace, f"{name}-hand-pg", name)):
         kubectl(kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(doc))
         kubectl(kubeconfig, "label", short(doc), doc["metadata"]["name"], "-n", namespace, "touched=yes")
         kubectl(kubeconfig, "delete", short(doc), doc["metadata"]["name"], "-n", namespace)
-    doc = service(namespace, name, name)
+    doc = service(namespace, f"{name}-hand-svc", name)
     kubectl(kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(doc))
-    kubectl(kubeconfig, "delete", "service", name, "-n", namespace)
+    kubectl(kubeconfig, "delete", "service", f"{name}-hand-svc", "-n", namespace)
 
 
 def test_objects_without_a_known_parent_are_allowed_with_a_warning(kubeconfig: Path, namespace: str) -> None:
@@ -301,7 +303,7 @@ def test_objects_without_a_known_parent_are_allowed_with_a_warning(kubeconfig: P
 
 def test_unmanaged_objects_are_not_intercepted(kubeconfig: Path, namespace: str, pcs_name: str) -> None:
     """The objectSelector: without managed-by the webhook is not even called (a PCS label alone is not enough)."""
-    doc = podclique(namespace, f"{pcs_name}-0-worker", pcs_name)
+    doc = podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name)
     del doc["metadata"]["labels"][c.LABEL_MANAGED_BY]
     kubectl(kubeconfig, "create", "-f", "-", stdin=yaml.safe_dump(doc))
     kubectl(kubeconfig, "delete", "pclq", doc["metadata"]["name"], "-n", namespace)
@@ -316,8 +318,8 @@ async def test_garbage_collector_deletes_children_of_a_deleted_podcliqueset(
     name = f"pcs-{uuid.uuid4().hex[:5]}"
     pcs = make_pcs(kubeconfig, namespace, name)
     children = [
-        podclique(namespace, f"{name}-0-worker", name, [owner(pcs)]),
-        podclique(namespace, f"{name}-1-worker", name, [owner(pcs)]),
+        podclique(namespace, f"{name}-gc-a", name, [owner(pcs)]),
+        podclique(namespace, f"{name}-gc-b", name, [owner(pcs)]),
     ]
     for doc in children:
         kubectl(as_operator, "create", "-f", "-", stdin=yaml.safe_dump(doc))

@@ -1,0 +1,154 @@
+"""The reconciler at run time: informers feed one work queue keyed by PodCliqueSet; workers turn a
+snapshot of the caches into a plan and run it.
+
+Every child of a PodCliqueSet carries `app.kubernetes.io/part-of=<pcs>`, so any event maps to exactly one
+key `(namespace, pcs)`; the queue deduplicates bursts (a thousand pod events become a handful of passes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from grove_api import constants as c
+from grove_api.defaulting import default_podcliqueset
+from grove_api.operatorconfig import OperatorConfiguration
+from reconciler.kube import resources
+from reconciler.kube.client import KubeClient
+from reconciler.kube.executor import Executor, Expectations
+from reconciler.kube.informer import Informer
+from reconciler.kube.workqueue import WorkQueue, run_workers
+from reconciler.planner.plan import plan
+from reconciler.planner.snapshot import Obj, Snapshot
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, PodCliqueSet name)
+MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}
+# Children the snapshot holds, by the Snapshot field they fill.
+CHILDREN: dict[str, resources.Resource] = {
+    "podcliques": resources.PODCLIQUE,
+    "scaling_groups": resources.PODCLIQUESCALINGGROUP,
+    "podgangs": resources.PODGANG,
+    "pods": resources.POD,
+    "services": resources.SERVICE,
+    "service_accounts": resources.SERVICE_ACCOUNT,
+    "roles": resources.ROLE,
+    "role_bindings": resources.ROLE_BINDING,
+    "secrets": resources.SECRET,
+    "hpas": resources.HPA,
+}
+
+
+class ReconcileError(Exception):
+    """Some actions of a pass failed; the key is retried with backoff."""
+
+
+@dataclass
+class Stats:
+    passes: int = 0
+    actions: int = 0
+    failures: int = 0
+
+
+class Manager:
+    def __init__(self, client: KubeClient, config: OperatorConfiguration) -> None:
+        self.client = client
+        self.config = config
+        self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
+        self.expectations = Expectations()
+        self.executor = Executor(client, concurrency=32, expectations=self.expectations)
+        self.stats = Stats()
+        self.podcliquesets = Informer(client, resources.PODCLIQUESET, on_event=self._on_podcliqueset)
+        self.children = {
+            field: Informer(
+                client,
+                resource,
+                # Pods and core objects of other workloads are not cached: only what we manage.
+                label_selector=MANAGED,
+                on_event=self._on_pod if resource is resources.POD else self._on_child,
+            )
+            for field, resource in CHILDREN.items()
+        }
+
+    # -- events -> keys --------------------------------------------------------------------------------
+
+    def _on_podcliqueset(self, event: str, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
+
+    def _on_child(self, event: str, obj: Obj) -> None:
+        meta = obj.get("metadata", {})
+        pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
+        if pcs:
+            self.queue.add((meta.get("namespace", ""), pcs))
+
+    def _on_pod(self, event: str, obj: Obj) -> None:
+        self.expectations.observe(obj, deleted=event == "DELETED")
+        self._on_child(event, obj)
+
+    # -- one pass --------------------------------------------------------------------------------------
+
+    def snapshot(self, key: Key) -> Snapshot | None:
+        namespace, name = key
+        pcs = self.podcliquesets.get(namespace, name)
+        if pcs is None:
+            return None
+        pcs = {"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, **pcs}
+        defaulted = default_podcliqueset(pcs)
+        defaulted["metadata"] = pcs["metadata"]
+        found: dict[str, Any] = {}
+        for field, informer in self.children.items():
+            objs = informer.by_label(c.LABEL_PART_OF, name, namespace=namespace)
+            found[field] = objs if field == "pods" else {o["metadata"]["name"]: o for o in objs}
+        pending = frozenset(
+            pclq for pclq in found["podcliques"] if self.expectations.pending(f"{namespace}/{pclq}")
+        )
+        return Snapshot(pcs=defaulted, now=datetime.now(UTC), pending=pending, **found)
+
+    async def reconcile(self, key: Key) -> float | None:
+        snap = self.snapshot(key)
+        if snap is None:
+            return None
+        started = time.perf_counter()
+        result = plan(snap)
+        self.stats.passes += 1
+        if not result.actions:
+            return result.requeue_after
+        report = await self.executor.run(result.actions)
+        self.stats.actions += len(result.actions)
+        log.info(
+            "reconciled",
+            extra={
+                "podcliqueset": f"{key[0]}/{key[1]}",
+                "actions": len(result.actions),
+                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "ok": report.ok,
+            },
+        )
+        if not report.ok:
+            self.stats.failures += 1
+            raise ReconcileError(report.summary())
+        return result.requeue_after
+
+    # -- lifecycle -------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync every cache, queue every PodCliqueSet, then work until cancelled."""
+        informers = [self.podcliquesets, *self.children.values()]
+        await asyncio.gather(*(i.start() for i in informers))
+        log.info("caches synced", extra={"informers": [repr(i) for i in informers]})
+        for pcs in self.podcliquesets.list():
+            self._on_podcliqueset("SYNC", pcs)
+        try:
+            await run_workers(
+                self.queue, self.reconcile, self.config.controllers.pod_clique_set.concurrent_syncs
+            )
+        finally:
+            self.queue.shutdown()
+            for informer in informers:
+                informer.stop()

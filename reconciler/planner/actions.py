@@ -1,0 +1,71 @@
+"""What the planner asks the executor to do. Plain data: the executor maps kinds to API calls."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Ref:
+    """An object's identity (namespaced unless `namespace` is empty)."""
+
+    api_version: str
+    kind: str
+    namespace: str
+    name: str
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> Ref:
+        meta = obj.get("metadata", {})
+        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta.get("name", ""))
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+
+
+@dataclass(frozen=True)
+class Create:
+    """POST the object. AlreadyExists counts as done (the cache was behind). `generateName` objects
+    (pods) are created as given; the executor records the created object's name and uid."""
+
+    obj: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Apply:
+    """Server-side apply of the fields we own (field manager grove-operator, force)."""
+
+    obj: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class Delete:
+    """DELETE with a uid precondition (so a newer object of the same name is never deleted); NotFound is
+    success. Propagation: background."""
+
+    ref: Ref
+    uid: str = ""
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class PatchStatus:
+    """JSON merge patch of the status subresource."""
+
+    ref: Ref
+    status: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RemoveFinalizer:
+    """Remove one finalizer (JSON patch with a resourceVersion test)."""
+
+    ref: Ref
+    finalizer: str
+    resource_version: str = ""
+
+
+Action = Create | Apply | Delete | PatchStatus | RemoveFinalizer

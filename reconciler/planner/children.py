@@ -1,0 +1,363 @@
+"""The desired children of a PodCliqueSet: PodCliques, scaling groups, Services, RBAC for grove-initc, HPAs.
+
+Names and labels are Grove's (reference §0). Each function returns full objects; the planner compares them
+with what exists and writes only differences. `spec.replicas` of a PodClique or scaling group comes from
+the template only when the object is created: afterwards `kubectl scale` and HPAs own it.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from grove_api import constants as c
+from grove_api import naming
+from grove_api.hashing import pod_template_hash
+
+from .snapshot import Obj, Snapshot, uid_of
+
+API_V1 = "v1"
+RBAC_V1 = "rbac.authorization.k8s.io/v1"
+
+
+def default_labels(pcs: str) -> dict[str, str]:
+    return {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE, c.LABEL_PART_OF: pcs}
+
+
+def owner_ref(owner: Obj) -> dict[str, Any]:
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def _meta(
+    snap: Snapshot, name: str, labels: dict[str, str], owner: Obj, annotations: dict[str, str] | None = None
+) -> Obj:
+    meta: Obj = {
+        "name": name,
+        "namespace": snap.namespace,
+        "labels": labels,
+        "ownerReferences": [owner_ref(owner)],
+    }
+    if annotations:
+        meta["annotations"] = annotations
+    return meta
+
+
+def cliques_by_name(snap: Snapshot) -> dict[str, Obj]:
+    return {str(q["name"]): q for q in snap.template.get("cliques") or []}
+
+
+def group_configs(snap: Snapshot) -> list[Obj]:
+    return list(snap.template.get("podCliqueScalingGroups") or [])
+
+
+def group_of_clique(snap: Snapshot) -> dict[str, Obj]:
+    return {name: g for g in group_configs(snap) for name in g.get("cliqueNames") or []}
+
+
+def standalone_cliques(snap: Snapshot) -> list[Obj]:
+    grouped = group_of_clique(snap)
+    return [q for q in snap.template.get("cliques") or [] if q["name"] not in grouped]
+
+
+def template_hash(snap: Snapshot, clique: Obj) -> str:
+    return pod_template_hash(clique, snap.template.get("priorityClassName"))
+
+
+def _dependency_names(snap: Snapshot, clique_name: str, replica: int) -> list[str]:
+    """FQNs of the base-gang PodCliques of a clique (§4.1 dep())."""
+    group = group_of_clique(snap).get(clique_name)
+    if group is None:
+        return [naming.standalone_podclique(snap.name, replica, clique_name)]
+    return [
+        naming.scaling_group_podclique(snap.name, replica, group["name"], k, clique_name)
+        for k in range(int(group.get("minAvailable") or 1))
+    ]
+
+
+def starts_after(
+    snap: Snapshot, clique: Obj, replica: int, group: Obj | None = None, group_replica: int = 0
+) -> list[str]:
+    """The PodClique's startsAfter as FQNs, from cliqueStartupType (reference §4.1)."""
+    startup = snap.template.get("cliqueStartupType") or c.STARTUP_ANY_ORDER
+    cliques = [q["name"] for q in snap.template.get("cliques") or []]
+    name = clique["name"]
+    scaled = group is not None and group_replica >= int(group.get("minAvailable") or 1)
+    if startup == c.STARTUP_IN_ORDER:
+        position = cliques.index(name)
+        if position == 0:
+            return []
+        previous = cliques[position - 1]
+        if not scaled:
+            return _dependency_names(snap, previous, replica)
+        assert group is not None
+        if previous in (group.get("cliqueNames") or []):
+            return [
+                naming.scaling_group_podclique(snap.name, replica, group["name"], group_replica, previous)
+            ]
+        return []
+    if startup == c.STARTUP_EXPLICIT:
+        deps = clique.get("spec", {}).get("startsAfter") or []
+        if not scaled:
+            return [fqn for d in deps for fqn in _dependency_names(snap, d, replica)]
+        assert group is not None
+        return [
+            naming.scaling_group_podclique(snap.name, replica, group["name"], group_replica, d)
+            for d in deps
+            if d in (group.get("cliqueNames") or [])
+        ]
+    return []
+
+
+def _clique_spec(clique: Obj, existing: Obj | None, deps: list[str]) -> Obj:
+    spec: Obj = copy.deepcopy(clique.get("spec", {}))
+    if existing is not None and existing.get("spec", {}).get("replicas") is not None:
+        spec["replicas"] = existing["spec"]["replicas"]
+    if deps:
+        spec["startsAfter"] = deps
+    else:
+        spec.pop("startsAfter", None)
+    return spec
+
+
+def _clique_annotations(clique: Obj) -> dict[str, str]:
+    annotations = dict(clique.get("annotations") or {})
+    annotations.pop(c.ANNOTATION_TOPOLOGY_NAME, None)
+    return annotations
+
+
+def standalone_podcliques(snap: Snapshot) -> list[Obj]:
+    out = []
+    for i in range(snap.replicas):
+        for clique in standalone_cliques(snap):
+            name = naming.standalone_podclique(snap.name, i, clique["name"])
+            labels = {
+                **(clique.get("labels") or {}),
+                **default_labels(snap.name),
+                c.LABEL_NAME: name,
+                c.LABEL_COMPONENT: c.COMPONENT_PCS_PODCLIQUE,
+                c.LABEL_PCS_REPLICA_INDEX: str(i),
+                c.LABEL_PODGANG: naming.base_podgang(snap.name, i),
+                c.LABEL_POD_TEMPLATE_HASH: template_hash(snap, clique),
+            }
+            out.append(
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND_PODCLIQUE,
+                    "metadata": _meta(snap, name, labels, snap.pcs, _clique_annotations(clique)),
+                    "spec": _clique_spec(clique, snap.podcliques.get(name), starts_after(snap, clique, i)),
+                }
+            )
+    return out
+
+
+def scaling_groups(snap: Snapshot) -> list[Obj]:
+    out = []
+    for i in range(snap.replicas):
+        for group in group_configs(snap):
+            name = naming.scaling_group(snap.name, i, group["name"])
+            existing = snap.scaling_groups.get(name)
+            replicas = existing["spec"].get("replicas") if existing else None
+            labels = {
+                **default_labels(snap.name),
+                c.LABEL_NAME: name,
+                c.LABEL_COMPONENT: c.COMPONENT_PCSG,
+                c.LABEL_PCS_REPLICA_INDEX: str(i),
+            }
+            out.append(
+                {
+                    "apiVersion": c.API_VERSION,
+                    "kind": c.KIND_PODCLIQUESCALINGGROUP,
+                    "metadata": _meta(snap, name, labels, snap.pcs, dict(group.get("annotations") or {})),
+                    "spec": {
+                        "replicas": replicas if replicas is not None else int(group.get("replicas") or 1),
+                        "minAvailable": int(group.get("minAvailable") or 1),
+                        "cliqueNames": list(group.get("cliqueNames") or []),
+                    },
+                }
+            )
+    return out
+
+
+def _downward(name: str, label: str) -> Obj:
+    return {"name": name, "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{label}']"}}}
+
+
+def _with_env(pod_spec: Obj, env: list[Obj]) -> Obj:
+    """Grove's env vars first (so $(VAR) in user values can use them); same-named template vars dropped."""
+    names = {e["name"] for e in env}
+    spec = copy.deepcopy(pod_spec)
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            container["env"] = env + [e for e in container.get("env") or [] if e.get("name") not in names]
+    return spec
+
+
+def group_member_podcliques(snap: Snapshot) -> list[Obj]:
+    """Member PodCliques of every scaling group that exists (they are owned by it, so it must exist)."""
+    cliques = cliques_by_name(snap)
+    out = []
+    for i in range(snap.replicas):
+        for group in group_configs(snap):
+            pcsg_name = naming.scaling_group(snap.name, i, group["name"])
+            pcsg = snap.scaling_groups.get(pcsg_name)
+            if pcsg is None or not uid_of(pcsg):
+                continue
+            members = [cliques[n] for n in group.get("cliqueNames") or [] if n in cliques]
+            min_available = int(group.get("minAvailable") or 1)
+            num_pods = sum(int(q.get("spec", {}).get("replicas") or 1) for q in members)
+            env = [
+                _downward(c.ENV_PCSG_NAME, c.LABEL_PCSG),
+                {"name": c.ENV_PCSG_TEMPLATE_NUM_PODS, "value": str(num_pods)},
+                _downward(c.ENV_PCSG_INDEX, c.LABEL_PCSG_REPLICA_INDEX),
+            ]
+            for j in range(int(pcsg["spec"].get("replicas") or 0)):
+                scaled = j >= min_available
+                gang = (
+                    naming.scaled_podgang(snap.name, i, group["name"], j, min_available)
+                    if scaled
+                    else naming.base_podgang(snap.name, i)
+                )
+                for clique in members:
+                    name = naming.scaling_group_podclique(snap.name, i, group["name"], j, clique["name"])
+                    labels = {
+                        **(clique.get("labels") or {}),
+                        **default_labels(snap.name),
+                        c.LABEL_NAME: name,
+                        c.LABEL_COMPONENT: c.COMPONENT_PCSG_PODCLIQUE,
+                        c.LABEL_PCSG: pcsg_name,
+                        c.LABEL_PODGANG: gang,
+                        c.LABEL_PCS_REPLICA_INDEX: str(i),
+                        c.LABEL_PCSG_REPLICA_INDEX: str(j),
+                        c.LABEL_POD_TEMPLATE_HASH: template_hash(snap, clique),
+                    }
+                    if scaled:
+                        labels[c.LABEL_BASE_PODGANG] = naming.base_podgang(snap.name, i)
+                    spec = _clique_spec(
+                        clique, snap.podcliques.get(name), starts_after(snap, clique, i, group, j)
+                    )
+                    spec["podSpec"] = _with_env(spec.get("podSpec") or {}, env)
+                    out.append(
+                        {
+                            "apiVersion": c.API_VERSION,
+                            "kind": c.KIND_PODCLIQUE,
+                            "metadata": _meta(snap, name, labels, pcsg, _clique_annotations(clique)),
+                            "spec": spec,
+                        }
+                    )
+    return out
+
+
+def headless_services(snap: Snapshot) -> list[Obj]:
+    publish = bool((snap.template.get("headlessServiceConfig") or {}).get("publishNotReadyAddresses", False))
+    out = []
+    for i in range(snap.replicas):
+        name = naming.headless_service(snap.name, i)
+        labels = {
+            **default_labels(snap.name),
+            c.LABEL_NAME: name,
+            c.LABEL_COMPONENT: c.COMPONENT_HEADLESS_SERVICE,
+            c.LABEL_PCS_REPLICA_INDEX: str(i),
+        }
+        out.append(
+            {
+                "apiVersion": API_V1,
+                "kind": "Service",
+                "metadata": _meta(snap, name, labels, snap.pcs),
+                "spec": {
+                    "clusterIP": "None",
+                    "selector": {**default_labels(snap.name), c.LABEL_PCS_REPLICA_INDEX: str(i)},
+                    "publishNotReadyAddresses": publish,
+                },
+            }
+        )
+    return out
+
+
+def initc_rbac(snap: Snapshot) -> list[Obj]:
+    """ServiceAccount, Role, RoleBinding and token Secret that grove-initc uses to watch its gang's pods."""
+    sa = naming.service_account(snap.name)
+    role = naming.role(snap.name)
+
+    def labels(component: str, name: str) -> dict[str, str]:
+        # The Role's name (grove.io:pcs:<pcs>) is not a valid label value: it is named after the PCS.
+        value = name if ":" not in name else snap.name
+        return {**default_labels(snap.name), c.LABEL_NAME: value, c.LABEL_COMPONENT: component}
+
+    secret_name = naming.initc_token_secret(snap.name)
+    return [
+        {
+            "apiVersion": API_V1,
+            "kind": "ServiceAccount",
+            "metadata": _meta(snap, sa, labels(c.COMPONENT_POD_SERVICE_ACCOUNT, sa), snap.pcs),
+            "automountServiceAccountToken": True,
+        },
+        {
+            "apiVersion": RBAC_V1,
+            "kind": "Role",
+            "metadata": _meta(snap, role, labels(c.COMPONENT_POD_ROLE, role), snap.pcs),
+            "rules": [
+                {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "watch"]}
+            ],
+        },
+        {
+            "apiVersion": RBAC_V1,
+            "kind": "RoleBinding",
+            "metadata": _meta(snap, role, labels(c.COMPONENT_POD_ROLE_BINDING, role), snap.pcs),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": snap.namespace}],
+        },
+        {
+            "apiVersion": API_V1,
+            "kind": "Secret",
+            "metadata": _meta(
+                snap,
+                secret_name,
+                labels(c.COMPONENT_POD_SA_TOKEN_SECRET, secret_name),
+                snap.pcs,
+                {"kubernetes.io/service-account.name": sa},
+            ),
+            "type": "kubernetes.io/service-account-token",
+        },
+    ]
+
+
+def autoscalers(snap: Snapshot) -> list[Obj]:
+    """autoscaling/v2 HPAs on the scale subresources of standalone PodCliques and scaling groups (§8)."""
+    out = []
+
+    def hpa(name: str, kind: str, config: Obj) -> Obj:
+        labels = {**default_labels(snap.name), c.LABEL_NAME: name, c.LABEL_COMPONENT: c.COMPONENT_HPA}
+        spec: Obj = {
+            "scaleTargetRef": {"apiVersion": c.API_VERSION, "kind": kind, "name": name},
+            "maxReplicas": int(config["maxReplicas"]),
+        }
+        if config.get("minReplicas") is not None:
+            spec["minReplicas"] = int(config["minReplicas"])
+        if config.get("metrics"):
+            spec["metrics"] = copy.deepcopy(config["metrics"])
+        return {
+            "apiVersion": "autoscaling/v2",
+            "kind": "HorizontalPodAutoscaler",
+            "metadata": _meta(snap, name, labels, snap.pcs),
+            "spec": spec,
+        }
+
+    for i in range(snap.replicas):
+        for clique in standalone_cliques(snap):
+            config = clique.get("spec", {}).get("autoScalingConfig")
+            if config:
+                out.append(
+                    hpa(naming.standalone_podclique(snap.name, i, clique["name"]), c.KIND_PODCLIQUE, config)
+                )
+        for group in group_configs(snap):
+            if group.get("scaleConfig"):
+                name = naming.scaling_group(snap.name, i, group["name"])
+                out.append(hpa(name, c.KIND_PODCLIQUESCALINGGROUP, group["scaleConfig"]))
+    return out

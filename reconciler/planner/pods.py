@@ -1,0 +1,149 @@
+"""The pods of one PodClique: how many to create or delete, with which index, and what each looks like.
+
+Like a ReplicaSet, but with stable per-clique pod indices (hostnames `<pclq>-<index>`): new pods take the
+lowest indices not used by active pods, so scaling down and up again reuses indices. Failed or succeeded
+pods are replaced (deleted and recreated): Grove counts them as present and never replaces an evicted pod.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from grove_api import constants as c
+from grove_api import naming
+
+from .actions import Action, Create, Delete, Ref
+from .children import owner_ref
+from .snapshot import Obj, is_deleting, labels_of, name_of, uid_of
+
+TERMINAL_PHASES = ("Failed", "Succeeded")
+
+
+def pod_ref(pod: Obj) -> Ref:
+    """List responses omit apiVersion/kind on items, so pods are referred to explicitly."""
+    return Ref("v1", "Pod", str(pod["metadata"].get("namespace", "")), name_of(pod))
+
+
+def is_active(pod: Obj) -> bool:
+    return not is_deleting(pod) and pod.get("status", {}).get("phase") not in TERMINAL_PHASES
+
+
+def pod_index(pod: Obj) -> int | None:
+    """The index in the pod's label (or, for pods made by Grove, the hostname's last segment)."""
+    raw = labels_of(pod).get(c.LABEL_POD_INDEX)
+    if raw is None:
+        raw = str(pod.get("spec", {}).get("hostname", "")).rpartition("-")[2]
+    try:
+        return int(raw)
+    except ValueError:
+        return None
+
+
+def free_indices(pods: list[Obj], count: int) -> list[int]:
+    """The `count` lowest indices no active pod uses (holes first)."""
+    used = {i for p in pods if is_active(p) and (i := pod_index(p)) is not None}
+    out: list[int] = []
+    candidate = 0
+    while len(out) < count:
+        if candidate not in used:
+            out.append(candidate)
+        candidate += 1
+    return out
+
+
+def _condition(pod: Obj, kind: str) -> str:
+    for cond in pod.get("status", {}).get("conditions") or []:
+        if cond.get("type") == kind:
+            return str(cond.get("status"))
+    return ""
+
+
+def deletion_order(pods: list[Obj], expected_hash: str) -> list[Obj]:
+    """Pods in the order they should go on scale-in (Grove's sorter, §1.6.3): unscheduled, then Pending,
+    Unknown, Running; not Ready before Ready; outdated template first; then the newest; ties by name."""
+    phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}
+
+    def key(pod: Obj) -> tuple[Any, ...]:
+        status = pod.get("status", {})
+        created = str(pod["metadata"].get("creationTimestamp") or "")
+        return (
+            bool(pod.get("spec", {}).get("nodeName")),
+            phase_rank.get(str(status.get("phase")), 0),
+            _condition(pod, "Ready") == "True",
+            labels_of(pod).get(c.LABEL_POD_TEMPLATE_HASH) == expected_hash,
+            created != "",
+            _negate(created),
+            -(pod_index(pod) or 0),
+        )
+
+    return sorted(pods, key=key)
+
+
+def _negate(text: str) -> tuple[int, ...]:
+    """Sort key that orders strings descending (newest RFC 3339 timestamp first)."""
+    return tuple(-ord(ch) for ch in text)
+
+
+def build_pod(pclq: Obj, index: int) -> Obj:
+    """A pod of the PodClique with the given index (reference §1.2.1; gates and grove-initc are added by the
+    pod admission webhook)."""
+    meta = pclq["metadata"]
+    labels = labels_of(pclq)
+    pcs = labels[c.LABEL_PART_OF]
+    replica = int(labels[c.LABEL_PCS_REPLICA_INDEX])
+    name = meta["name"]
+    namespace = meta["namespace"]
+    service = naming.headless_service(pcs, replica)
+    env = [
+        {"name": c.ENV_PCS_NAME, "value": pcs},
+        {"name": c.ENV_PCS_INDEX, "value": str(replica)},
+        {"name": c.ENV_PCLQ_NAME, "value": name},
+        {"name": c.ENV_HEADLESS_SERVICE, "value": f"{service}.{namespace}.svc.cluster.local"},
+        {
+            "name": c.ENV_PCLQ_POD_INDEX,
+            "valueFrom": {"fieldRef": {"fieldPath": f"metadata.labels['{c.LABEL_POD_INDEX}']"}},
+        },
+    ]
+    names = {e["name"] for e in env}
+    spec = copy.deepcopy(pclq["spec"].get("podSpec") or {})
+    for key in ("containers", "initContainers"):
+        for container in spec.get(key) or []:
+            container["env"] = env + [e for e in container.get("env") or [] if e.get("name") not in names]
+    spec["hostname"] = naming.pod_hostname(name, index)
+    spec["subdomain"] = service
+    pod_labels = {
+        **labels,
+        c.LABEL_PODCLIQUE: name,
+        c.LABEL_POD_INDEX: str(index),
+    }
+    pod_labels.pop(c.LABEL_NAME, None)
+    pod_labels.pop(c.LABEL_COMPONENT, None)
+    pod_meta: Obj = {
+        "generateName": naming.pod_generate_name(name),
+        "namespace": namespace,
+        "labels": pod_labels,
+        "ownerReferences": [owner_ref(pclq)],
+    }
+    if meta.get("annotations"):
+        pod_meta["annotations"] = dict(meta["annotations"])
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
+
+
+def pod_actions(pclq: Obj, pods: list[Obj]) -> list[Action]:
+    """Creates and deletes that bring the PodClique's active pods to spec.replicas."""
+    actions: list[Action] = []
+    name = name_of(pclq)
+    for pod in pods:
+        if not is_deleting(pod) and pod.get("status", {}).get("phase") in TERMINAL_PHASES:
+            actions.append(Delete(pod_ref(pod), uid_of(pod), reason=f"replace {pod['status']['phase']} pod"))
+    active = [p for p in pods if is_active(p)]
+    want = int(pclq.get("spec", {}).get("replicas") or 0)
+    if len(active) < want:
+        for index in free_indices(pods, want - len(active)):
+            actions.append(Create(build_pod(pclq, index), reason=f"{name}: {len(active)}/{want} pods"))
+    elif len(active) > want:
+        expected_hash = labels_of(pclq).get(c.LABEL_POD_TEMPLATE_HASH, "")
+        for pod in deletion_order(active, expected_hash)[: len(active) - want]:
+            actions.append(Delete(pod_ref(pod), uid_of(pod), reason=f"{name}: scale in to {want}"))
+    return actions

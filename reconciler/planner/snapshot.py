@@ -1,0 +1,107 @@
+"""An immutable view of one PodCliqueSet and everything labelled as part of it, read from the caches."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cached_property
+from typing import Any
+
+Obj = dict[str, Any]
+
+
+def name_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("name", ""))
+
+
+def uid_of(obj: Obj) -> str:
+    return str(obj.get("metadata", {}).get("uid", ""))
+
+
+def labels_of(obj: Obj) -> dict[str, str]:
+    return dict(obj.get("metadata", {}).get("labels") or {})
+
+
+def is_deleting(obj: Obj) -> bool:
+    return bool(obj.get("metadata", {}).get("deletionTimestamp"))
+
+
+def controller_uid(obj: Obj) -> str:
+    for ref in obj.get("metadata", {}).get("ownerReferences") or []:
+        if ref.get("controller"):
+            return str(ref.get("uid", ""))
+    return ""
+
+
+def by_name(objs: Sequence[Obj]) -> dict[str, Obj]:
+    return {name_of(o): o for o in objs}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The PodCliqueSet (defaulted) and its children as the caches hold them, keyed by name."""
+
+    pcs: Obj
+    now: datetime
+    podcliques: Mapping[str, Obj] = field(default_factory=dict)
+    scaling_groups: Mapping[str, Obj] = field(default_factory=dict)
+    podgangs: Mapping[str, Obj] = field(default_factory=dict)
+    pods: Sequence[Obj] = ()
+    services: Mapping[str, Obj] = field(default_factory=dict)
+    service_accounts: Mapping[str, Obj] = field(default_factory=dict)
+    roles: Mapping[str, Obj] = field(default_factory=dict)
+    role_bindings: Mapping[str, Obj] = field(default_factory=dict)
+    secrets: Mapping[str, Obj] = field(default_factory=dict)
+    hpas: Mapping[str, Obj] = field(default_factory=dict)
+    # PodCliques whose pod creations/deletions the caches have not shown yet: no pod decisions for them.
+    pending: frozenset[str] = frozenset()
+
+    @property
+    def name(self) -> str:
+        return name_of(self.pcs)
+
+    @property
+    def namespace(self) -> str:
+        return str(self.pcs["metadata"].get("namespace", ""))
+
+    @property
+    def uid(self) -> str:
+        return uid_of(self.pcs)
+
+    @property
+    def spec(self) -> Obj:
+        spec: Obj = self.pcs.get("spec", {})
+        return spec
+
+    @property
+    def template(self) -> Obj:
+        template: Obj = self.spec.get("template", {})
+        return template
+
+    @property
+    def replicas(self) -> int:
+        return int(self.spec.get("replicas") or 0)
+
+    @cached_property
+    def owner_uids(self) -> frozenset[str]:
+        """The PodCliqueSet and its scaling groups: the controllers of everything we manage for it."""
+        groups = {uid_of(g) for g in self.scaling_groups.values() if controller_uid(g) == self.uid}
+        return frozenset({self.uid} | groups)
+
+    def controls(self, obj: Obj) -> bool:
+        """Whether `obj` is ours to change or delete (a same-named object someone else made is not)."""
+        return controller_uid(obj) in self.owner_uids
+
+    @cached_property
+    def _pods_by_owner(self) -> dict[str, list[Obj]]:
+        index: dict[str, list[Obj]] = {}
+        for pod in self.pods:
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                if ref.get("controller"):
+                    index.setdefault(str(ref.get("uid")), []).append(pod)
+        return index
+
+    def pods_of(self, podclique: Obj) -> list[Obj]:
+        """Pods controlled by this PodClique (by ownerReference uid)."""
+        return self._pods_by_owner.get(uid_of(podclique), [])

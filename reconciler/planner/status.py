@@ -1,0 +1,592 @@
+"""Desired ``status`` of every kind, computed from raw objects (camelCase dicts, as the apiserver returns
+them). Pure: no I/O, no clock (``now`` is passed in), inputs are never mutated.
+
+Each ``*_status`` function returns only the status fields the operator owns. In the returned dict a key
+that is **absent** means "not ours here, leave it alone" and a key whose value is **None** means "remove
+it"; :func:`status_patch` turns the desired dict into the JSON merge patch to send (or None when nothing
+changed semantically, so a reconcile does not trigger itself through its own watch events).
+
+Spec references (``grove-controllers.md``): §6.1 PodCliqueSet, §6.2 PodClique, §6.3 scaling group, §5.1 and
+§5.2 MinAvailableBreached, §2.3/§2.4 PodGang.
+
+Rolling updates are not implemented yet. The seams: ``status.updateProgress`` of a PodClique or scaling
+group is only *read* here (an update in progress reports MinAvailableBreached=Unknown and freezes the
+current hashes; a finished one supplies the hashes), and is never written; the PodCliqueSet's
+``updateProgress`` is written only to carry the PodClique/scaling-group counts for the printer columns
+(see :func:`podcliqueset_status`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+from grove_api import conditions as cond
+from grove_api import constants as c
+from grove_api import naming
+from grove_api.hashing import clique_template_hashes
+
+from . import podstate
+
+Obj = Mapping[str, Any]
+
+# Reasons (spec §0.5) and messages (Grove's wording, counts included).
+REASON_UPDATE_IN_PROGRESS: Final = "UpdateInProgress"
+REASON_SCHEDULED_BELOW_MIN: Final = "ScheduledReplicasBelowMinAvailable"
+REASON_INSUFFICIENT_READY_PODS: Final = "InsufficientReadyPods"
+REASON_SUFFICIENT_READY_PODS: Final = "SufficientReadyPods"
+REASON_SUFFICIENT_SCHEDULED_PODS: Final = "SufficientScheduledPods"
+REASON_INSUFFICIENT_SCHEDULED_PODS: Final = "InsufficientScheduledPods"
+REASON_PCSG_INSUFFICIENT: Final = "InsufficientAvailablePodCliqueScalingGroupReplicas"
+REASON_PCSG_SUFFICIENT: Final = "SufficientAvailablePodCliqueScalingGroupReplicas"
+REASON_PODGANG_PENDING: Final = "PodGangPodsCreationPending"
+REASON_PODGANG_CREATED: Final = "PodGangPodsCreated"
+
+MSG_UPDATE_IN_PROGRESS: Final = "Update is in progress"
+MSG_IDLE: Final = "PodClique is intentionally idle with replicas 0"
+MSG_PODGANG_PENDING: Final = "Not all constituent pods have been created yet"
+MSG_PODGANG_CREATED: Final = "PodGang is fully initialized"
+
+PHASE_PENDING: Final = "Pending"
+PHASE_RUNNING: Final = "Running"
+
+
+# --- small readers -----------------------------------------------------------------------------------
+def _meta(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("metadata") or {}
+
+
+def _spec(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("spec") or {}
+
+
+def _status(obj: Obj | None) -> Mapping[str, Any]:
+    return (obj or {}).get("status") or {}
+
+
+def _name(obj: Obj) -> str:
+    return str(_meta(obj).get("name", ""))
+
+
+def _int(value: Any, default: int) -> int:
+    return default if value is None else int(value)
+
+
+def _terminating(obj: Obj) -> bool:
+    return bool(_meta(obj).get("deletionTimestamp"))
+
+
+def _labels(obj: Obj) -> Mapping[str, str]:
+    labels: Mapping[str, str] = _meta(obj).get("labels") or {}
+    return labels
+
+
+def _selector(pcs_name: str, extra: Mapping[str, str] | None = None) -> str:
+    """A label selector string, in the order Grove prints it (keys sorted, as labels.Set.String does)."""
+    match = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE, c.LABEL_PART_OF: pcs_name, **(extra or {})}
+    return ",".join(f"{k}={match[k]}" for k in sorted(match))
+
+
+def _update_in_progress(status: Mapping[str, Any]) -> bool:
+    """An auto (RollingRecreate) update runs: updateProgress set and updateEndedAt not (OnDelete sets
+    updateEndedAt at once, so it never counts as in progress)."""
+    progress = status.get("updateProgress") or {}
+    return bool(progress) and not progress.get("updateEndedAt")
+
+
+def podclique_min_available(pclq: Obj) -> int:
+    """``spec.minAvailable``; the defaulting webhook always sets it, else it defaults to replicas."""
+    spec = _spec(pclq)
+    return _int(spec.get("minAvailable"), _int(spec.get("replicas"), 1))
+
+
+def scaling_group_min_available(pcsg: Obj) -> int:
+    return _int(_spec(pcsg).get("minAvailable"), 1)
+
+
+def podclique_updated(pclq: Obj, expected_template_hash: str | None, pcs_generation_hash: str | None) -> bool:
+    """Grove's "PodClique is updated": label hash, current template hash and current PodCliqueSet
+    generation hash are the expected ones, and ready and updated pods are both at least minAvailable."""
+    st = _status(pclq)
+    if pcs_generation_hash is None or st.get("currentPodCliqueSetGenerationHash") != pcs_generation_hash:
+        return False
+    if expected_template_hash is not None and (
+        _labels(pclq).get(c.LABEL_POD_TEMPLATE_HASH) != expected_template_hash
+        or st.get("currentPodTemplateHash") != expected_template_hash
+    ):
+        return False
+    m = podclique_min_available(pclq)
+    return _int(st.get("readyReplicas"), 0) >= m and _int(st.get("updatedReplicas"), 0) >= m
+
+
+# --- PodClique (§6.2, §5.1) -------------------------------------------------------------------------
+def min_available_breached(
+    pclq: Obj, *, scheduled: int, erroneous: int, started_not_ready: int, update_in_progress: bool
+) -> tuple[str, str, str]:
+    """(status, reason, message) of a PodClique's MinAvailableBreached (spec §5.1)."""
+    if update_in_progress:
+        return cond.UNKNOWN, REASON_UPDATE_IN_PROGRESS, MSG_UPDATE_IN_PROGRESS
+    if _int(_spec(pclq).get("replicas"), 1) == 0:
+        # Scaled to zero on purpose (kubectl scale / HPA): not a breach (as in later Grove versions).
+        return cond.FALSE, REASON_SUFFICIENT_READY_PODS, MSG_IDLE
+    m = podclique_min_available(pclq)
+    if scheduled < m:
+        return (
+            cond.TRUE,
+            REASON_SCHEDULED_BELOW_MIN,
+            f"Scheduled replicas ({scheduled}) below MinAvailable ({m})",
+        )
+    ready_or_starting = scheduled - erroneous - started_not_ready
+    if ready_or_starting < m:
+        return (
+            cond.TRUE,
+            REASON_INSUFFICIENT_READY_PODS,
+            f"Insufficient ready or starting pods. expected at least: {m}, found: {ready_or_starting}",
+        )
+    return (
+        cond.FALSE,
+        REASON_SUFFICIENT_READY_PODS,
+        f"Either sufficient ready or starting pods found. expected at least: {m}, found: {ready_or_starting}",
+    )
+
+
+def podclique_scheduled(pclq: Obj, *, scheduled: int) -> tuple[str, str, str]:
+    """(status, reason, message) of a PodClique's PodCliqueScheduled: True iff scheduled >= minAvailable."""
+    if _int(_spec(pclq).get("replicas"), 1) == 0:
+        return cond.TRUE, REASON_SUFFICIENT_SCHEDULED_PODS, MSG_IDLE
+    m = podclique_min_available(pclq)
+    if scheduled < m:
+        return (
+            cond.FALSE,
+            REASON_INSUFFICIENT_SCHEDULED_PODS,
+            f"Insufficient scheduled pods. expected at least: {m}, found: {scheduled}",
+        )
+    return (
+        cond.TRUE,
+        REASON_SUFFICIENT_SCHEDULED_PODS,
+        f"Sufficient scheduled pods found. expected at least: {m}, found: {scheduled}",
+    )
+
+
+def podclique_status(
+    pclq: Obj,
+    pods: Iterable[Obj],
+    *,
+    expected_hash: str,
+    pcs_generation_hash: str | None,
+    standalone: bool,
+    pcs_name: str,
+    now: datetime,
+    reconciled: bool | None = None,
+) -> dict[str, Any]:
+    """Desired status of a PodClique from its pods (all pods it controls, terminating ones included).
+
+    ``expected_hash`` is the pod-template hash of the clique's template now; ``pcs_generation_hash`` the
+    PodCliqueSet's ``status.currentGenerationHash`` (None: not computed yet, current hashes stay).
+    Conditions are computed only for a PodClique reconciled before: ``reconciled`` defaults to "its
+    ``status.observedGeneration`` is set"; when not computed the ``conditions`` key is left out.
+
+    Counting (§6.2): ``replicas`` = non-terminating pods; ``readyReplicas``, ``scheduledReplicas``,
+    ``scheduleGatedReplicas`` count terminating pods too (Grove's rule); ``updatedReplicas`` counts
+    non-terminating pods whose hash label is the target (``updateProgress.podTemplateHash`` while a
+    progress exists, else ``expected_hash``) — ours: Grove also counts terminating pods, which can make
+    updated exceed replicas.
+    """
+    pods = list(pods)
+    current = _status(pclq)
+    live = [p for p in pods if not podstate.is_terminating(p)]
+    progress = current.get("updateProgress") or None
+    in_progress = _update_in_progress(current)
+
+    replicas = len(live)
+    ready = sum(1 for p in pods if podstate.is_ready(p))
+    scheduled = sum(1 for p in pods if podstate.is_scheduled(p))
+    gated = sum(1 for p in pods if podstate.is_gated(p))
+    target = (progress or {}).get("podTemplateHash") or expected_hash
+    updated = sum(1 for p in live if podstate.template_hash(p) == target)
+
+    status: dict[str, Any] = {
+        "observedGeneration": _meta(pclq).get("generation"),
+        "replicas": replicas,
+        "readyReplicas": ready,
+        "scheduledReplicas": scheduled,
+        "scheduleGatedReplicas": gated,
+        "updatedReplicas": updated,
+        "hpaPodSelector": (_selector(pcs_name, {c.LABEL_PODCLIQUE: _name(pclq)}) if standalone else None),
+    }
+
+    # Current hashes (§6.2): frozen while an auto update runs or not every pod is on the target.
+    cur_tpl = current.get("currentPodTemplateHash")
+    cur_gen = current.get("currentPodCliqueSetGenerationHash")
+    if not in_progress and updated == replicas and pcs_generation_hash is not None:
+        if progress is None:
+            if _labels(pclq).get(c.LABEL_POD_TEMPLATE_HASH) == expected_hash:
+                cur_tpl, cur_gen = expected_hash, pcs_generation_hash
+        else:  # the last update completed
+            cur_tpl = progress.get("podTemplateHash") or cur_tpl
+            cur_gen = progress.get("podCliqueSetGenerationHash") or cur_gen
+    if cur_tpl is not None:
+        status["currentPodTemplateHash"] = cur_tpl
+    if cur_gen is not None:
+        status["currentPodCliqueSetGenerationHash"] = cur_gen
+
+    if reconciled is None:
+        reconciled = current.get("observedGeneration") is not None
+    if reconciled:
+        erroneous = sum(1 for p in pods if podstate.is_erroneous(p))
+        started = sum(1 for p in pods if podstate.is_started_not_ready(p))
+        conds: list[dict[str, Any]] = list(current.get("conditions") or [])
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_PODCLIQUE_SCHEDULED,
+            *podclique_scheduled(pclq, scheduled=scheduled),
+            now,
+        )
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_MIN_AVAILABLE_BREACHED,
+            *min_available_breached(
+                pclq,
+                scheduled=scheduled,
+                erroneous=erroneous,
+                started_not_ready=started,
+                update_in_progress=in_progress,
+            ),
+            now,
+        )
+        status["conditions"] = conds
+    return status
+
+
+# --- PodCliqueScalingGroup (§6.3, §5.2) -------------------------------------------------------------
+def group_members(pcsg: Obj, members: Iterable[Obj]) -> dict[int, dict[str, Obj]]:
+    """Member PodCliques by scaling-group replica index and clique name, strays pruned (§6.3): only the
+    names ``<pcsg>-<j>-<clique>`` with ``j < spec.replicas`` and ``clique`` in ``spec.cliqueNames``.
+    Terminating members are kept (callers decide)."""
+    spec = _spec(pcsg)
+    name = _name(pcsg)
+    replicas = _int(spec.get("replicas"), 1)
+    cliques: Sequence[str] = spec.get("cliqueNames") or []
+    expected = {f"{name}-{j}-{q}": (j, q) for j in range(replicas) for q in cliques}
+    out: dict[int, dict[str, Obj]] = {j: {} for j in range(replicas)}
+    for member in members:
+        pos = expected.get(_name(member))
+        if pos is None:
+            continue
+        j, q = pos
+        existing = out[j].get(q)
+        # Two objects of one name only happen across a delete and re-create; prefer the live one.
+        if existing is None or _terminating(existing):
+            out[j][q] = member
+    return out
+
+
+def scaling_group_status(
+    pcsg: Obj,
+    members: Iterable[Obj],
+    *,
+    pcs_generation_hash: str | None,
+    pcs_name: str,
+    now: datetime,
+    expected_hashes: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Desired status of a scaling group from its member PodCliques (raw, with their status).
+
+    ``expected_hashes`` (clique name → pod-template hash, e.g. from
+    :func:`grove_api.hashing.clique_template_hashes`) makes "member updated" also check the members'
+    label and current template hashes, as Grove does; without it only the generation hash is checked.
+    """
+    spec = _spec(pcsg)
+    current = _status(pcsg)
+    replicas = _int(spec.get("replicas"), 1)
+    cliques: Sequence[str] = spec.get("cliqueNames") or []
+    min_available = scaling_group_min_available(pcsg)
+    in_progress = _update_in_progress(current)
+    grouped = group_members(pcsg, members)
+
+    def member_updated(q: str, m: Obj) -> bool:
+        return podclique_updated(m, (expected_hashes or {}).get(q), pcs_generation_hash)
+
+    def member_current(q: str, m: Obj) -> bool:
+        """On the PodCliqueSet's generation (and, when known, the clique's template hash)."""
+        if _status(m).get("currentPodCliqueSetGenerationHash") != pcs_generation_hash:
+            return False
+        if expected_hashes is None:
+            return True
+        want = expected_hashes.get(q)
+        return (
+            _labels(m).get(c.LABEL_POD_TEMPLATE_HASH) == want
+            and _status(m).get("currentPodTemplateHash") == want
+        )
+
+    scheduled = available = updated = healthy = 0
+    all_current = True
+    for j in range(replicas):
+        by_clique = grouped[j]
+        live = {q: m for q, m in by_clique.items() if not _terminating(m)}
+        complete = len(live) == len(cliques)
+        if not complete or not all(member_current(q, m) for q, m in live.items()):
+            all_current = False
+        if not complete:
+            continue
+        members_ = list(live.values())
+        if not any(
+            cond.is_true(_status(m).get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED) for m in members_
+        ):
+            healthy += 1
+        if not all(
+            cond.is_true(_status(m).get("conditions"), c.CONDITION_PODCLIQUE_SCHEDULED) for m in members_
+        ):
+            continue
+        scheduled += 1
+        if not all(_int(_status(m).get("readyReplicas"), 0) >= podclique_min_available(m) for m in members_):
+            continue
+        available += 1
+        if all(member_updated(q, m) for q, m in live.items()):
+            updated += 1
+
+    status: dict[str, Any] = {
+        "observedGeneration": _meta(pcsg).get("generation"),
+        "replicas": replicas,
+        "scheduledReplicas": scheduled,
+        "availableReplicas": available,
+        "updatedReplicas": updated,
+        "selector": _selector(pcs_name, {c.LABEL_PCSG: _name(pcsg)}),
+    }
+
+    conds: list[dict[str, Any]] = list(current.get("conditions") or [])
+    if in_progress:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_MIN_AVAILABLE_BREACHED,
+            cond.UNKNOWN,
+            REASON_UPDATE_IN_PROGRESS,
+            MSG_UPDATE_IN_PROGRESS,
+            now,
+        )
+    elif healthy < min_available:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_MIN_AVAILABLE_BREACHED,
+            cond.TRUE,
+            REASON_PCSG_INSUFFICIENT,
+            f"Insufficient PodCliqueScalingGroup ready replicas, expected at least: {min_available}, "
+            f"found: {healthy}",
+            now,
+        )
+    else:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_MIN_AVAILABLE_BREACHED,
+            cond.FALSE,
+            REASON_PCSG_SUFFICIENT,
+            f"Sufficient PodCliqueScalingGroup ready replicas, expected at least: {min_available}, "
+            f"found: {healthy}",
+            now,
+        )
+        # Recovered: the PCS-level gang termination flag is cleared (§5.2).
+        conds = cond.remove_condition(conds, c.CONDITION_GANG_TERMINATION_IN_PROGRESS)
+    status["conditions"] = conds
+
+    cur_gen = current.get("currentPodCliqueSetGenerationHash")
+    if not in_progress and all_current and pcs_generation_hash is not None:
+        cur_gen = pcs_generation_hash
+    if cur_gen is not None:
+        status["currentPodCliqueSetGenerationHash"] = cur_gen
+    return status
+
+
+# --- PodCliqueSet (§6.1) ----------------------------------------------------------------------------
+def _template(pcs: Obj) -> Mapping[str, Any]:
+    return _spec(pcs).get("template") or {}
+
+
+def standalone_clique_names(pcs: Obj) -> list[str]:
+    """Cliques in no scaling group, in template order."""
+    template = _template(pcs)
+    grouped = {q for g in template.get("podCliqueScalingGroups") or [] for q in g.get("cliqueNames") or []}
+    return [str(q.get("name")) for q in template.get("cliques") or [] if q.get("name") not in grouped]
+
+
+def scaling_group_config_names(pcs: Obj) -> list[str]:
+    return [str(g.get("name")) for g in _template(pcs).get("podCliqueScalingGroups") or []]
+
+
+def podcliqueset_status(
+    pcs: Obj,
+    standalone: Iterable[Obj],
+    groups: Iterable[Obj],
+    *,
+    generation_hash: str,
+    now: datetime,
+) -> dict[str, Any]:
+    """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
+    status). Children are matched by their generated names; strays are ignored.
+
+    ``updateProgress``: until the rolling-update issue lands this carries only the counts of updated
+    PodCliques and scaling groups (so the printer columns show numbers). When the PodCliqueSet has none
+    yet it is created as an already finished progress (``updateStartedAt`` = ``updateEndedAt`` = creation
+    time, else ``now``), so nothing mistakes it for an update in progress; an existing one keeps its
+    times and ``currentlyUpdating``.
+    """
+    name = _name(pcs)
+    replicas = _int(_spec(pcs).get("replicas"), 0)
+    tpl_hashes = clique_template_hashes(pcs)
+    st_cliques = standalone_clique_names(pcs)
+    sg_configs = scaling_group_config_names(pcs)
+
+    live_pclqs = {_name(o): o for o in standalone if not _terminating(o)}
+    live_groups = {_name(o): o for o in groups if not _terminating(o)}
+
+    available = updated = 0
+    pclqs_updated = groups_updated = 0
+    for i in range(replicas):
+        pclqs = {q: live_pclqs.get(naming.standalone_podclique(name, i, q)) for q in st_cliques}
+        sgs = [live_groups.get(naming.scaling_group(name, i, g)) for g in sg_configs]
+        pclq_updated = {
+            q: p is not None and podclique_updated(p, tpl_hashes.get(q), generation_hash)
+            for q, p in pclqs.items()
+        }
+        sg_updated = [
+            g is not None and _status(g).get("currentPodCliqueSetGenerationHash") == generation_hash
+            for g in sgs
+        ]
+        pclqs_updated += sum(pclq_updated.values())
+        groups_updated += sum(sg_updated)
+
+        is_available = all(
+            p is not None and _int(_status(p).get("readyReplicas"), 0) >= podclique_min_available(p)
+            for p in pclqs.values()
+        ) and all(
+            g is not None and _int(_status(g).get("availableReplicas"), 0) >= scaling_group_min_available(g)
+            for g in sgs
+        )
+        if not is_available:
+            continue
+        available += 1
+        if all(pclq_updated.values()) and all(sg_updated):
+            updated += 1
+
+    current = _status(pcs)
+    progress = dict(current.get("updateProgress") or {})
+    if not progress.get("updateStartedAt"):
+        started = _meta(pcs).get("creationTimestamp") or cond.format_time(now)
+        progress = {"updateStartedAt": started, "updateEndedAt": started}
+    progress.update(
+        {
+            "updatedPodCliquesCount": pclqs_updated,
+            "totalPodCliquesCount": replicas * len(st_cliques),
+            "updatedPodCliqueScalingGroupsCount": groups_updated,
+            "totalPodCliqueScalingGroupsCount": replicas * len(sg_configs),
+        }
+    )
+    return {
+        "observedGeneration": _meta(pcs).get("generation"),
+        "replicas": replicas,
+        "availableReplicas": available,
+        "updatedReplicas": updated,
+        "hpaPodSelector": _selector(name),
+        "currentGenerationHash": generation_hash,
+        "updateProgress": progress,
+    }
+
+
+# --- PodGang (§2.3, §2.4) ---------------------------------------------------------------------------
+def podgang_running(podgang: Obj, pods: Iterable[Obj]) -> bool:
+    """Every referenced pod exists, is not terminating, is bound to a node and Running, and every podgroup
+    references at least its minReplicas pods (and the gang references at least one pod)."""
+    namespace = str(_meta(podgang).get("namespace", ""))
+    by_key = {(str(_meta(p).get("namespace", namespace)), _name(p)): p for p in pods}
+    groups = _spec(podgang).get("podgroups") or []
+    total = 0
+    for group in groups:
+        refs = group.get("podReferences") or []
+        if len(refs) < _int(group.get("minReplicas"), 0):
+            return False
+        for ref in refs:
+            pod = by_key.get((str(ref.get("namespace") or namespace), str(ref.get("name"))))
+            if (
+                pod is None
+                or podstate.is_terminating(pod)
+                or not podstate.is_bound(pod)
+                or podstate.phase(pod) != podstate.PHASE_RUNNING
+            ):
+                return False
+            total += 1
+    return total > 0
+
+
+def podgang_status(
+    podgang: Obj,
+    all_pods_created: bool,
+    now: datetime,
+    *,
+    pods: Iterable[Obj] | None = None,
+) -> dict[str, Any]:
+    """Desired status of a PodGang: ``Initialized`` False/PodGangPodsCreationPending until every
+    constituent pod has been created, then True/PodGangPodsCreated, never back to False (§2.3).
+    ``phase`` is Pending, or Running (ours: Grove only writes Pending) once Initialized and every
+    referenced pod is bound and Running (needs ``pods``). Other conditions are kept (Grove's patch would
+    replace them)."""
+    conds: list[dict[str, Any]] = list(_status(podgang).get("conditions") or [])
+    initialized = all_pods_created or cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED)
+    if initialized:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_PODGANG_INITIALIZED,
+            cond.TRUE,
+            REASON_PODGANG_CREATED,
+            MSG_PODGANG_CREATED,
+            now,
+        )
+    else:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_PODGANG_INITIALIZED,
+            cond.FALSE,
+            REASON_PODGANG_PENDING,
+            MSG_PODGANG_PENDING,
+            now,
+        )
+    running = initialized and pods is not None and podgang_running(podgang, pods)
+    return {"phase": PHASE_RUNNING if running else PHASE_PENDING, "conditions": conds}
+
+
+# --- the patch ---------------------------------------------------------------------------------------
+def _strip_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _strip_none(v) for k, v in value.items() if v is not None}
+    return value
+
+
+def _diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, want in desired.items():
+        have = current.get(key)
+        if want is None:
+            if have is not None:
+                out[key] = None
+        elif key == "conditions" and isinstance(want, list):
+            if not (isinstance(have, list) and cond.conditions_equal(have, want)):
+                out[key] = want
+        elif isinstance(want, Mapping) and isinstance(have, Mapping):
+            sub = _diff(have, want)
+            if sub:
+                out[key] = sub
+        elif have != want:
+            out[key] = _strip_none(want)
+    return out
+
+
+def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The JSON merge patch of ``status`` that turns ``current`` into ``desired``, or None when they are
+    semantically equal.
+
+    Keys absent from ``desired`` are left alone; a None value removes the field. Nested objects are
+    diffed key by key; lists are replaced whole. ``conditions`` count as equal when they have the same
+    type/status/reason/message (in any order): a difference in ``lastTransitionTime`` or
+    ``observedGeneration`` alone sends nothing; when something did change, the whole list is sent.
+    """
+    patch = _diff(current or {}, desired)
+    return patch or None

@@ -1,0 +1,138 @@
+"""Fault injection: the operator is SIGKILLed at random moments while a 100-pod PodCliqueSet is created,
+scaled and deleted, then restarted; every time the cluster converges to exactly the desired pods, with no
+duplicate pod indices and no orphans."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import pytest
+from kubernetes_asyncio import client
+
+from grove_api import constants as c
+from localcluster import operator
+from tests.builders import clique, pcs
+from tests.waiting import until
+
+PODS_PER_CLIQUE = 2
+NAME = "killme"
+
+
+def workload(namespace: str, replicas: int) -> dict[str, Any]:
+    doc = pcs(
+        NAME,
+        namespace=namespace,
+        replicas=replicas,
+        cliques=[clique("w", replicas=PODS_PER_CLIQUE, min_available=None)],
+    )
+    doc["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1m"}
+    }
+    return doc
+
+
+async def _state(api: client.ApiClient, namespace: str) -> tuple[list[Any], list[dict[str, Any]]]:
+    pods = await client.CoreV1Api(api).list_namespaced_pod(
+        namespace, label_selector=f"{c.LABEL_PART_OF}={NAME}"
+    )
+    cliques = await client.CustomObjectsApi(api).list_namespaced_custom_object(
+        c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUE
+    )
+    return pods.items, cliques["items"]
+
+
+def problems(pods: list[Any], cliques: list[dict[str, Any]], replicas: int) -> list[str]:
+    """Why the namespace is not exactly `replicas` x 2 pods (empty list: converged)."""
+    expected = {f"{NAME}-{i}-w" for i in range(replicas)}
+    found: list[str] = []
+    live = [p for p in pods if p.metadata.deletion_timestamp is None]
+    names = {q["metadata"]["name"] for q in cliques if not q["metadata"].get("deletionTimestamp")}
+    if names != expected:
+        found.append(f"PodCliques {sorted(names ^ expected)} differ")
+    per_clique: dict[str, list[str]] = {}
+    for p in live:
+        per_clique.setdefault(p.metadata.labels[c.LABEL_PODCLIQUE], []).append(
+            p.metadata.labels[c.LABEL_POD_INDEX]
+        )
+    orphans = set(per_clique) - expected
+    if orphans:
+        found.append(f"orphan pods of {sorted(orphans)}")
+    for name in expected:
+        indices = per_clique.get(name, [])
+        if sorted(indices) != [str(i) for i in range(PODS_PER_CLIQUE)]:
+            found.append(f"{name}: pod indices {sorted(indices)}")
+    duplicated = [
+        k
+        for k, n in Counter(
+            (p.metadata.labels[c.LABEL_PODCLIQUE], p.metadata.labels[c.LABEL_POD_INDEX]) for p in live
+        ).items()
+        if n > 1
+    ]
+    if duplicated:
+        found.append(f"duplicate pod indices {duplicated}")
+    if replicas == 0 and pods:
+        found.append(f"{len(pods)} pods left")
+    return found
+
+
+async def converge(api: client.ApiClient, namespace: str, replicas: int) -> None:
+    async def done() -> bool:
+        return not problems(*await _state(api, namespace), replicas)
+
+    await until(f"{replicas * PODS_PER_CLIQUE} pods of {NAME}", done, timeout=120, interval=0.5)
+
+
+async def kill_at_random(cluster: Any, rng: random.Random, window: float) -> None:
+    await asyncio.sleep(rng.uniform(0, window))  # the kill point: a random moment inside the operation
+    await asyncio.to_thread(operator.kill, cluster.state_dir)
+    await asyncio.to_thread(operator.start, cluster.state_dir, lambda _msg: None)
+
+
+@pytest.mark.timeout(900)
+async def test_kill_points_during_create_scale_and_delete(
+    cluster: Any, namespace: str, api_client: client.ApiClient
+) -> None:
+    rng = random.Random(20261125)
+    objects = client.CustomObjectsApi(api_client)
+    kills = 0
+    try:
+        for _ in range(5):  # create 100 pods, scale 50 -> 25 -> 50 replicas, delete: a kill inside each step
+            await objects.create_namespaced_custom_object(
+                c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, workload(namespace, 50)
+            )
+            await kill_at_random(cluster, rng, 1.5)
+            kills += 1
+            await converge(api_client, namespace, 50)
+            for target in (25, 50):  # scale in and out, each killed at a random moment
+                await objects.patch_namespaced_custom_object_scale(
+                    c.GROUP,
+                    c.VERSION,
+                    namespace,
+                    c.PLURAL_PODCLIQUESET,
+                    NAME,
+                    {"spec": {"replicas": target}},
+                    _content_type="application/merge-patch+json",
+                )
+                await kill_at_random(cluster, rng, 1.0)
+                kills += 1
+                await converge(api_client, namespace, target)
+            await objects.delete_namespaced_custom_object(
+                c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, NAME
+            )
+            await kill_at_random(cluster, rng, 0.5)
+            kills += 1
+            await converge(api_client, namespace, 0)
+
+            async def pcs_gone() -> bool:
+                listed = await objects.list_namespaced_custom_object(
+                    c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET
+                )
+                return not listed["items"]
+
+            await until("the PodCliqueSet to be gone", pcs_gone, timeout=60)
+    finally:
+        await asyncio.to_thread(operator.start, cluster.state_dir, lambda _msg: None)
+    assert kills >= 20

@@ -1,0 +1,234 @@
+"""The planner against an in-memory apiserver: Grove's tutorial examples produce the objects the docs
+describe, the tutorials' scaling commands give the documented results, and a converged PodCliqueSet
+needs no writes."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+import pytest
+
+from grove_api import constants as c
+from reconciler.planner.plan import plan
+from tests.fakes.world import World, create_pcs
+from tests.samples import runnable_samples
+
+SAMPLES = runnable_samples()
+POD_SUFFIX = r"-[a-z0-9]{5}$"
+
+
+def converge(name: str) -> World:
+    world = World()
+    create_pcs(world, SAMPLES[name])
+    pcs = SAMPLES[name]["metadata"]["name"]
+    world.reconcile("default", pcs)
+    return world
+
+
+def pod_names(world: World) -> list[str]:
+    return sorted(p["metadata"]["name"] for p in world.of_kind("Pod"))
+
+
+def prefixes(world: World) -> Counter[str]:
+    return Counter(re.sub(POD_SUFFIX, "", n) for n in pod_names(world))
+
+
+def names(world: World, kind: str) -> list[str]:
+    return sorted(o["metadata"]["name"] for o in world.of_kind(kind))
+
+
+@pytest.mark.parametrize(
+    ("sample", "pods"),
+    [
+        ("single-node-aggregated", {"single-node-aggregated-0-model-worker": 2}),
+        (
+            "single-node-disaggregated",
+            {"single-node-disaggregated-0-prefill": 3, "single-node-disaggregated-0-decode": 2},
+        ),
+        (
+            "multi-node-aggregated",
+            {
+                "multinode-aggregated-0-model-instance-0-leader": 1,
+                "multinode-aggregated-0-model-instance-0-worker": 3,
+                "multinode-aggregated-0-model-instance-1-leader": 1,
+                "multinode-aggregated-0-model-instance-1-worker": 3,
+            },
+        ),
+        (
+            "multi-node-disaggregated",
+            {
+                "multinode-disaggregated-0-prefill-0-pleader": 1,
+                "multinode-disaggregated-0-prefill-0-pworker": 4,
+                "multinode-disaggregated-0-prefill-1-pleader": 1,
+                "multinode-disaggregated-0-prefill-1-pworker": 4,
+                "multinode-disaggregated-0-decode-0-dleader": 1,
+                "multinode-disaggregated-0-decode-0-dworker": 2,
+            },
+        ),
+        (
+            "complete-inference-pipeline",
+            {
+                "comp-inf-ppln-0-frontend": 2,
+                "comp-inf-ppln-0-vision-encoder": 1,
+                "comp-inf-ppln-0-prefill-0-pleader": 1,
+                "comp-inf-ppln-0-prefill-0-pworker": 4,
+                "comp-inf-ppln-0-decode-cluster-0-dleader": 1,
+                "comp-inf-ppln-0-decode-cluster-0-dworker": 2,
+            },
+        ),
+        (
+            "dist-train",
+            {
+                f"dist-train-{i}-{rest}": n
+                for i in (0, 1)
+                for rest, n in {
+                    "coordinator": 1,
+                    "training-workers-0-worker": 4,
+                    "training-workers-0-parameter-server": 1,
+                    "training-workers-1-worker": 4,
+                    "training-workers-1-parameter-server": 1,
+                }.items()
+            },
+        ),
+    ],
+)
+def test_tutorial_examples_produce_the_documented_pods(sample: str, pods: dict[str, int]) -> None:
+    world = converge(sample)
+    assert dict(prefixes(world)) == pods
+    assert sorted(names(world, "PodClique")) == sorted(pods)
+    pcs = SAMPLES[sample]["metadata"]["name"]
+    for pod in world.of_kind("Pod"):
+        labels = pod["metadata"]["labels"]
+        assert labels[c.LABEL_PART_OF] == pcs
+        assert labels[c.LABEL_MANAGED_BY] == "grove-operator"
+        assert pod["spec"]["hostname"] == f"{labels[c.LABEL_PODCLIQUE]}-{labels[c.LABEL_POD_INDEX]}"
+        assert pod["spec"]["subdomain"] == f"{pcs}-{labels[c.LABEL_PCS_REPLICA_INDEX]}"
+
+
+def test_complete_pipeline_has_11_pods_and_grove_gangs() -> None:
+    world = converge("complete-inference-pipeline")
+    assert len(pod_names(world)) == 11
+    assert names(world, "PodCliqueScalingGroup") == [
+        "comp-inf-ppln-0-decode-cluster",
+        "comp-inf-ppln-0-prefill",
+    ]
+    (gang,) = world.of_kind("PodGang")
+    assert gang["metadata"]["name"] == "comp-inf-ppln-0"
+    groups = {g["name"]: g for g in gang["spec"]["podgroups"]}
+    assert list(groups) == [
+        "comp-inf-ppln-0-frontend",
+        "comp-inf-ppln-0-vision-encoder",
+        "comp-inf-ppln-0-prefill-0-pleader",
+        "comp-inf-ppln-0-prefill-0-pworker",
+        "comp-inf-ppln-0-decode-cluster-0-dleader",
+        "comp-inf-ppln-0-decode-cluster-0-dworker",
+    ]
+    assert [len(g["podReferences"]) for g in groups.values()] == [2, 1, 1, 4, 1, 2]
+    assert groups["comp-inf-ppln-0-prefill-0-pworker"]["minReplicas"] == 4
+
+
+def test_scaled_gangs_for_group_replicas_beyond_min_available() -> None:
+    world = converge("multi-node-disaggregated")
+    assert names(world, "PodGang") == ["multinode-disaggregated-0", "multinode-disaggregated-0-prefill-0"]
+    scaled = world.get("PodGang", "default", "multinode-disaggregated-0-prefill-0")
+    assert scaled is not None
+    assert [g["name"] for g in scaled["spec"]["podgroups"]] == [
+        "multinode-disaggregated-0-prefill-1-pleader",
+        "multinode-disaggregated-0-prefill-1-pworker",
+    ]
+    member = world.get("PodClique", "default", "multinode-disaggregated-0-prefill-1-pworker")
+    assert member is not None
+    assert member["metadata"]["labels"][c.LABEL_BASE_PODGANG] == "multinode-disaggregated-0"
+    assert member["metadata"]["ownerReferences"][0]["kind"] == "PodCliqueScalingGroup"
+
+
+def test_converged_podcliqueset_needs_no_writes() -> None:
+    world = converge("complete-inference-pipeline")
+    assert plan(world.snapshot("default", "comp-inf-ppln")).actions == []
+
+
+def _scale(world: World, kind: str, name: str, replicas: int) -> None:
+    obj = world.get(kind, "default", name)
+    assert obj is not None
+    obj["spec"]["replicas"] = replicas
+
+
+def test_tutorial_scaling_single_node_aggregated() -> None:
+    """kubectl scale pclq …-0-model-worker --replicas=4, then kubectl scale pcs … --replicas=3: 4 + 2 + 2."""
+    world = converge("single-node-aggregated")
+    _scale(world, "PodClique", "single-node-aggregated-0-model-worker", 4)
+    world.reconcile("default", "single-node-aggregated")
+    assert prefixes(world) == {"single-node-aggregated-0-model-worker": 4}
+    _scale(world, "PodCliqueSet", "single-node-aggregated", 3)
+    world.reconcile("default", "single-node-aggregated")
+    assert prefixes(world) == {
+        "single-node-aggregated-0-model-worker": 4,
+        "single-node-aggregated-1-model-worker": 2,
+        "single-node-aggregated-2-model-worker": 2,
+    }
+    assert names(world, "Service") == [f"single-node-aggregated-{i}" for i in range(3)]
+    _scale(world, "PodCliqueSet", "single-node-aggregated", 1)
+    world.reconcile("default", "single-node-aggregated")
+    assert prefixes(world) == {"single-node-aggregated-0-model-worker": 4}
+    assert names(world, "Service") == ["single-node-aggregated-0"], "scaled-in replicas' Services are removed"
+
+
+def test_tutorial_scaling_multi_node_aggregated() -> None:
+    """kubectl scale pcsg …-0-model-instance --replicas=3 (12 pods), then pclq …-0-model-instance-0-worker to 4 (13)."""
+    world = converge("multi-node-aggregated")
+    _scale(world, "PodCliqueScalingGroup", "multinode-aggregated-0-model-instance", 3)
+    world.reconcile("default", "multinode-aggregated")
+    assert sum(prefixes(world).values()) == 12
+    assert prefixes(world)["multinode-aggregated-0-model-instance-2-worker"] == 3
+    _scale(world, "PodClique", "multinode-aggregated-0-model-instance-0-worker", 4)
+    world.reconcile("default", "multinode-aggregated")
+    assert sum(prefixes(world).values()) == 13
+    assert names(world, "PodGang") == [
+        "multinode-aggregated-0",
+        "multinode-aggregated-0-model-instance-0",
+        "multinode-aggregated-0-model-instance-1",
+    ]
+
+
+def test_scaling_down_then_up_reuses_indices() -> None:
+    world = converge("single-node-aggregated")
+    clique = "single-node-aggregated-0-model-worker"
+    for replicas in (5, 2, 4):
+        _scale(world, "PodClique", clique, replicas)
+        world.reconcile("default", "single-node-aggregated")
+    indices = sorted(int(p["metadata"]["labels"][c.LABEL_POD_INDEX]) for p in world.of_kind("Pod"))
+    assert indices == [0, 1, 2, 3]
+
+
+def test_template_replicas_only_seed_new_podcliques() -> None:
+    world = converge("single-node-disaggregated")
+    _scale(world, "PodClique", "single-node-disaggregated-0-prefill", 1)
+    pcs = world.get("PodCliqueSet", "default", "single-node-disaggregated")
+    assert pcs is not None
+    pcs["spec"]["replicas"] = 2
+    world.reconcile("default", "single-node-disaggregated")
+    assert prefixes(world) == {
+        "single-node-disaggregated-0-prefill": 1,
+        "single-node-disaggregated-0-decode": 2,
+        "single-node-disaggregated-1-prefill": 3,
+        "single-node-disaggregated-1-decode": 2,
+    }
+
+
+def test_failed_pods_are_replaced() -> None:
+    world = converge("single-node-aggregated")
+    pod = world.of_kind("Pod")[0]
+    pod["status"]["phase"] = "Failed"
+    world.reconcile("default", "single-node-aggregated")
+    assert len(world.of_kind("Pod")) == 2
+    assert all(p["status"]["phase"] == "Running" for p in world.of_kind("Pod"))
+
+
+def test_delete_removes_everything() -> None:
+    world = converge("multi-node-disaggregated")
+    pcs = world.get("PodCliqueSet", "default", "multinode-disaggregated")
+    assert pcs is not None and c.FINALIZER_PODCLIQUESET in pcs["metadata"]["finalizers"]
+    pcs["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
+    world.reconcile("default", "multinode-disaggregated")
+    assert world.objects == {}
