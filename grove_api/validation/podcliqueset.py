@@ -586,8 +586,13 @@ def _validate_termination_delay(value: str | None) -> list[FieldError]:
 
 
 def resolve_scheduler_names(pcs: PodCliqueSet, config: OperatorConfiguration) -> list[str]:
+    """Each clique's schedulerName, empty meaning the default profile's (non-strings shown as JSON)."""
     default = config.scheduler.default_profile_name
-    return [(q.spec.pod_spec or {}).get("schedulerName") or default for q in _cliques(pcs)]
+    names = []
+    for q in _cliques(pcs):
+        name = (q.spec.pod_spec or {}).get("schedulerName")
+        names.append(default if name in (None, "") else name if isinstance(name, str) else format_value(name))
+    return names
 
 
 def validate_scheduler_names(pcs: PodCliqueSet, config: OperatorConfiguration) -> list[FieldError]:
