@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export GROVE_STATE_DIR ?= $(CURDIR)/.grove/cluster
 
-.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook lint format crds clean down venv
+.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale lint format crds clean down venv
 
 all: lint test
 
@@ -40,13 +40,16 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-bench: bench-cluster bench-webhook
+bench: bench-cluster bench-webhook bench-scale
 
 bench-cluster: $(STAMP)
 	$(PY) -m tools.bench_cluster --out bench-results/cluster.json
 
 bench-webhook: $(STAMP)
 	$(PY) -m tools.bench_webhook --out bench-results/webhook.json
+
+bench-scale: $(STAMP)
+	$(PY) -m tools.bench_scale --out bench-results/scale.json
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

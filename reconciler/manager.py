@@ -19,10 +19,12 @@ from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
 from reconciler.kube import resources
 from reconciler.kube.client import KubeClient
-from reconciler.kube.executor import Executor, Expectations
+from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
+from reconciler.planner.actions import Action, Create
 from reconciler.planner.plan import plan
+from reconciler.planner.pods import pod_actions
 from reconciler.planner.snapshot import Obj, Snapshot
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,7 @@ class Manager:
         self.stats.passes += 1
         if not result.actions:
             return result.requeue_after
-        report = await self.executor.run(result.actions)
+        report = await self._execute(result.actions)
         self.stats.actions += len(result.actions)
         log.info(
             "reconciled",
@@ -134,6 +136,28 @@ class Manager:
             self.stats.failures += 1
             raise ReconcileError(report.summary())
         return result.requeue_after
+
+    async def _execute(self, actions: list[Action]) -> Report:
+        """New PodCliques go first, and their pods right after them, in the same pass (their uid comes
+        back from the create; waiting for the watch would cost a round trip). Then everything else."""
+        first = [a for a in actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE]
+        if not first:
+            return await self.executor.run(actions)
+        rest = [a for a in actions if not (isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE)]
+        created = await self.executor.run(first)
+        uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
+        pods: list[Action] = []
+        for action in first:
+            assert isinstance(action, Create)
+            meta = action.obj["metadata"]
+            uid = uids.get((meta["namespace"], meta["name"]))
+            if uid:
+                pods += pod_actions({**action.obj, "metadata": {**meta, "uid": uid}}, [])
+        report = await self.executor.run(pods + rest)
+        report.created += created.created
+        report.errors += created.errors
+        report.skipped += created.skipped
+        return report
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

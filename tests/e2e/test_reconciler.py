@@ -17,7 +17,7 @@ from kubernetes_asyncio import client
 
 from grove_api import constants as c
 from tests.kube import kubectl
-from tests.samples import runnable_samples
+from tests.samples import TUTORIAL_PODS, runnable_samples
 from tests.waiting import until
 
 SAMPLES = runnable_samples()
@@ -65,26 +65,7 @@ async def wait_pods(api: client.ApiClient, namespace: str, pcs: str, expected: d
     return await until(f"pods of {pcs} to be {expected} and Running", check, timeout=90)
 
 
-@pytest.mark.parametrize(
-    ("sample", "expected"),
-    [
-        (
-            "single-node-disaggregated",
-            {"single-node-disaggregated-0-prefill": 3, "single-node-disaggregated-0-decode": 2},
-        ),
-        (
-            "complete-inference-pipeline",
-            {
-                "comp-inf-ppln-0-frontend": 2,
-                "comp-inf-ppln-0-vision-encoder": 1,
-                "comp-inf-ppln-0-prefill-0-pleader": 1,
-                "comp-inf-ppln-0-prefill-0-pworker": 4,
-                "comp-inf-ppln-0-decode-cluster-0-dleader": 1,
-                "comp-inf-ppln-0-decode-cluster-0-dworker": 2,
-            },
-        ),
-    ],
-)
+@pytest.mark.parametrize(("sample", "expected"), TUTORIAL_PODS.items())
 async def test_tutorial_example_runs(
     kubeconfig: Path, namespace: str, api_client: client.ApiClient, sample: str, expected: dict[str, int]
 ) -> None:
@@ -96,8 +77,13 @@ async def test_tutorial_example_runs(
         assert labels[c.LABEL_PART_OF] == pcs
         assert pod.spec.hostname == f"{labels[c.LABEL_PODCLIQUE]}-{labels[c.LABEL_POD_INDEX]}"
         assert pod.spec.node_name.startswith("fake-node-")
-    gang = json.loads(kubectl(kubeconfig, "get", "pg", f"{pcs}-0", "-n", namespace, "-o", "json"))
-    assert sum(len(g["podReferences"]) for g in gang["spec"]["podgroups"]) == sum(expected.values())
+    gangs = json.loads(
+        kubectl(kubeconfig, "get", "pg", "-l", f"{c.LABEL_PART_OF}={pcs}", "-n", namespace, "-o", "json")
+    )["items"]
+    referenced = [
+        r["name"] for g in gangs for group in g["spec"]["podgroups"] for r in group["podReferences"]
+    ]
+    assert sorted(referenced) == sorted(p.metadata.name for p in items), "every pod is in exactly one PodGang"
 
 
 async def test_tutorial_scaling_commands(

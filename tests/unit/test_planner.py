@@ -12,7 +12,7 @@ import pytest
 from grove_api import constants as c
 from reconciler.planner.plan import plan
 from tests.fakes.world import World, create_pcs
-from tests.samples import runnable_samples
+from tests.samples import TUTORIAL_PODS, runnable_samples
 
 SAMPLES = runnable_samples()
 POD_SUFFIX = r"-[a-z0-9]{5}$"
@@ -38,61 +38,7 @@ def names(world: World, kind: str) -> list[str]:
     return sorted(o["metadata"]["name"] for o in world.of_kind(kind))
 
 
-@pytest.mark.parametrize(
-    ("sample", "pods"),
-    [
-        ("single-node-aggregated", {"single-node-aggregated-0-model-worker": 2}),
-        (
-            "single-node-disaggregated",
-            {"single-node-disaggregated-0-prefill": 3, "single-node-disaggregated-0-decode": 2},
-        ),
-        (
-            "multi-node-aggregated",
-            {
-                "multinode-aggregated-0-model-instance-0-leader": 1,
-                "multinode-aggregated-0-model-instance-0-worker": 3,
-                "multinode-aggregated-0-model-instance-1-leader": 1,
-                "multinode-aggregated-0-model-instance-1-worker": 3,
-            },
-        ),
-        (
-            "multi-node-disaggregated",
-            {
-                "multinode-disaggregated-0-prefill-0-pleader": 1,
-                "multinode-disaggregated-0-prefill-0-pworker": 4,
-                "multinode-disaggregated-0-prefill-1-pleader": 1,
-                "multinode-disaggregated-0-prefill-1-pworker": 4,
-                "multinode-disaggregated-0-decode-0-dleader": 1,
-                "multinode-disaggregated-0-decode-0-dworker": 2,
-            },
-        ),
-        (
-            "complete-inference-pipeline",
-            {
-                "comp-inf-ppln-0-frontend": 2,
-                "comp-inf-ppln-0-vision-encoder": 1,
-                "comp-inf-ppln-0-prefill-0-pleader": 1,
-                "comp-inf-ppln-0-prefill-0-pworker": 4,
-                "comp-inf-ppln-0-decode-cluster-0-dleader": 1,
-                "comp-inf-ppln-0-decode-cluster-0-dworker": 2,
-            },
-        ),
-        (
-            "dist-train",
-            {
-                f"dist-train-{i}-{rest}": n
-                for i in (0, 1)
-                for rest, n in {
-                    "coordinator": 1,
-                    "training-workers-0-worker": 4,
-                    "training-workers-0-parameter-server": 1,
-                    "training-workers-1-worker": 4,
-                    "training-workers-1-parameter-server": 1,
-                }.items()
-            },
-        ),
-    ],
-)
+@pytest.mark.parametrize(("sample", "pods"), TUTORIAL_PODS.items())
 def test_tutorial_examples_produce_the_documented_pods(sample: str, pods: dict[str, int]) -> None:
     world = converge(sample)
     assert dict(prefixes(world)) == pods
@@ -232,3 +178,45 @@ def test_delete_removes_everything() -> None:
     pcs["metadata"]["deletionTimestamp"] = "2026-01-01T00:00:00Z"
     world.reconcile("default", "multinode-disaggregated")
     assert world.objects == {}
+
+
+def test_autoscaling_configs_become_hpas_on_the_scale_subresources() -> None:
+    world = World()
+    doc = SAMPLES["multi-node-aggregated"]
+    doc = {**doc, "spec": {**doc["spec"], "template": dict(doc["spec"]["template"])}}
+    groups = [dict(g) for g in doc["spec"]["template"]["podCliqueScalingGroups"]]
+    groups[0]["scaleConfig"] = {"minReplicas": 2, "maxReplicas": 5}
+    doc["spec"]["template"]["podCliqueScalingGroups"] = groups
+    create_pcs(world, doc)
+    world.reconcile("default", "multinode-aggregated")
+    (hpa,) = world.of_kind("HorizontalPodAutoscaler")
+    assert hpa["metadata"]["name"] == "multinode-aggregated-0-model-instance"
+    assert hpa["spec"]["scaleTargetRef"] == {
+        "apiVersion": "grove.io/v1alpha1",
+        "kind": "PodCliqueScalingGroup",
+        "name": "multinode-aggregated-0-model-instance",
+    }
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 5)
+    assert hpa["metadata"]["labels"][c.LABEL_COMPONENT] == "pcs-hpa"
+
+
+def test_statuses_after_convergence() -> None:
+    world = converge("multi-node-disaggregated")
+    pcs = world.get("PodCliqueSet", "default", "multinode-disaggregated")
+    assert pcs is not None
+    assert pcs["status"]["availableReplicas"] == 1
+    assert pcs["status"]["hpaPodSelector"] == (
+        "app.kubernetes.io/managed-by=grove-operator,app.kubernetes.io/part-of=multinode-disaggregated"
+    )
+    pclq = world.get("PodClique", "default", "multinode-disaggregated-0-prefill-0-pworker")
+    assert pclq is not None
+    assert (
+        pclq["status"]["replicas"],
+        pclq["status"]["readyReplicas"],
+        pclq["status"]["scheduledReplicas"],
+    ) == (4, 4, 4)
+    pcsg = world.get("PodCliqueScalingGroup", "default", "multinode-disaggregated-0-prefill")
+    assert pcsg is not None and pcsg["status"]["availableReplicas"] == 2
+    gang = world.get("PodGang", "default", "multinode-disaggregated-0")
+    assert gang is not None and gang["status"]["phase"] == "Running"
+    assert {cond["type"]: cond["status"] for cond in gang["status"]["conditions"]}["Initialized"] == "True"

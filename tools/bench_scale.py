@@ -1,0 +1,257 @@
+"""Scale benchmark: Grove's own scale fixture against our operator, and a raw client baseline, same run.
+
+    make bench-scale   (python -m tools.bench_scale --out bench-results/scale.json)
+
+Grove's fixture: a PodCliqueSet with one clique `expert-worker` (2 pods, minAvailable 2, 1Mi requests) and
+500 replicas = 1,000 pods on 100 KWOK nodes. Baseline: a plain concurrent client (32 in flight) creating the
+same 1,000 pods with no operator. Milestones (seconds from the action): all pods exist, all Ready, the
+PodCliqueSet available (500/500), scale 500 -> 250 (pods <= 500), delete to zero pods. Also the operator's
+peak RSS and CPU seconds, ratios to the baseline, and a PNG chart of pods created/Ready over time.
+Targets (issue 5): created <= 1.5x raw, Ready <= 1.25x raw, scale-in and delete <= 2x raw delete, RSS <= 250 MB.
+Every cluster component keeps its default settings: speed has to come from the operator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from kubernetes_asyncio import client
+
+from grove_api import constants as c
+from localcluster import cluster as localcluster
+from localcluster import operator
+from localcluster.state import ClusterInfo
+
+NAMESPACE = "scale"
+NAME = "scale-test"
+REPLICAS = 500
+PODS = 2 * REPLICAS
+TOLERATION = {"key": "fake-node", "operator": "Exists", "effect": "NoSchedule"}
+CONTAINER = {"name": "expert-worker", "image": "busybox", "resources": {"requests": {"memory": "1Mi"}}}
+Timeline = list[tuple[float, int, int]]  # (seconds, pods existing, pods Ready)
+
+
+def fixture(replicas: int) -> dict[str, Any]:
+    return {
+        "apiVersion": c.API_VERSION,
+        "kind": c.KIND_PODCLIQUESET,
+        "metadata": {"name": NAME, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "template": {
+                "cliques": [
+                    {
+                        "name": "expert-worker",
+                        "spec": {
+                            "replicas": 2,
+                            "minAvailable": 2,
+                            "podSpec": {"containers": [CONTAINER], "tolerations": [TOLERATION]},
+                        },
+                    }
+                ]
+            },
+        },
+    }
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(
+        cond.get("type") == "Ready" and cond.get("status") == "True"
+        for cond in pod.get("status", {}).get("conditions") or []
+    )
+
+
+class Sampler:
+    """Counts pods (existing, Ready) with a label selector, recording a timeline."""
+
+    def __init__(self, core: client.CoreV1Api, selector: str) -> None:
+        self.core = core
+        self.selector = selector
+        self.timeline: Timeline = []
+
+    async def count(self, start: float) -> tuple[int, int]:
+        resp = await self.core.list_namespaced_pod(
+            NAMESPACE, label_selector=self.selector, _preload_content=False
+        )
+        items = json.loads(await resp.read())["items"]
+        live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
+        counts = (len(items), sum(1 for p in live if _ready(p)))
+        self.timeline.append((round(time.perf_counter() - start, 3), *counts))
+        return counts
+
+    async def until(self, start: float, done: Callable[[int, int], bool], timeout: float = 600) -> float:
+        while True:
+            existing, ready = await self.count(start)
+            elapsed = time.perf_counter() - start
+            if done(existing, ready):
+                return round(elapsed, 2)
+            if elapsed > timeout:
+                raise TimeoutError(f"milestone not reached after {timeout}s ({existing} pods, {ready} Ready)")
+            await asyncio.sleep(0.25)
+
+
+async def _bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int = 32) -> None:
+    sem = asyncio.Semaphore(limit)
+
+    async def one(call: Callable[[], Awaitable[Any]]) -> None:
+        async with sem:
+            await call()
+
+    await asyncio.gather(*(one(call) for call in calls))
+
+
+async def raw_baseline(api: client.ApiClient) -> tuple[dict[str, float], Timeline]:
+    core = client.CoreV1Api(api)
+    sampler = Sampler(core, "bench=raw")
+
+    def pod(i: int) -> dict[str, Any]:
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": f"raw-{i}", "namespace": NAMESPACE, "labels": {"bench": "raw"}},
+            "spec": {"containers": [CONTAINER], "tolerations": [TOLERATION]},
+        }
+
+    start = time.perf_counter()
+    await _bounded([lambda i=i: core.create_namespaced_pod(NAMESPACE, pod(i)) for i in range(PODS)])
+    created = await sampler.until(start, lambda n, _r: n >= PODS)
+    ready = await sampler.until(start, lambda _n, r: r >= PODS)
+    timeline = list(sampler.timeline)  # the chart shows the create phase
+    start_delete = time.perf_counter()
+    await _bounded([lambda i=i: core.delete_namespaced_pod(f"raw-{i}", NAMESPACE) for i in range(PODS)])
+    deleted = await sampler.until(start_delete, lambda n, _r: n == 0)
+    return {"created": created, "ready": ready, "delete_to_zero": deleted}, timeline
+
+
+async def with_operator(api: client.ApiClient) -> tuple[dict[str, float], Timeline]:
+    core = client.CoreV1Api(api)
+    objects = client.CustomObjectsApi(api)
+    sampler = Sampler(core, f"{c.LABEL_PART_OF}={NAME}")
+    start = time.perf_counter()
+    await objects.create_namespaced_custom_object(
+        c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, fixture(REPLICAS)
+    )
+    created = await sampler.until(start, lambda n, _r: n >= PODS)
+    ready = await sampler.until(start, lambda _n, r: r >= PODS)
+
+    async def available() -> float:
+        while True:
+            pcs = await objects.get_namespaced_custom_object(
+                c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, NAME
+            )
+            if (pcs.get("status") or {}).get("availableReplicas") == REPLICAS:
+                return round(time.perf_counter() - start, 2)
+            await asyncio.sleep(0.25)
+
+    pcs_available = await asyncio.wait_for(available(), 600)
+    timeline = list(sampler.timeline)  # the chart shows the create phase
+    start_scale = time.perf_counter()
+    await objects.patch_namespaced_custom_object_scale(
+        c.GROUP,
+        c.VERSION,
+        NAMESPACE,
+        c.PLURAL_PODCLIQUESET,
+        NAME,
+        {"spec": {"replicas": REPLICAS // 2}},
+        _content_type="application/merge-patch+json",
+    )
+    scaled = await sampler.until(start_scale, lambda n, _r: n <= PODS // 2)
+    start_delete = time.perf_counter()
+    await objects.delete_namespaced_custom_object(c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, NAME)
+    deleted = await sampler.until(start_delete, lambda n, _r: n == 0)
+    return {
+        "created": created,
+        "ready": ready,
+        "pcs_available": pcs_available,
+        "scale_500_to_250": scaled,
+        "delete_to_zero": deleted,
+    }, timeline
+
+
+def _proc(pid: int) -> dict[str, float]:
+    status = Path(f"/proc/{pid}/status").read_text()
+    peak = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmHWM:"))
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = int(fields[11]) + int(fields[12])  # utime + stime
+    return {"peak_rss_mb": round(peak / 1024, 1), "cpu_seconds": round(ticks / os.sysconf("SC_CLK_TCK"), 1)}
+
+
+def chart(raw: Timeline, ours: Timeline, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(9, 5))
+    for timeline, label, style in ((raw, "raw client", "--"), (ours, "grove-py operator", "-")):
+        ts = [t for t, _, _ in timeline]
+        ax.plot(ts, [n for _, n, _ in timeline], style, label=f"{label}: pods existing")
+        ax.plot(ts, [r for _, _, r in timeline], style, label=f"{label}: pods Ready")
+    ax.set_xlabel("seconds since the create request")
+    ax.set_ylabel("pods")
+    ax.set_title(f"Creating {PODS} pods on 100 KWOK nodes")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+async def run(info: ClusterInfo) -> dict[str, Any]:
+    async with info.api_client() as api:
+        await client.CoreV1Api(api).create_namespace(
+            client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
+        )
+        raw, raw_timeline = await raw_baseline(api)
+        ours, our_timeline = await with_operator(api)
+    return {"raw": raw, "operator": ours, "timelines": {"raw": raw_timeline, "operator": our_timeline}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=Path("bench-results/scale.json"))
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="grove-bench-scale-") as tmp:
+        state_dir = Path(tmp) / "cluster"
+        info = localcluster.up(state_dir, nodes=100, progress=lambda _msg: None)
+        try:
+            result = asyncio.run(run(info))
+            state = operator.load_state(state_dir)
+            assert state is not None
+            result["operator_process"] = _proc(state.pid)
+        finally:
+            localcluster.down(state_dir)
+    raw, ours = result["raw"], result["operator"]
+    result["ratios"] = {
+        "created": round(ours["created"] / raw["created"], 2),
+        "ready": round(ours["ready"] / raw["ready"], 2),
+        "scale_500_to_250_vs_raw_delete": round(ours["scale_500_to_250"] / raw["delete_to_zero"], 2),
+        "delete_to_zero_vs_raw_delete": round(ours["delete_to_zero"] / raw["delete_to_zero"], 2),
+    }
+    ratios, proc = result["ratios"], result["operator_process"]
+    result["targets_met"] = {
+        "created<=1.5x": ratios["created"] <= 1.5,
+        "ready<=1.25x": ratios["ready"] <= 1.25,
+        "scale<=2x_raw_delete": ratios["scale_500_to_250_vs_raw_delete"] <= 2,
+        "delete<=2x_raw_delete": ratios["delete_to_zero_vs_raw_delete"] <= 2,
+        "rss<=250MB": proc["peak_rss_mb"] <= 250,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    chart(result["timelines"]["raw"], result["timelines"]["operator"], args.out.with_suffix(".png"))
+    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    printable = {k: v for k, v in result.items() if k != "timelines"}
+    print(json.dumps(printable, indent=2))
+    print(f"wrote {args.out} and {args.out.with_suffix('.png')}")
+
+
+if __name__ == "__main__":
+    main()
