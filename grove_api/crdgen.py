@@ -25,7 +25,7 @@ from grove_api.openapi import inline
 DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "deploy" / "crds"
 
 
-def _unwrap(tp: Any) -> tuple[Any, list[Crd]]:
+def unwrap(tp: Any) -> tuple[Any, list[Crd]]:
     """Strip Optional[...] and Annotated[...], collecting Crd markers from every layer."""
     markers: list[Crd] = []
     while True:
@@ -68,7 +68,7 @@ def _apply_markers(schema: dict[str, Any], markers: list[Crd]) -> dict[str, Any]
 
 def schema_of_type(tp: Any, outer: list[Crd] | None = None) -> dict[str, Any]:
     """Schema of a Python type; `outer` are markers pydantic already lifted off the annotation."""
-    tp, markers = _unwrap(tp)
+    tp, markers = unwrap(tp)
     markers = [*(outer or []), *markers]
     embedded = next((m.embedded for m in markers if m.embedded), None)
     if embedded:

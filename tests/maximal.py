@@ -6,12 +6,11 @@ Created on the real apiserver and read back, it proves the CRD schema keeps ever
 
 from __future__ import annotations
 
-import types
-import typing
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel
 
+from grove_api.crdgen import unwrap
 from grove_api.models.base import Crd, K8sModel, ObjectMeta
 
 # Small valid values for the embedded Kubernetes types the models keep opaque.
@@ -38,21 +37,9 @@ SKIPPED = {
 TIMESTAMP = "2026-01-01T00:00:00Z"
 
 
-def _unwrap(tp: Any, markers: list[Crd]) -> Any:
-    while True:
-        origin = get_origin(tp)
-        if origin is typing.Annotated:
-            tp, *meta = get_args(tp)
-            markers += [m for m in meta if isinstance(m, Crd)]
-        elif origin in (Union, types.UnionType):
-            tp = next(a for a in get_args(tp) if a is not type(None))
-        else:
-            return tp
-
-
 def value_for(tp: Any, name: str, markers: list[Crd]) -> Any:
-    tp = _unwrap(tp, markers)
-    marker = {k: v for m in markers for k, v in vars(m).items() if v}
+    tp, inner = unwrap(tp)
+    marker = {k: v for m in [*markers, *inner] for k, v in vars(m).items() if v}
     if "embedded" in marker:
         return EMBEDDED_EXAMPLES[marker["embedded"]]
     if "enum" in marker:

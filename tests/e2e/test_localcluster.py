@@ -16,6 +16,7 @@ from localcluster import nodes, processes, versions
 from localcluster.ports import PortInUseError
 from localcluster.processes import ComponentFailed
 from localcluster.state import ClusterInfo
+from tests.waiting import until
 
 TOLERATION = {"key": nodes.FAKE_TAINT_KEY, "operator": "Exists", "effect": "NoSchedule"}
 
@@ -23,19 +24,6 @@ TOLERATION = {"key": nodes.FAKE_TAINT_KEY, "operator": "Exists", "effect": "NoSc
 def _pod_ready(pod: Any) -> bool:
     conditions = pod.status.conditions or []
     return pod.status.phase == "Running" and any(c.type == "Ready" and c.status == "True" for c in conditions)
-
-
-async def _until(what: str, check: Any, timeout: float = 60.0) -> Any:
-    """Poll an async `check` until it returns something truthy; fail with `what` at the deadline."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if loop.time() >= deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(0.2)
 
 
 async def test_apiserver_version(cluster: ClusterInfo, api_client: ApiClient) -> None:
@@ -109,7 +97,7 @@ async def test_deployment_pods_and_garbage_collection(api_client: ApiClient, nam
         pods = (await core.list_namespaced_pod(namespace, label_selector="app=gc-demo")).items
         return pods if len(pods) == 3 and all(_pod_ready(p) for p in pods) else []
 
-    pods = await _until("3 Ready deployment pods", ready_pods)
+    pods = await until("3 Ready deployment pods", ready_pods)
     assert all(p.metadata.owner_references[0].kind == "ReplicaSet" for p in pods)
 
     await apps.delete_namespaced_deployment("gc-demo", namespace)
@@ -119,7 +107,7 @@ async def test_deployment_pods_and_garbage_collection(api_client: ApiClient, nam
         sets = (await apps.list_namespaced_replica_set(namespace)).items
         return not pods and not sets
 
-    await _until("ReplicaSet and pods garbage-collected", all_gone)
+    await until("ReplicaSet and pods garbage-collected", all_gone)
 
 
 def test_nodes_add_cordon_uncordon(cluster: ClusterInfo) -> None:

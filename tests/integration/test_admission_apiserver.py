@@ -12,6 +12,7 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
+from reconciler.planner.plan import contains
 from tests.admission_corpus import CASES, Case
 from tests.unit.test_admission_corpus import admit
 from webhook.paths import VALIDATING_WEBHOOK
@@ -25,16 +26,6 @@ def placed(doc: dict[str, Any] | None, namespace: str) -> dict[str, Any]:
     out = copy.deepcopy(doc or {})
     out.setdefault("metadata", {})["namespace"] = namespace
     return out
-
-
-def _contains(stored: Any, sent: Any) -> bool:
-    if isinstance(sent, dict):
-        return isinstance(stored, dict) and all(
-            k in stored and _contains(stored[k], v) for k, v in sent.items()
-        )
-    if isinstance(sent, list):
-        return isinstance(stored, list) and len(stored) == len(sent) and all(map(_contains, stored, sent))
-    return bool(stored == sent)
 
 
 async def _replace(
@@ -102,4 +93,4 @@ async def test_case_through_apiserver(case: Case, namespace: str, api_client: cl
         return
     assert expected.allowed, f"the apiserver stored what the pure handlers refuse: {expected.message}"
     stored = await objects.get_namespaced_custom_object(*PCS, namespace, c.PLURAL_PODCLIQUESET, name)
-    assert _contains(stored["spec"], defaulted["spec"]), "the stored object is not the defaulted one"
+    assert contains(stored["spec"], defaulted["spec"]), "the stored object is not the defaulted one"

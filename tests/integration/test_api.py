@@ -18,6 +18,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
 from grove_api.kinds import ALL_KINDS, PODCLIQUE, PODCLIQUESCALINGGROUP, Kind
+from reconciler.planner.plan import contains
 from tests.kube import kubectl
 from tests.maximal import maximal
 from tests.samples import runnable_samples
@@ -133,17 +134,6 @@ async def test_scale_subresource_of_children(
     assert scale["status"]["selector"] == status[selector_field]
 
 
-def _contains(stored: Any, sent: Any) -> bool:
-    """Everything sent is still there (the apiserver may add defaults and metadata)."""
-    if isinstance(sent, dict):
-        return isinstance(stored, dict) and all(
-            k in stored and _contains(stored[k], v) for k, v in sent.items()
-        )
-    if isinstance(sent, list):
-        return isinstance(stored, list) and len(stored) == len(sent) and all(map(_contains, stored, sent))
-    return bool(stored == sent)
-
-
 # Our admission webhooks refuse some maximal values (topology constraints while topology-aware scheduling
 # is off, a scheduler binding to a backend that is not enabled). This test is about the schema, so the
 # webhook configurations for the kind are set aside (and restored as they were) while it is created.
@@ -220,8 +210,8 @@ async def test_apiserver_keeps_every_model_field(
             stored = await objects.get_cluster_custom_object(*args, name)
         finally:
             await objects.delete_cluster_custom_object(*args, name)
-    assert _contains(stored["spec"], doc["spec"]), json.dumps(stored["spec"], indent=1)
-    assert _contains(stored["status"], status), json.dumps(stored["status"], indent=1)
+    assert contains(stored["spec"], doc["spec"]), json.dumps(stored["spec"], indent=1)
+    assert contains(stored["status"], status), json.dumps(stored["status"], indent=1)
     assert kind.model.from_dict(stored).to_dict() == stored
 
 
