@@ -12,7 +12,7 @@ step "local cluster (etcd, kube-apiserver, kube-scheduler, kube-controller-manag
 grove-cluster up --nodes "${DEMO_NODES:-20}"
 export KUBECONFIG="$GROVE_STATE_DIR/kubeconfig"
 
-step "grove-operator (webhooks), restarted so it runs this checkout's code"
+step "grove-operator (webhooks and controllers), restarted so it runs this checkout's code"
 grove-cluster operator restart
 
 step "Grove CRDs"
@@ -21,6 +21,15 @@ kubectl wait --for condition=established --timeout=60s -f deploy/crds/ >/dev/nul
 
 step "tutorial samples (samples/concept-overview, samples/training)"
 kubectl apply -f samples/concept-overview/ -f samples/training/
+
+step "waiting until every PodCliqueSet is available (pods Running on KWOK nodes)"
+for pcs in $(kubectl get pcs -o name); do
+  replicas=$(kubectl get "$pcs" -o jsonpath='{.spec.replicas}')
+  kubectl wait --for=jsonpath='{.status.availableReplicas}'="$replicas" "$pcs" --timeout=180s
+done
+
+step "kubectl get pods -l app.kubernetes.io/part-of=comp-inf-ppln -o wide   (the tutorial's 11 pods)"
+kubectl get pods -l app.kubernetes.io/part-of=comp-inf-ppln -o wide
 
 step "kubectl get nodes"
 kubectl get nodes -L topology.kubernetes.io/zone,topology.grove.io/block,topology.grove.io/rack | awk 'NR<=8'
