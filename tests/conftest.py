@@ -12,11 +12,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient, Configuration
 
     from localcluster.state import ClusterInfo
+
+# Property tests explore new examples on every local run (that is how they find bugs); CI runs the same
+# examples each time (HYPOTHESIS_PROFILE=ci), so a landing is never decided by the draw.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 TESTS_DIR = Path(__file__).parent
 MARKER_BY_DIR = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
