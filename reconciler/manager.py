@@ -17,8 +17,9 @@ from typing import Any
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
+from reconciler.events import events_for
 from reconciler.kube import resources
-from reconciler.kube.client import KubeClient
+from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
@@ -123,6 +124,7 @@ class Manager:
             return result.requeue_after
         report = await self._execute(result.actions)
         self.stats.actions += len(result.actions)
+        await self._record(snap, report)
         log.info(
             "reconciled",
             extra={
@@ -136,6 +138,14 @@ class Manager:
             self.stats.failures += 1
             raise ReconcileError(report.summary())
         return result.requeue_after
+
+    async def _record(self, snap: Snapshot, report: Report) -> None:
+        """Events for `kubectl describe pcs`; losing one is not worth failing the pass."""
+        for event in events_for(snap.pcs, report, snap.now):
+            try:
+                await self.client.create(event)
+            except KubeError as err:
+                log.warning("could not record an event: %s", err)
 
     async def _execute(self, actions: list[Action]) -> Report:
         """New PodCliques go first, and their pods right after them, in the same pass (their uid comes
@@ -153,10 +163,9 @@ class Manager:
             uid = uids.get((meta["namespace"], meta["name"]))
             if uid:
                 pods += pod_actions({**action.obj, "metadata": {**meta, "uid": uid}}, [])
-        report = await self.executor.run(pods + rest)
-        report.created += created.created
-        report.errors += created.errors
-        report.skipped += created.skipped
+        report = await self.executor.run(pods)  # pods before Services, PodGangs and statuses
+        report.merge(created)
+        report.merge(await self.executor.run(rest))
         return report
 
     # -- lifecycle -------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from grove_api import constants
@@ -212,6 +212,11 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.errors and not self.skipped
+
+    def merge(self, other: Report) -> None:
+        """Add another run's results (runs done in stages for one reconcile)."""
+        for f in fields(self):
+            getattr(self, f.name).extend(getattr(other, f.name))
 
     def summary(self) -> str:
         return (

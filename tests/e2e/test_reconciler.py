@@ -84,6 +84,22 @@ async def test_tutorial_example_runs(
         r["name"] for g in gangs for group in g["spec"]["podgroups"] for r in group["podReferences"]
     ]
     assert sorted(referenced) == sorted(p.metadata.name for p in items), "every pod is in exactly one PodGang"
+    events = json.loads(
+        kubectl(
+            kubeconfig,
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "--field-selector",
+            f"involvedObject.name={pcs}",
+            "-o",
+            "json",
+        )
+    )["items"]
+    assert any(e["reason"] == "SuccessfulCreate" and "Pod" in e["message"] for e in events), (
+        "kubectl describe shows what was done"
+    )
 
 
 async def test_tutorial_scaling_commands(

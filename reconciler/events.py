@@ -1,0 +1,76 @@
+"""Events on the PodCliqueSet for what a user looks for in `kubectl describe pcs`: what a reconcile pass
+created, deleted or failed to do. One Event per (reason, kind) per pass, with counts and a few names,
+so a 1,000-pod PodCliqueSet yields a handful of Events, not thousands."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import datetime
+from typing import Any
+
+from grove_api import constants as c
+from grove_api.conditions import format_time
+from reconciler.kube.executor import Report, describe
+from reconciler.planner.snapshot import Obj
+
+COMPONENT = c.OPERATOR_NAME
+MAX_NAMES = 3
+
+
+def _summary(kind: str, names: list[str], verb: str) -> str:
+    shown = ", ".join(names[:MAX_NAMES]) + (
+        f" and {len(names) - MAX_NAMES} more" if len(names) > MAX_NAMES else ""
+    )
+    noun = kind if len(names) == 1 else f"{kind}s"
+    return f"{verb} {len(names)} {noun}: {shown}"
+
+
+def events_for(pcs: Obj, report: Report, now: datetime) -> list[dict[str, Any]]:
+    """Core v1 Events (Normal for what was done, Warning for what failed) about one reconcile pass."""
+    grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for created in report.created:
+        if not created.existed:
+            grouped[("Normal", "SuccessfulCreate", created.ref.kind)].append(created.ref.name)
+    for ref in report.deleted:
+        grouped[("Normal", "SuccessfulDelete", ref.kind)].append(ref.name)
+    out = []
+    for (kind_of_event, reason, kind), names in sorted(grouped.items()):
+        verb = "Created" if reason == "SuccessfulCreate" else "Deleted"
+        out.append(_event(pcs, kind_of_event, reason, _summary(kind, names, verb), now))
+    for failure in report.errors[:MAX_NAMES]:
+        out.append(
+            _event(pcs, "Warning", "ReconcileFailed", f"{describe(failure.action)}: {failure.message}", now)
+        )
+    if len(report.errors) > MAX_NAMES:
+        more = len(report.errors) - MAX_NAMES
+        out.append(
+            _event(
+                pcs, "Warning", "ReconcileFailed", f"{more} more actions failed (see the operator's log)", now
+            )
+        )
+    return out
+
+
+def _event(pcs: Obj, type_: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    meta = pcs["metadata"]
+    stamp = format_time(now)
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": c.API_VERSION,
+            "kind": c.KIND_PODCLIQUESET,
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid", ""),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": COMPONENT},
+        "reportingComponent": COMPONENT,
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
