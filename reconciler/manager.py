@@ -23,7 +23,7 @@ from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
-from reconciler.planner.actions import Action, Create
+from reconciler.planner.actions import Action, Create, Delete
 from reconciler.planner.plan import plan
 from reconciler.planner.pods import pod_actions
 from reconciler.planner.snapshot import Obj, Snapshot
@@ -45,6 +45,12 @@ CHILDREN: dict[str, resources.Resource] = {
     "secrets": resources.SECRET,
     "hpas": resources.HPA,
 }
+
+
+def _is_pod(action: Action) -> bool:
+    if isinstance(action, Create):
+        return bool(action.obj["kind"] == "Pod")
+    return isinstance(action, Delete) and action.ref.kind == "Pod"
 
 
 class ReconcileError(Exception):
@@ -148,23 +154,24 @@ class Manager:
                 log.warning("could not record an event: %s", err)
 
     async def _execute(self, actions: list[Action]) -> Report:
-        """New PodCliques go first, and their pods right after them, in the same pass (their uid comes
-        back from the create; waiting for the watch would cost a round trip). Then everything else."""
-        first = [a for a in actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE]
-        if not first:
-            return await self.executor.run(actions)
-        rest = [a for a in actions if not (isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE)]
-        created = await self.executor.run(first)
-        uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
-        pods: list[Action] = []
-        for action in first:
-            assert isinstance(action, Create)
-            meta = action.obj["metadata"]
-            uid = uids.get((meta["namespace"], meta["name"]))
-            if uid:
-                pods += pod_actions({**action.obj, "metadata": {**meta, "uid": uid}}, [])
-        report = await self.executor.run(pods)  # pods before Services, PodGangs and statuses
-        report.merge(created)
+        """In stages, so pods reach the scheduler (or go) as early as possible: new PodCliques first; then
+        pods: those of the new PodCliques (their uid comes back from the create, no need to wait for the
+        watch) and every other pod create or delete; then everything else (Services, PodGangs, statuses)."""
+        cliques = [a for a in actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE]
+        pods = [a for a in actions if _is_pod(a)]
+        rest = [a for a in actions if not _is_pod(a) and a not in cliques]
+        report = Report()
+        if cliques:
+            created = await self.executor.run(cliques)
+            report.merge(created)
+            uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
+            for action in cliques:
+                assert isinstance(action, Create)
+                meta = action.obj["metadata"]
+                uid = uids.get((meta["namespace"], meta["name"]))
+                if uid:
+                    pods += pod_actions({**action.obj, "metadata": {**meta, "uid": uid}}, [])
+        report.merge(await self.executor.run(pods))
         report.merge(await self.executor.run(rest))
         return report
 
