@@ -254,12 +254,11 @@ def _owned(objs: Mapping[str, Obj], component: str) -> dict[str, Obj]:
 
 
 def _unwanted_podcliques(snap: Snapshot, desired: list[Obj]) -> list[Obj]:
-    """Existing PodCliques not desired. Members of a scaling group that is itself going are left to the
-    garbage collector (their owner's deletion takes them)."""
+    """Our PodCliques that are no longer desired (scaled-in replicas, removed groups), deleted directly
+    rather than left to the garbage collector."""
     wanted = {o["metadata"]["name"] for o in desired}
-    out = []
-    for name, pclq in snap.podcliques.items():
-        if name in wanted or is_deleting(pclq) or not snap.controls(pclq):
-            continue
-        out.append(pclq)
-    return out
+    return [
+        pclq
+        for name, pclq in snap.podcliques.items()
+        if name not in wanted and not is_deleting(pclq) and snap.controls(pclq)
+    ]

@@ -17,19 +17,19 @@ from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatu
 from reconciler.planner.plan import plan
 from reconciler.planner.snapshot import Obj, Snapshot
 
-KINDS = {
-    "PodCliqueSet": "podcliques_sets",
-    "PodClique": "podcliques",
-    "PodCliqueScalingGroup": "scaling_groups",
-    "PodGang": "podgangs",
-    "Pod": "pods",
-    "Service": "services",
-    "ServiceAccount": "service_accounts",
-    "Role": "roles",
-    "RoleBinding": "role_bindings",
-    "Secret": "secrets",
-    "HorizontalPodAutoscaler": "hpas",
-}
+KINDS = (
+    "PodCliqueSet",
+    "PodClique",
+    "PodCliqueScalingGroup",
+    "PodGang",
+    "Pod",
+    "Service",
+    "ServiceAccount",
+    "Role",
+    "RoleBinding",
+    "Secret",
+    "HorizontalPodAutoscaler",
+)
 
 
 def _merge(into: Obj, patch: Obj) -> None:
@@ -156,7 +156,7 @@ class World:
             for kind in KINDS
         }
         return Snapshot(
-            pcs=default_podcliqueset(pcs) | {"metadata": pcs["metadata"]},
+            pcs={**default_podcliqueset(pcs), "metadata": pcs["metadata"]},
             now=datetime.now(UTC),
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
