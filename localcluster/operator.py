@@ -81,6 +81,11 @@ def _dir(info: ClusterInfo) -> Path:
     return info.state_dir / "operator"
 
 
+def cert_dir(info: ClusterInfo) -> Path:
+    """The operator's serving certificate (tls.crt, tls.key) and CA (ca.crt), provisioned by the operator."""
+    return _dir(info) / "certs"
+
+
 def config_path(info: ClusterInfo) -> Path:
     return _dir(info) / "config.yaml"
 
@@ -252,7 +257,7 @@ def write_config(info: ClusterInfo, webhook_port: int, health_port: int, metrics
                 "bindAddress": ports.HOST,
                 "port": webhook_port,
                 "namespace": NAMESPACE,
-                "serverCertDir": str(_dir(info) / "certs"),
+                "serverCertDir": str(cert_dir(info)),
                 "certProvisionMode": "auto",
             },
             "healthProbes": {"bindAddress": ports.HOST, "port": health_port},
@@ -346,13 +351,14 @@ def install(info: ClusterInfo, progress: Progress) -> None:
 # --- the process -------------------------------------------------------------------------------------
 
 
-def _argv(info: ClusterInfo) -> list[str]:
+def _argv(info: ClusterInfo, webhooks_only: bool = False) -> list[str]:
     return [
         sys.executable,
         "-m",
         "grove_operator.main",
         f"--config={config_path(info)}",
         f"--kubeconfig={kubeconfig_path(info)}",
+        *(["--webhooks-only"] if webhooks_only else []),
     ]
 
 
@@ -467,8 +473,17 @@ def _wait_ready(info: ClusterInfo, state: OperatorState, timeout: float) -> None
     )
 
 
-def _start(info: ClusterInfo, progress: Progress, timeout: float = READY_TIMEOUT) -> OperatorState:
-    """Start the operator unless it runs; wait until it is ready. Caller holds the state lock."""
+def _start(
+    info: ClusterInfo,
+    progress: Progress,
+    timeout: float = READY_TIMEOUT,
+    *,
+    webhooks_only: bool = False,
+) -> OperatorState:
+    """Start the operator unless it runs; wait until it is ready. Caller holds the state lock.
+
+    `webhooks_only` runs just the admission webhooks, without the reconciler (for benchmarks that measure
+    admission alone)."""
     existing = load_state(info.state_dir)
     pid = running_pid(info.state_dir)
     if existing is not None and pid is not None:
@@ -479,7 +494,7 @@ def _start(info: ClusterInfo, progress: Progress, timeout: float = READY_TIMEOUT
         apply_webhook_configurations(info)  # keep the registrations as the current code renders them
     write_kubeconfig(info)
     config = _read_config(info)
-    argv = _argv(info)
+    argv = _argv(info, webhooks_only)
     log = log_path(info)
     env = {
         **os.environ,
@@ -541,10 +556,12 @@ def _quiet(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def start(state_dir: Path | None = None, progress: Progress = _quiet) -> OperatorState:
+def start(
+    state_dir: Path | None = None, progress: Progress = _quiet, *, webhooks_only: bool = False
+) -> OperatorState:
     """Start the operator of the cluster in `state_dir` (no-op when it runs) and wait until it is ready."""
     with _locked(state_dir) as info:
-        return _start(info, progress)
+        return _start(info, progress, webhooks_only=webhooks_only)
 
 
 def stop(state_dir: Path | None = None) -> list[int]:

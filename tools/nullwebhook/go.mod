@@ -1,0 +1,3 @@
+module grove-py/tools/nullwebhook
+
+go 1.22
