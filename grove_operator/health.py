@@ -30,15 +30,17 @@ def build_app(readiness: Readiness) -> web.Application:
     return app
 
 
-class HealthServer:
-    def __init__(self, readiness: Readiness, host: str, port: int) -> None:
-        self.readiness = readiness
+class PlainServer:
+    """An aiohttp app on a plain-HTTP port (probes, metrics): not behind the webhook's TLS."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
         self.host = host
         self.port = port
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(build_app(self.readiness), access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         await site.start()
@@ -52,3 +54,7 @@ class HealthServer:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+
+
+def health_server(readiness: Readiness, host: str, port: int) -> PlainServer:
+    return PlainServer(build_app(readiness), host, port)
