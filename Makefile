@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export GROVE_STATE_DIR ?= $(CURDIR)/.grove/cluster
 
-.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale lint format crds clean down venv
+.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale bench-gang lint format crds clean down venv
 
 all: lint test
 
@@ -40,7 +40,7 @@ integration: $(STAMP)
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
 
-bench: bench-cluster bench-webhook bench-scale
+bench: bench-cluster bench-webhook bench-scale bench-gang
 
 bench-cluster: $(STAMP)
 	$(PY) -m tools.bench_cluster --out bench-results/cluster.json
@@ -51,10 +51,14 @@ bench-webhook: $(STAMP)
 bench-scale: $(STAMP)
 	$(PY) -m tools.bench_scale --out bench-results/scale.json
 
+bench-gang: $(STAMP)
+	$(PY) -m tools.bench_gang core --out bench-results/gang-core.json
+	$(PY) -m tools.bench_gang e2e --out bench-results/gang-e2e.json
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler
+	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter
 	$(PY) -m webhook.registration --check
 	$(PY) -m grove_api.crdgen --check
 

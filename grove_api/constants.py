@@ -112,4 +112,6 @@ UPDATE_ON_DELETE: Final = "OnDelete"
 SCHEDULER_DEFAULT: Final = "default-scheduler"
 RESOURCE_SHARING_ALL_REPLICAS: Final = "AllReplicas"
 RESOURCE_SHARING_PER_REPLICA: Final = "PerReplica"
-PODGANG_PHASES: Final = ("Pending", "Starting", "Running", "Failed", "Succeeded")
+# "Admitted" is ours: the gang admitter released the gang's minimum (pinned, ungated), not yet all Running.
+PODGANG_PHASES: Final = ("Pending", "Admitted", "Starting", "Running", "Failed", "Succeeded")
+CONDITION_PODGANG_ADMITTED: Final = "Admitted"  # ours, written by the gang admitter

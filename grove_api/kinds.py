@@ -138,7 +138,22 @@ PODGANG = Kind(
     short_names=("pg",),
     namespaced=True,
     scale=None,
-    columns=(PrinterColumn("Phase", ".status.phase", "string"), AGE),
+    columns=(
+        PrinterColumn("Phase", ".status.phase", "string"),
+        PrinterColumn(
+            "Admission",
+            '.status.conditions[?(@.type=="Admitted")].reason',
+            "string",
+            description="Reason of the Admitted condition: why the gang waits, or that it was admitted",
+        ),
+        PrinterColumn(
+            "Message",
+            '.status.conditions[?(@.type=="Admitted")].message',
+            "string",
+            description="What the gang waits for, with numbers",
+        ),
+        AGE,
+    ),
     description="PodGang is a gang of pods that must be scheduled together: for each podgroup, at least "
     "minReplicas pods are placed or none is.",
 )

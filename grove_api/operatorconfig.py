@@ -86,6 +86,16 @@ class Authorizer(K8sModel):
     exempt_service_account_user_names: list[str] = Field(default_factory=lambda: list(DEFAULT_EXEMPT_USERS))
 
 
+class GangAdmission(K8sModel):
+    """Ours (Grove has no such component): the gang admitter that lifts scheduling gates gang by gang."""
+
+    enabled: bool = True
+    # An admitted gang whose minimum is not all bound after this long is reset (its unbound pods recreated).
+    bind_timeout_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # A gang blocked this long stops newer gangs from passing it, so freed capacity accumulates for it.
+    starvation_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+
 class FeatureToggle(K8sModel):
     enabled: bool = False
 
@@ -131,6 +141,7 @@ class OperatorConfiguration(K8sModel):
     log_level: Literal["debug", "info", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     authorizer: Authorizer = Field(default_factory=Authorizer)
+    gang_admission: GangAdmission = Field(default_factory=GangAdmission)
     topology_aware_scheduling: FeatureToggle = Field(default_factory=FeatureToggle)
     network: Network = Field(default_factory=Network)
     scheduler: Scheduler = Field(default_factory=Scheduler)

@@ -17,19 +17,22 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
+from admitter.controller import Admitter
 from certs.manager import CertError, CertManager
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import kube
-from grove_operator.health import HealthServer
+from grove_operator.health import health_server
+from grove_operator.leader import LeaderElector
+from grove_operator.metrics import metrics_server
 from reconciler.kube.client import KubeClient
 from reconciler.manager import Manager
-from webhook import authorizer, clustertopology, paths, pcs
+from webhook import authorizer, clustertopology, paths, pcs, pods
 from webhook.admission import Handler
 from webhook.server import WebhookServer
 from webhook.tls import ReloadableTLS
@@ -65,6 +68,7 @@ def build_handlers(
         )
         handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
     handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
+    handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(gate=config.gang_admission.enabled)
     return handlers
 
 
@@ -103,13 +107,23 @@ class Operator:
             dict(handlers) if handlers is not None else build_handlers(config, client, reconciler_username)
         )
         probes = config.server.health_probes
-        self.health = HealthServer(self.readiness, probes.bind_address, probes.port)
+        self.health = health_server(self.readiness, probes.bind_address, probes.port)
+        endpoint = config.server.metrics
+        self.metrics = metrics_server(endpoint.bind_address, endpoint.port)
         self.tls: ReloadableTLS | None = None
         self.server: WebhookServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inject_lock = asyncio.Lock()
         self.controllers = controllers
         self.manager: Manager | None = None
+        self.admitter: Admitter | None = None
+        # Leader election (leaderElection.enabled): every replica serves the webhooks; only the lease holder
+        # runs the controllers. Losing the lease ends the process (exit code 1), as client-go users do.
+        self.elector: LeaderElector | None = None
+        if controllers and config.leader_election.enabled:
+            self.elector = LeaderElector.from_config(config, client)
+        self.fatal = asyncio.Event()  # set when the process must exit (leadership lost)
+        self.exit_code = 0
 
     # -- caBundle ----------------------------------------------------------------------------------------
 
@@ -181,6 +195,7 @@ class Operator:
     async def start(self) -> None:
         hooks = self.config.server.webhooks
         await self.health.start()
+        await self.metrics.start()
         log.info(
             "health endpoints listening",
             extra={
@@ -205,22 +220,51 @@ class Operator:
         self._spawn(self._recheck(), "cabundle-recheck")
         self.readiness.reason = ""
         log.info("grove-operator ready", extra={"webhooks": sorted(self.handlers)})
-        if self.controllers:
-            self.manager = Manager(KubeClient(self.client), self.config)
-            self._spawn(self._reconcile_forever(self.manager), "reconciler")
+        if self.controllers and self.elector is None:
+            self._spawn(self._controllers(), "controllers")
+        elif self.controllers:
+            self._spawn(self._campaign(), "leader-election")
 
-    async def _reconcile_forever(self, manager: Manager) -> None:
-        """The controllers; a crash (a bug, or the apiserver gone for long) restarts them after a pause."""
+    async def _controllers(self) -> None:
+        """The reconciler and the gang admitter (while this replica holds the lease, if elected)."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._forever("reconciler", self._new_manager))
+            if self.config.gang_admission.enabled:
+                group.create_task(self._forever("gang admitter", self._new_admitter))
+
+    async def _campaign(self) -> None:
+        """Wait for the lease and run the controllers while holding it; once it is lost, ask the process to
+        exit (a new process campaigns again from clean caches)."""
+        assert self.elector is not None
+        try:
+            await self.elector.run(
+                self._controllers, lambda: log.error("leader election lost; exiting so the controllers stop")
+            )
+        except Exception:
+            log.exception("the controllers failed")
+        self.exit_code = 1
+        self.fatal.set()
+
+    def _new_manager(self) -> Manager:
+        self.manager = Manager(KubeClient(self.client), self.config)
+        return self.manager
+
+    def _new_admitter(self) -> Admitter:
+        self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission)
+        return self.admitter
+
+    async def _forever(self, what: str, new: Callable[[], Manager | Admitter]) -> None:
+        """A controller; a crash (a bug, or the apiserver gone for long) restarts it, with fresh caches,
+        after a pause."""
         while True:
             try:
-                await manager.run()
+                await new().run()
                 return
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("reconciler failed; restarting it in %.0f s", RESTART_PAUSE)
+                log.exception("%s failed; restarting it in %.0f s", what, RESTART_PAUSE)
                 await asyncio.sleep(RESTART_PAUSE)
-                manager = self.manager = Manager(KubeClient(self.client), self.config)
 
     async def stop(self) -> None:
         self.readiness.reason = "shutting down"
@@ -229,15 +273,20 @@ class Operator:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self.elector is not None:
+            # The controllers have stopped (their task was awaited above): hand the lease to a standby now
+            # rather than after it expires (client-go ReleaseOnCancel). A no-op if we do not hold it.
+            await self.elector.release()
         await self.certs.stop()
         if self.server is not None:
             await self.server.stop(DRAIN_SECONDS)
+        await self.metrics.stop()
         await self.health.stop()
         log.info("grove-operator stopped")
 
 
 async def run(operator: Operator) -> int:
-    """Start, serve until SIGTERM/SIGINT, shut down gracefully; the process exit code."""
+    """Start, serve until SIGTERM/SIGINT (or lost leadership), shut down gracefully; the exit code."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -245,11 +294,12 @@ async def run(operator: Operator) -> int:
     try:
         starting = asyncio.create_task(operator.start())
         waiting = asyncio.create_task(stop.wait())
+        fatal = asyncio.create_task(operator.fatal.wait())
         done, _ = await asyncio.wait({starting, waiting}, return_when=asyncio.FIRST_COMPLETED)
         if starting in done:
             starting.result()  # startup errors propagate
             log.info("serving until SIGTERM/SIGINT")
-            await waiting
+            await asyncio.wait({waiting, fatal}, return_when=asyncio.FIRST_COMPLETED)
         else:
             log.info("signal received during startup")
             starting.cancel()
@@ -259,5 +309,7 @@ async def run(operator: Operator) -> int:
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        for task in (waiting, fatal):
+            task.cancel()
         await operator.stop()
-    return 0
+    return operator.exit_code

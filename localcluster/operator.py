@@ -267,6 +267,8 @@ def write_config(info: ClusterInfo, webhook_port: int, health_port: int, metrics
             "enabled": True,
             "exemptServiceAccountUserNames": [*DEFAULT_EXEMPT_USERS, *EXTRA_EXEMPT],
         },
+        # The fake nodes carry zone/block/rack labels: topology constraints work here as on a real cluster.
+        "topologyAwareScheduling": {"enabled": True},
     }
     path = config_path(info)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -51,16 +51,19 @@ def events_for(pcs: Obj, report: Report, now: datetime) -> list[dict[str, Any]]:
     return out
 
 
-def _event(pcs: Obj, type_: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
-    meta = pcs["metadata"]
+def event(
+    obj: Obj, type_: str, reason: str, message: str, now: datetime, *, component: str = COMPONENT
+) -> dict[str, Any]:
+    """A core v1 Event about `obj` (which needs apiVersion, kind and metadata with name, namespace, uid)."""
+    meta = obj["metadata"]
     stamp = format_time(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
         "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
         "involvedObject": {
-            "apiVersion": c.API_VERSION,
-            "kind": c.KIND_PODCLIQUESET,
+            "apiVersion": obj.get("apiVersion", ""),
+            "kind": obj.get("kind", ""),
             "name": meta["name"],
             "namespace": meta["namespace"],
             "uid": meta.get("uid", ""),
@@ -68,9 +71,15 @@ def _event(pcs: Obj, type_: str, reason: str, message: str, now: datetime) -> di
         "type": type_,
         "reason": reason,
         "message": message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
+        "source": {"component": component},
+        "reportingComponent": component,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+def _event(pcs: Obj, type_: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    return event(
+        {"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, **pcs}, type_, reason, message, now
+    )

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
 
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
@@ -23,10 +24,11 @@ from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
-from reconciler.planner.actions import Action, Create, Delete
+from reconciler.planner.actions import Action, Create, Delete, kind_of
 from reconciler.planner.plan import plan
 from reconciler.planner.pods import pod_actions
 from reconciler.planner.snapshot import Obj, Snapshot
+from reconciler.planner.topology import levels_of, topology_name
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,16 @@ class ReconcileError(Exception):
     """Some actions of a pass failed; the key is retried with backoff."""
 
 
-@dataclass
-class Stats:
-    passes: int = 0
-    actions: int = 0
-    failures: int = 0
+RECONCILES = Counter(
+    "grove_reconcile_total", "PodCliqueSet reconcile passes, by result (noop, ok, error).", ["result"]
+)
+RECONCILE_LATENCY = Histogram(
+    "grove_reconcile_duration_seconds", "Duration of one reconcile pass that wrote."
+)
+WRITES = Counter(
+    "grove_reconcile_writes_total", "API writes of the reconciler, by action and kind.", ["action", "kind"]
+)
+QUEUE_DEPTH = Gauge("grove_workqueue_depth", "PodCliqueSets waiting in the reconciler's work queue.")
 
 
 class Manager:
@@ -71,7 +78,7 @@ class Manager:
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
-        self.stats = Stats()
+        QUEUE_DEPTH.set_function(lambda: len(self.queue))
         self.podcliquesets = Informer(client, resources.PODCLIQUESET, on_event=self._on_podcliqueset)
         self.children = {
             field: Informer(
@@ -83,6 +90,8 @@ class Manager:
             )
             for field, resource in CHILDREN.items()
         }
+        # Cluster-scoped and few: the levels of the binding a PodCliqueSet's topology constraints name.
+        self.topologies = Informer(client, resources.CLUSTERTOPOLOGYBINDING, on_event=self._on_topology)
 
     # -- events -> keys --------------------------------------------------------------------------------
 
@@ -99,6 +108,13 @@ class Manager:
     def _on_pod(self, event: str, obj: Obj) -> None:
         self.expectations.observe(obj, deleted=event == "DELETED")
         self._on_child(event, obj)
+
+    def _on_topology(self, event: str, obj: Obj) -> None:
+        """A binding appeared, changed or went: the PodCliqueSets whose constraints name it."""
+        name = obj.get("metadata", {}).get("name")
+        for pcs in self.podcliquesets.list():
+            if topology_name(pcs.get("spec", {}).get("template", {})) == name:
+                self._on_podcliqueset(event, pcs)
 
     # -- one pass --------------------------------------------------------------------------------------
 
@@ -117,7 +133,22 @@ class Manager:
         pending = frozenset(
             pclq for pclq in found["podcliques"] if self.expectations.pending(f"{namespace}/{pclq}")
         )
-        return Snapshot(pcs=defaulted, now=datetime.now(UTC), pending=pending, **found)
+        return Snapshot(
+            pcs=defaulted,
+            now=datetime.now(UTC),
+            pending=pending,
+            topology_levels=self._topology_levels(defaulted),
+            **found,
+        )
+
+    def _topology_levels(self, pcs: Obj) -> dict[str, str] | None:
+        """domain -> node label key of the binding the PodCliqueSet's constraints name; None when
+        topology-aware scheduling is disabled or there is no such binding."""
+        if not self.config.topology_aware_scheduling.enabled:
+            return None
+        name = topology_name(pcs["spec"].get("template", {}))
+        binding = self.topologies.get(None, name) if name else None
+        return levels_of(binding) if binding is not None else None
 
     async def reconcile(self, key: Key) -> float | None:
         snap = self.snapshot(key)
@@ -125,23 +156,26 @@ class Manager:
             return None
         started = time.perf_counter()
         result = plan(snap)
-        self.stats.passes += 1
         if not result.actions:
+            RECONCILES.labels("noop").inc()
             return result.requeue_after
         report = await self._execute(result.actions)
-        self.stats.actions += len(result.actions)
+        for action in result.actions:
+            WRITES.labels(type(action).__name__, kind_of(action)).inc()
         await self._record(snap, report)
+        elapsed = time.perf_counter() - started
+        RECONCILE_LATENCY.observe(elapsed)
+        RECONCILES.labels("ok" if report.ok else "error").inc()
         log.info(
             "reconciled",
             extra={
                 "podcliqueset": f"{key[0]}/{key[1]}",
                 "actions": len(result.actions),
-                "ms": round((time.perf_counter() - started) * 1000, 1),
+                "ms": round(elapsed * 1000, 1),
                 "ok": report.ok,
             },
         )
         if not report.ok:
-            self.stats.failures += 1
             raise ReconcileError(report.summary())
         return result.requeue_after
 
@@ -179,7 +213,7 @@ class Manager:
 
     async def run(self) -> None:
         """Sync every cache, queue every PodCliqueSet, then work until cancelled."""
-        informers = [self.podcliquesets, *self.children.values()]
+        informers = [self.podcliquesets, self.topologies, *self.children.values()]
         await asyncio.gather(*(i.start() for i in informers))
         log.info("caches synced", extra={"informers": [repr(i) for i in informers]})
         for pcs in self.podcliquesets.list():

@@ -841,7 +841,6 @@ CASES: list[Case] = [
         topo_pcs(pcs_tc=tc("rack")),
         ("INVALID@" + f"{T}.topologyConstraint",),
         contains=("Topology Aware Scheduling is disabled",),
-        apiserver=True,
     ),
     Case(
         "clique constraint when TAS is disabled",
@@ -1018,6 +1017,7 @@ CASES: list[Case] = [
         contains=('ClusterTopologyBinding "nope" not found',),
         config=TAS,
         topologies=TOPO,
+        apiserver=True,  # the local cluster's operator runs with topology-aware scheduling on
     ),
     Case(
         "ClusterTopologyBinding lookup fails",

@@ -105,3 +105,34 @@ def edit(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
 
 
 DELETE = object()
+
+
+def admission_review(
+    obj: dict[str, Any] | None,
+    *,
+    operation: str = "CREATE",
+    old: dict[str, Any] | None = None,
+    uid: str = "1",
+    username: str = "alice",
+) -> dict[str, Any]:
+    """An AdmissionReview v1 request as the apiserver sends it (kind and resource from the object)."""
+    subject = obj if obj is not None else old or {}
+    kind = subject.get("kind", "")
+    group, _, version = subject.get("apiVersion", "").rpartition("/")
+    meta = subject.get("metadata") or {}
+    return {
+        "apiVersion": "admission.k8s.io/v1",
+        "kind": "AdmissionReview",
+        "request": {
+            "uid": uid,
+            "kind": {"group": group, "version": version, "kind": kind},
+            "resource": {"group": group, "version": version, "resource": f"{kind.lower()}s"},
+            "name": meta.get("name", ""),
+            "namespace": meta.get("namespace", ""),
+            "operation": operation,
+            "userInfo": {"username": username, "groups": ["system:authenticated"]},
+            "object": obj,
+            "oldObject": old,
+            "dryRun": False,
+        },
+    }

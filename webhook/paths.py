@@ -6,6 +6,7 @@ DEFAULT_PODCLIQUESET: Final = "/webhooks/default-podcliqueset"
 VALIDATE_PODCLIQUESET: Final = "/webhooks/validate-podcliqueset"
 AUTHORIZER: Final = "/webhooks/authorizer-webhook"
 VALIDATE_CLUSTERTOPOLOGY: Final = "/webhooks/validate-clustertopology"
+MUTATE_POD: Final = "/webhooks/mutate-pod"  # ours: Grove has no pod webhook
 HEALTHZ: Final = "/healthz"
 READYZ: Final = "/readyz"
 
@@ -18,3 +19,5 @@ AUTHORIZER_CONFIG: Final = "authorizer-webhook"
 AUTHORIZER_WEBHOOK: Final = "authorizer.webhooks.grove.io"
 CLUSTERTOPOLOGY_CONFIG: Final = "clustertopology-validating-webhook"
 CLUSTERTOPOLOGY_WEBHOOK: Final = "clustertopology.validating.webhooks.grove.io"
+POD_MUTATING_CONFIG: Final = "pod-mutating-webhook"
+POD_MUTATING_WEBHOOK: Final = "pods.mutating.webhooks.grove.io"

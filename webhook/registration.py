@@ -44,6 +44,7 @@ CONFIGURATIONS: tuple[tuple[str, str], ...] = (
     (VALIDATING_KIND, paths.VALIDATING_CONFIG),
     (VALIDATING_KIND, paths.AUTHORIZER_CONFIG),
     (VALIDATING_KIND, paths.CLUSTERTOPOLOGY_CONFIG),
+    (MUTATING_KIND, paths.POD_MUTATING_CONFIG),
 )
 
 
@@ -125,6 +126,12 @@ AUTHORIZER_RULES = [
     _namespaced(c.GROUP, [c.VERSION], [c.PLURAL_PODCLIQUE, c.PLURAL_PODCLIQUESCALINGGROUP], ALL_WRITES),
     _namespaced(c.SCHEDULER_GROUP, [c.VERSION], [c.PLURAL_PODGANG], ALL_WRITES),
 ]
+POD_RULES = [_namespaced("", ["v1"], ["pods"], ["CREATE"])]
+# Only pods the operator created for a PodGang: no other workload ever waits on this webhook.
+GANG_PODS = {
+    "matchLabels": {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE},
+    "matchExpressions": [{"key": c.LABEL_PODGANG, "operator": "Exists"}],
+}
 CLUSTERTOPOLOGY_RULES = [
     _rule(c.GROUP, [c.VERSION], [c.PLURAL_CLUSTERTOPOLOGYBINDING], ["CREATE", "UPDATE"], "Cluster")
 ]
@@ -141,6 +148,7 @@ def _webhook(
     object_selector: dict[str, Any] | None = None,
     match_conditions: list[dict[str, str]] | None = None,
     mutating: bool = False,
+    reinvocation: str = "Never",
 ) -> dict[str, Any]:
     hook: dict[str, Any] = {
         "name": name,
@@ -157,7 +165,7 @@ def _webhook(
     if match_conditions:
         hook["matchConditions"] = match_conditions
     if mutating:
-        hook["reinvocationPolicy"] = "Never"
+        hook["reinvocationPolicy"] = reinvocation
     return hook
 
 
@@ -194,7 +202,7 @@ def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, A
 def render(
     target: Target, *, authorizer: bool = True, ca_bundle: bytes | None = None
 ) -> list[dict[str, Any]]:
-    """The four configurations (three without the authorizer), in a stable order."""
+    """The five configurations (four without the authorizer), in a stable order."""
     docs = [
         _configuration(
             MUTATING_KIND,
@@ -253,6 +261,24 @@ def render(
                 target,
                 ca_bundle,
                 namespace_selector={},  # cluster-scoped: namespace selectors never apply
+            ),
+        )
+    )
+    docs.append(
+        _configuration(
+            MUTATING_KIND,
+            paths.POD_MUTATING_CONFIG,
+            _webhook(
+                paths.POD_MUTATING_WEBHOOK,
+                paths.MUTATE_POD,
+                POD_RULES,
+                target,
+                ca_bundle,
+                namespace_selector=NOT_KUBE_SYSTEM,
+                object_selector=GANG_PODS,
+                mutating=True,
+                # Should a later mutating webhook drop our gate, we are called again and put it back.
+                reinvocation="IfNeeded",
             ),
         )
     )

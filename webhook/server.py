@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
+from prometheus_client import Counter, Histogram
 
 from webhook.admission import (
     AdmissionRequest,
@@ -43,6 +44,16 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's own request limit is 3 MiB
 MAX_ERROR_MESSAGE = 2000
 _READ_CHUNK = 64 * 1024
+
+REQUESTS = Counter(
+    "grove_webhook_requests_total", "Admission requests answered, by path and verdict.", ["path", "allowed"]
+)
+LATENCY = Histogram(
+    "grove_webhook_request_duration_seconds",
+    "Time to answer one admission request (read, parse, decide, encode).",
+    ["path"],
+    buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),
+)
 
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("grove_ready")
@@ -191,7 +202,10 @@ def admission_view(
                 allowed=False, code=500, reason="InternalError", message=_error_message(path, err)
             )
             text = json.dumps(review_response(review.uid, response))
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        elapsed = time.perf_counter() - started
+        elapsed_ms = round(elapsed * 1000, 3)
+        REQUESTS.labels(path, "true" if response.allowed else "false").inc()
+        LATENCY.labels(path).observe(elapsed)
         log.log(
             logging.DEBUG if response.allowed else logging.INFO,
             "admission decision",

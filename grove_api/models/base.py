@@ -9,7 +9,7 @@ defaulting webhook.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Self
+from typing import Annotated, Any, ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
@@ -102,6 +102,11 @@ class Condition(K8sModel):
     )
     reason: str = Field(description="Machine-readable CamelCase reason for the last transition.")
     message: str = Field(description="Human-readable details about the transition.")
+
+
+# metav1 conditions are a map keyed by type (+listType=map, +listMapKey=type): with server-side apply,
+# two writers (the reconciler and the gang admitter on a PodGang) each own their own condition types.
+Conditions = Annotated[list[Condition], Crd(list_type="map", list_map_keys=("type",))]
 
 
 class LastError(K8sModel):

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Condition, Crd, K8sModel, Resource
+from .base import Conditions, Crd, K8sModel, Resource
 from .shared import TopologyDomain
 
 LABEL_KEY_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]/)?([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$"
@@ -48,7 +48,7 @@ class ClusterTopologyBindingStatus(K8sModel):
     observed_generation: Annotated[int | None, Crd(format="int64")] = Field(
         None, description="The generation of the spec this status reflects."
     )
-    conditions: list[Condition] | None = Field(None, description="Conditions: SchedulerTopologyDrift.")
+    conditions: Conditions | None = Field(None, description="Conditions: SchedulerTopologyDrift.")
     scheduler_topology_statuses: list[SchedulerTopologyStatus] | None = Field(
         None, description="Per scheduler backend, whether its topology is in sync."
     )

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Condition, Crd, K8sModel, LastError, Resource
+from .base import Conditions, Crd, K8sModel, LastError, Resource
 from .shared import PodCliqueSpec
 
 
@@ -49,7 +49,7 @@ class PodCliqueStatus(K8sModel):
     hpa_pod_selector: str | None = Field(
         None, description="Label selector of the pods, for the scale subresource and autoscalers."
     )
-    conditions: list[Condition] | None = Field(
+    conditions: Conditions | None = Field(
         None, description="Conditions: MinAvailableBreached, PodCliqueScheduled."
     )
     current_pod_clique_set_generation_hash: str | None = Field(

@@ -8,7 +8,7 @@ from pydantic import Field
 
 from grove_api import constants as c
 
-from .base import Condition, Crd, K8sModel, LastError, Resource
+from .base import Conditions, Crd, K8sModel, LastError, Resource
 from .shared import AutoScalingConfig, PodCliqueSpec, ResourceSharingSpec, TopologyConstraint
 
 
@@ -171,7 +171,7 @@ class PodCliqueSetSpec(K8sModel):
 class PodGangStatus(K8sModel):
     name: str = Field(description="Name of the PodGang.")
     phase: Annotated[str, Crd(enum=c.PODGANG_PHASES)] = Field(description="Phase of the PodGang.")
-    conditions: list[Condition] | None = Field(None, description="Conditions of the PodGang.")
+    conditions: Conditions | None = Field(None, description="Conditions of the PodGang.")
 
 
 class ReplicaUpdateProgress(K8sModel):
@@ -206,7 +206,7 @@ class PodCliqueSetStatus(K8sModel):
     observed_generation: Annotated[int | None, Crd(format="int64")] = Field(
         None, description="The generation of the spec this status reflects."
     )
-    conditions: list[Condition] | None = Field(None, description="Conditions of the PodCliqueSet.")
+    conditions: Conditions | None = Field(None, description="Conditions of the PodCliqueSet.")
     last_errors: list[LastError] | None = Field(None, description="Errors of the last reconcile.")
     replicas: Annotated[int | None, Crd(format="int32")] = Field(None, description="Current replicas.")
     updated_replicas: Annotated[int | None, Crd(format="int32", default=0)] = Field(

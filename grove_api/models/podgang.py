@@ -9,7 +9,7 @@ from pydantic import Field
 
 from grove_api import constants as c
 
-from .base import Condition, Crd, K8sModel, NamespacedName, Resource
+from .base import Conditions, Crd, K8sModel, NamespacedName, Resource
 
 
 class PackConstraint(K8sModel):
@@ -57,11 +57,15 @@ class PodGangSpec(K8sModel):
 
 
 class PodGangStatus(K8sModel):
-    phase: Annotated[str | None, Crd(enum=c.PODGANG_PHASES[:3])] = Field(
-        None, description="Pending, Starting (being bound) or Running."
+    phase: Annotated[str | None, Crd(enum=c.PODGANG_PHASES[:4])] = Field(
+        None,
+        description="Pending (waiting for pods or capacity), Admitted (released to the scheduler), "
+        "Starting (being bound) or Running.",
     )
-    conditions: list[Condition] | None = Field(
-        None, description="Conditions: Initialized, Scheduled, Ready, Unhealthy, DisruptionTarget."
+    conditions: Conditions | None = Field(
+        None,
+        description="Conditions: Initialized (all pods created), Admitted (gang admission: why it waits), "
+        "Scheduled, Ready, Unhealthy, DisruptionTarget.",
     )
     placement_score: float | None = Field(None, description="Quality of the placement, 0 to 1.")
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from .base import Condition, Crd, K8sModel, LastError, Resource
+from .base import Conditions, Crd, K8sModel, LastError, Resource
 
 
 class PodCliqueScalingGroupSpec(K8sModel):
@@ -63,7 +63,7 @@ class PodCliqueScalingGroupStatus(K8sModel):
         None, description="The generation of the spec this status reflects."
     )
     last_errors: list[LastError] | None = Field(None, description="Errors of the last reconcile.")
-    conditions: list[Condition] | None = Field(
+    conditions: Conditions | None = Field(
         None, description="Conditions: MinAvailableBreached, GangTerminationInProgress."
     )
     current_pod_clique_set_generation_hash: str | None = Field(

@@ -29,6 +29,7 @@ JSON = dict[str, Any]
 
 CONTENT_JSON = "application/json"
 CONTENT_MERGE_PATCH = "application/merge-patch+json"
+CONTENT_STRATEGIC_MERGE_PATCH = "application/strategic-merge-patch+json"
 CONTENT_JSON_PATCH = "application/json-patch+json"
 CONTENT_APPLY = "application/apply-patch+yaml"
 
@@ -335,6 +336,24 @@ class KubeClient:
         res = resource_of(ref.api_version, ref.kind)
         sub = "status" if res.status_subresource else ""
         return await self.patch(ref, {"status": status}, content_type=CONTENT_MERGE_PATCH, subresource=sub)
+
+    async def apply_status(self, ref: Ref, status: JSON, field_manager: str | None = None) -> JSON:
+        """Server-side apply of the status fields this field manager owns (conditions merge by type, so
+        another manager's conditions on the same object are left alone)."""
+        res = resource_of(ref.api_version, ref.kind)
+        body = {
+            "apiVersion": ref.api_version,
+            "kind": ref.kind,
+            "metadata": {"name": ref.name, "namespace": ref.namespace},
+            "status": status,
+        }
+        return await self.request(
+            "PATCH",
+            res.object_path(ref.namespace, ref.name, "status" if res.status_subresource else ""),
+            query=[("fieldManager", field_manager or self.field_manager), ("force", "true")],
+            body=body,
+            content_type=CONTENT_APPLY,
+        )
 
     async def remove_finalizer(self, ref: Ref, name: str, resource_version: str = "") -> JSON | None:
         """Remove finalizer `name` with a JSON patch guarded by `test` ops.

@@ -35,6 +35,7 @@ class ActionClient(Protocol):
     async def apply(self, obj: JSON, field_manager: str | None = None, force: bool = True) -> JSON: ...
     async def delete(self, ref: Ref, uid: str | None = None, propagation: str = "Background") -> bool: ...
     async def patch_status(self, ref: Ref, status: JSON) -> JSON: ...
+    async def apply_status(self, ref: Ref, status: JSON) -> JSON: ...
     async def remove_finalizer(self, ref: Ref, name: str, resource_version: str = "") -> JSON | None: ...
 
 
@@ -350,7 +351,10 @@ class Executor:
                 if exp is not None and key is not None:
                     exp.delete_failed(key, action.uid)
         elif isinstance(action, PatchStatus):
-            await self.client.patch_status(action.ref, action.status)
+            if action.apply:
+                await self.client.apply_status(action.ref, action.status)
+            else:
+                await self.client.patch_status(action.ref, action.status)
             report.status_patched.append(action.ref)
         elif isinstance(action, RemoveFinalizer):
             await self.client.remove_finalizer(action.ref, action.finalizer, action.resource_version)

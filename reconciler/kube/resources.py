@@ -61,6 +61,7 @@ NAMESPACE = _core("Namespace", "namespaces", namespaced=False, status=True)
 ROLE = Resource("rbac.authorization.k8s.io", "v1", "Role", "roles", True, False)
 ROLE_BINDING = Resource("rbac.authorization.k8s.io", "v1", "RoleBinding", "rolebindings", True, False)
 HPA = Resource("autoscaling", "v2", "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, True)
+PRIORITY_CLASS = Resource("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, False)
 
 
 def _grove(kind: kinds.Kind) -> Resource:
@@ -86,6 +87,7 @@ ALL: tuple[Resource, ...] = (
     ROLE,
     ROLE_BINDING,
     HPA,
+    PRIORITY_CLASS,
     PODCLIQUESET,
     PODCLIQUE,
     PODCLIQUESCALINGGROUP,

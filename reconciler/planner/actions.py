@@ -53,10 +53,12 @@ class Delete:
 
 @dataclass(frozen=True)
 class PatchStatus:
-    """JSON merge patch of the status subresource."""
+    """JSON merge patch of the status subresource; with `apply`, a server-side apply of just these fields
+    instead (for status shared with another writer: a PodGang's conditions are also the admitter's)."""
 
     ref: Ref
     status: dict[str, Any] = field(default_factory=dict)
+    apply: bool = False
 
 
 @dataclass(frozen=True)
@@ -69,3 +71,10 @@ class RemoveFinalizer:
 
 
 Action = Create | Apply | Delete | PatchStatus | RemoveFinalizer
+
+
+def kind_of(action: Action) -> str:
+    """The kind of object an action writes."""
+    if isinstance(action, Create | Apply):
+        return str(action.obj.get("kind", ""))
+    return action.ref.kind

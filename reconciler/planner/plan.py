@@ -230,17 +230,27 @@ def statuses(snap: Snapshot, wanted_cliques: set[str], desired_gangs: list[Obj])
         actions += _status_action(_typed(pcsg, c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP), desired)
     standalone = [q for q in live_cliques if labels_of(q).get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE]
     desired_pcs = status.podcliqueset_status(
-        snap.pcs, standalone, groups, generation_hash=generation, now=snap.now
+        snap.pcs,
+        standalone,
+        groups,
+        generation_hash=generation,
+        now=snap.now,
+        podgangs=[g for g in snap.podgangs.values() if snap.controls(g)],
     )
     actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired_pcs)
     for gang in desired_gangs:
         existing = snap.podgangs.get(gang["metadata"]["name"])
         if existing is None or is_deleting(existing) or not snap.controls(existing):
             continue
-        desired = status.podgang_status(
-            existing, gangs.all_pods_created(snap, gang), snap.now, pods=snap.pods
-        )
-        actions += _status_action(_typed(existing, c.SCHEDULER_API_VERSION, c.KIND_PODGANG), desired)
+        desired = status.podgang_status(existing, gangs.all_pods_created(snap, gang), snap.now)
+        ours = [
+            x
+            for x in (existing.get("status") or {}).get("conditions") or []
+            if x.get("type") == c.CONDITION_PODGANG_INITIALIZED
+        ]
+        if status.status_patch({"conditions": ours}, desired) is not None:
+            ref = Ref(c.SCHEDULER_API_VERSION, c.KIND_PODGANG, snap.namespace, name_of(existing))
+            actions.append(PatchStatus(ref, desired, apply=True))
     return actions
 
 

@@ -56,6 +56,9 @@ class Snapshot:
     hpas: Mapping[str, Obj] = field(default_factory=dict)
     # PodCliques whose pod creations/deletions the caches have not shown yet: no pod decisions for them.
     pending: frozenset[str] = frozenset()
+    # Topology-aware scheduling: domain -> node label key of the ClusterTopologyBinding the PodCliqueSet's
+    # constraints name; None when TAS is disabled or the binding does not exist (no PodGang topology then).
+    topology_levels: Mapping[str, str] | None = None
 
     @property
     def name(self) -> str:

@@ -420,9 +420,11 @@ def podcliqueset_status(
     *,
     generation_hash: str,
     now: datetime,
+    podgangs: Iterable[Obj] = (),
 ) -> dict[str, Any]:
     """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
-    status). Children are matched by their generated names; strays are ignored.
+    status). Children are matched by their generated names; strays are ignored. ``podgangs`` give the
+    ``PodGangsAdmitted`` condition (`gang_admission_condition`).
 
     ``updateProgress``: until the rolling-update issue lands this carries only the counts of updated
     PodCliques and scaling groups (so the printer columns show numbers). When the PodCliqueSet has none
@@ -481,7 +483,7 @@ def podcliqueset_status(
             "totalPodCliqueScalingGroupsCount": replicas * len(sg_configs),
         }
     )
-    return {
+    out: dict[str, Any] = {
         "observedGeneration": _meta(pcs).get("generation"),
         "replicas": replicas,
         "availableReplicas": available,
@@ -490,6 +492,33 @@ def podcliqueset_status(
         "currentGenerationHash": generation_hash,
         "updateProgress": progress,
     }
+    admission = gang_admission_condition(podgangs)
+    if admission is not None:
+        out["conditions"] = cond.set_condition(current.get("conditions"), *admission, now)
+    return out
+
+
+CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"
+CONDITION_ADMITTED: Final = c.CONDITION_PODGANG_ADMITTED
+REASON_ALL_ADMITTED: Final = "AllPodGangsAdmitted"
+
+
+def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, str] | None:
+    """(type, status, reason, message) of ``PodGangsAdmitted`` on the PodCliqueSet, summarising the gang
+    admitter's ``Admitted`` condition of each PodGang, so `kubectl describe pcs` says why pods wait.
+    None while no PodGang has been looked at by the admitter (or it is disabled)."""
+    gangs = sorted((g for g in podgangs if not _terminating(g)), key=_name)
+    verdicts = [(g, cond.get_condition(_status(g).get("conditions"), CONDITION_ADMITTED)) for g in gangs]
+    if not any(v for _, v in verdicts):
+        return None
+    waiting = [(g, v) for g, v in verdicts if not v or v.get("status") != cond.TRUE]
+    summary = f"{len(gangs) - len(waiting)} of {len(gangs)} PodGangs admitted"
+    if not waiting:
+        return (CONDITION_PODGANGS_ADMITTED, cond.TRUE, REASON_ALL_ADMITTED, summary)
+    gang, verdict = waiting[0]
+    reason = str((verdict or {}).get("reason") or "Pending")
+    detail = str((verdict or {}).get("message") or "not looked at yet")
+    return (CONDITION_PODGANGS_ADMITTED, cond.FALSE, reason, f"{summary}; {_name(gang)}: {detail}")
 
 
 # --- PodGang (§2.3, §2.4) ---------------------------------------------------------------------------
@@ -517,21 +546,13 @@ def podgang_running(podgang: Obj, pods: Iterable[Obj]) -> bool:
     return total > 0
 
 
-def podgang_status(
-    podgang: Obj,
-    all_pods_created: bool,
-    now: datetime,
-    *,
-    pods: Iterable[Obj] | None = None,
-) -> dict[str, Any]:
-    """Desired status of a PodGang: ``Initialized`` False/PodGangPodsCreationPending until every
-    constituent pod has been created, then True/PodGangPodsCreated, never back to False (§2.3).
-    ``phase`` is Pending, or Running (ours: Grove only writes Pending) once Initialized and every
-    referenced pod is bound and Running (needs ``pods``). Other conditions are kept (Grove's patch would
-    replace them)."""
+def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[str, Any]:
+    """The part of a PodGang's status the reconciler owns: the ``Initialized`` condition, False/
+    PodGangPodsCreationPending until every constituent pod has been created, then True/PodGangPodsCreated,
+    never back to False (§2.3). Written with server-side apply, so the gang admitter's ``phase`` and
+    conditions on the same status are left alone (Grove's merge patch would replace them)."""
     conds: list[dict[str, Any]] = list(_status(podgang).get("conditions") or [])
-    initialized = all_pods_created or cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED)
-    if initialized:
+    if all_pods_created or cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED):
         conds = cond.set_condition(
             conds,
             c.CONDITION_PODGANG_INITIALIZED,
@@ -549,8 +570,7 @@ def podgang_status(
             MSG_PODGANG_PENDING,
             now,
         )
-    running = initialized and pods is not None and podgang_running(podgang, pods)
-    return {"phase": PHASE_RUNNING if running else PHASE_PENDING, "conditions": conds}
+    return {"conditions": [x for x in conds if x.get("type") == c.CONDITION_PODGANG_INITIALIZED]}
 
 
 # --- the patch ---------------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ from tests.kube import kubectl
 from tests.samples import TUTORIAL_PODS, runnable_samples
 from tests.waiting import until
 
+pytestmark = pytest.mark.usefixtures("gang_invariant")
+
 SAMPLES = runnable_samples()
 POD = re.compile(r"^(?P<clique>.+)-[a-z0-9]{5}$")
 GROVE_KINDS = [

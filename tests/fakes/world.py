@@ -104,7 +104,13 @@ class World:
         elif isinstance(action, PatchStatus):
             obj = self.get(action.ref.kind, action.ref.namespace, action.ref.name)
             if obj is not None:
-                _merge(obj.setdefault("status", {}), action.status)
+                current = obj.setdefault("status", {})
+                if action.apply:  # server-side apply: conditions merge by type
+                    applied = {x["type"]: x for x in action.status.get("conditions") or []}
+                    kept = [x for x in current.get("conditions") or [] if x["type"] not in applied]
+                    _merge(current, {**action.status, "conditions": kept + list(applied.values())})
+                else:
+                    _merge(current, action.status)
 
     def delete(self, ref: Ref) -> None:
         obj = self.get(ref.kind, ref.namespace, ref.name)

@@ -71,6 +71,7 @@ def test_handlers_for_every_webhook() -> None:
         paths.VALIDATE_PODCLIQUESET,
         paths.AUTHORIZER,
         paths.VALIDATE_CLUSTERTOPOLOGY,
+        paths.MUTATE_POD,
     }
     off = OperatorConfiguration.model_validate({"authorizer": {"enabled": False}})
     assert paths.AUTHORIZER not in build_handlers(off, client, None)

@@ -29,6 +29,7 @@ def test_names_kinds_and_webhook_names() -> None:
         paths.VALIDATING_CONFIG: ("ValidatingWebhookConfiguration", paths.VALIDATING_WEBHOOK),
         paths.AUTHORIZER_CONFIG: ("ValidatingWebhookConfiguration", paths.AUTHORIZER_WEBHOOK),
         paths.CLUSTERTOPOLOGY_CONFIG: ("ValidatingWebhookConfiguration", paths.CLUSTERTOPOLOGY_WEBHOOK),
+        paths.POD_MUTATING_CONFIG: ("MutatingWebhookConfiguration", paths.POD_MUTATING_WEBHOOK),
     }
     assert all(len(d["webhooks"]) == 1 for d in docs.values())
     assert all(d["apiVersion"] == "admissionregistration.k8s.io/v1" for d in docs.values())
@@ -53,6 +54,7 @@ def test_service_mode_client_config() -> None:
         paths.VALIDATING_CONFIG: paths.VALIDATE_PODCLIQUESET,
         paths.AUTHORIZER_CONFIG: paths.AUTHORIZER,
         paths.CLUSTERTOPOLOGY_CONFIG: paths.VALIDATE_CLUSTERTOPOLOGY,
+        paths.POD_MUTATING_CONFIG: paths.MUTATE_POD,
     }
     for name, path in expected_paths.items():
         assert docs[name]["webhooks"][0]["clientConfig"] == {
@@ -146,7 +148,7 @@ def test_clustertopology_rules() -> None:
 
 def test_without_authorizer() -> None:
     names = [d["metadata"]["name"] for d in render(Target(), authorizer=False)]
-    assert paths.AUTHORIZER_CONFIG not in names and len(names) == 3
+    assert paths.AUTHORIZER_CONFIG not in names and len(names) == 4
     assert [n for _, n in registration.configuration_names(authorizer=False)] == names
 
 
@@ -175,3 +177,22 @@ def test_generator_check_detects_stale_files(tmp_path: Path) -> None:
     assert registration.main(["--check", "--out", str(tmp_path)]) == 0
     (tmp_path / f"{paths.AUTHORIZER_CONFIG}.yaml").write_text("stale")
     assert registration.main(["--check", "--out", str(tmp_path)]) == 1
+
+
+def test_pod_webhook_selects_only_gang_pods_on_create() -> None:
+    hook = by_name(render(Target()))[paths.POD_MUTATING_CONFIG]["webhooks"][0]
+    assert hook["rules"] == [
+        {
+            "apiGroups": [""],
+            "apiVersions": ["v1"],
+            "operations": ["CREATE"],
+            "resources": ["pods"],
+            "scope": "Namespaced",
+        }
+    ]
+    assert hook["objectSelector"] == {
+        "matchLabels": {"app.kubernetes.io/managed-by": "grove-operator"},
+        "matchExpressions": [{"key": "grove.io/podgang", "operator": "Exists"}],
+    }
+    assert hook["namespaceSelector"] == registration.NOT_KUBE_SYSTEM
+    assert hook["reinvocationPolicy"] == "IfNeeded"

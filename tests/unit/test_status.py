@@ -835,8 +835,8 @@ def gang(*refs: str, min_replicas: int = 1, status: dict[str, Any] | None = None
 
 def test_podgang_initialized_lifecycle() -> None:
     pending = st.podgang_status(gang(), False, NOW)
+    assert list(pending) == ["conditions"]  # the admitter owns phase and its own conditions
     init = get(pending["conditions"], INIT)
-    assert pending["phase"] == "Pending"
     assert (init["status"], init["reason"], init["message"]) == (
         "False",
         "PodGangPodsCreationPending",
@@ -857,32 +857,29 @@ def test_podgang_initialized_lifecycle() -> None:
     assert st.status_patch(created, again) is None
 
 
-def test_podgang_keeps_other_conditions() -> None:
-    other = cond.set_condition(None, "Scheduled", "True", "R", "m", NOW)
-    out = st.podgang_status(gang(status={"conditions": other}), True, NOW)
-    assert [x["type"] for x in out["conditions"]] == ["Scheduled", INIT]
+def test_podgang_status_carries_only_the_initialized_condition() -> None:
+    other = cond.set_condition(None, "Admitted", "True", "R", "m", NOW)
+    out = st.podgang_status(gang(status={"conditions": other, "phase": "Admitted"}), True, NOW)
+    assert [x["type"] for x in out["conditions"]] == [INIT]
 
 
 @pytest.mark.parametrize(
-    ("refs", "pods", "created", "min_replicas", "phase"),
+    ("refs", "pods", "min_replicas", "running"),
     [
-        (["a", "b"], [running("a"), running("b")], True, 2, "Running"),
-        (["a", "b"], [running("a"), running("b"), running("other")], True, 1, "Running"),
-        (["a", "b"], [running("a"), running("b")], False, 2, "Pending"),  # not initialized
-        (["a", "b"], [running("a")], True, 2, "Pending"),  # a referenced pod is missing
-        (["a", "b"], [running("a"), pod("b", scheduled=True, node="n1")], True, 2, "Pending"),  # not Running
-        (["a", "b"], [running("a"), pod("b", phase="Running")], True, 2, "Pending"),  # not bound
-        (["a", "b"], [running("a"), running("b", terminating=True)], True, 2, "Pending"),
-        (["a"], [running("a")], True, 2, "Pending"),  # fewer references than minReplicas
-        ([], [], True, 0, "Pending"),  # nothing to run
-        (["a"], None, True, 1, "Pending"),  # pods not given
+        (["a", "b"], [running("a"), running("b")], 2, True),
+        (["a", "b"], [running("a"), running("b"), running("other")], 1, True),
+        (["a", "b"], [running("a")], 2, False),  # a referenced pod is missing
+        (["a", "b"], [running("a"), pod("b", scheduled=True, node="n1")], 2, False),  # not Running
+        (["a", "b"], [running("a"), pod("b", phase="Running")], 2, False),  # not bound
+        (["a", "b"], [running("a"), running("b", terminating=True)], 2, False),
+        (["a"], [running("a")], 2, False),  # fewer references than minReplicas
+        ([], [], 0, False),  # nothing to run
     ],
 )
-def test_podgang_phase(
-    refs: list[str], pods: list[dict[str, Any]] | None, created: bool, min_replicas: int, phase: str
+def test_podgang_running(
+    refs: list[str], pods: list[dict[str, Any]], min_replicas: int, running: bool
 ) -> None:
-    out = st.podgang_status(gang(*refs, min_replicas=min_replicas), created, NOW, pods=pods)
-    assert out["phase"] == phase
+    assert st.podgang_running(gang(*refs, min_replicas=min_replicas), pods) is running
 
 
 # --- status_patch -----------------------------------------------------------------------------------
@@ -956,3 +953,25 @@ def test_status_round_trip_is_quiet() -> None:
     patch = st.status_patch(pcs["status"], pcs_status(pcs, [standalone(0)], []))
     pcs["status"] = apply_merge_patch(pcs["status"], patch)
     assert st.status_patch(pcs["status"], pcs_status(pcs, [standalone(0)], [], now=LATER)) is None
+
+
+# --- PodGangsAdmitted on the PodCliqueSet ------------------------------------------------------------
+def admitted_gang(name: str, status: str | None, reason: str = "", message: str = "") -> dict[str, Any]:
+    conds = cond.set_condition(None, "Admitted", status, reason, message, NOW) if status else []
+    return {"metadata": {"name": name, "namespace": "ns"}, "status": {"conditions": conds}}
+
+
+def test_gang_admission_condition_summarises_the_admitter() -> None:
+    assert st.gang_admission_condition([admitted_gang("pcs-0", None)]) is None  # admitter not there
+    assert st.gang_admission_condition(
+        [admitted_gang("pcs-0", "True", "GangAdmitted"), admitted_gang("pcs-1", "True", "GangAdmitted")]
+    ) == ("PodGangsAdmitted", "True", "AllPodGangsAdmitted", "2 of 2 PodGangs admitted")
+    blocked = admitted_gang("pcs-1", "False", "Unschedulable", "needs 10 pods, 7 fit")
+    assert st.gang_admission_condition(
+        [blocked, admitted_gang("pcs-0", "True", "GangAdmitted"), admitted_gang("pcs-2", None)]
+    ) == (
+        "PodGangsAdmitted",
+        "False",
+        "Unschedulable",
+        "1 of 3 PodGangs admitted; pcs-1: needs 10 pods, 7 fit",
+    )

@@ -1,0 +1,383 @@
+"""The gang admitter's I/O: informers in, decisions out. Every decision is made by `admitter.core`.
+
+Nodes, all pods (ours and everyone else's: they all use capacity), PodGangs and PriorityClasses are
+cached by informers; every event updates the `ClusterModel` and wakes the admission loop, which runs one
+pass (`Planner.decide`) over the whole queue and carries the decision out:
+
+* **Admit** a gang: first its PodGang status records the admission (phase Admitted, condition
+  Admitted=True), then every pod of its minimum is pinned to its planned node and released in one strategic
+  merge patch each (nodeSelector `kubernetes.io/hostname` + removal of Grove's gate), all pods at once.
+  Recording first makes the release restartable: after a crash the admitter knows the gang was granted and
+  releases the rest of it, instead of holding a half-released gang.
+* **Release** a single pod of an admitted gang (pods beyond the minimum, replacements).
+* **Blocked / Waiting**: the PodGang's Admitted condition says why (False, with the reason and numbers), and
+  an Event is recorded when the reason changes.
+* **Reset** an admitted gang whose minimum did not get bound in time: its unbound pods are deleted (the
+  reconciler recreates them, gated by the pod webhook) and the condition says so.
+
+Our own patches are applied to the model as soon as the apiserver answers, so the next pass never counts
+capacity twice; older watch events for the same pod are ignored (resourceVersion order).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from admitter.core.cluster import ClusterModel
+from admitter.core.plan import Admit, Blocked, Decision, PlanConfig, Planner, Reset, Waiting
+from grove_api import conditions as cond
+from grove_api import constants as c
+from grove_api.operatorconfig import GangAdmission
+from reconciler.events import event
+from reconciler.kube import resources
+from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
+from reconciler.kube.informer import Informer
+from reconciler.planner.actions import Ref
+from reconciler.planner.status import podgang_running
+
+log = logging.getLogger(__name__)
+
+PENDING = Gauge("grove_gangs_pending", "PodGangs not admitted, by the reason they wait.", ["reason"])
+ADMITTED = Counter("grove_gangs_admitted_total", "PodGangs whose minimum was released to the scheduler.")
+RESETS = Counter("grove_gang_resets_total", "Admitted PodGangs reset because they were not bound in time.")
+RELEASED = Counter("grove_pods_released_total", "Pods pinned and ungated by the gang admitter.")
+ADMISSION_LATENCY = Histogram(
+    "grove_gang_admission_latency_seconds",
+    "From a PodGang's creation to its admission.",
+    buckets=(0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0),
+)
+PASS_LATENCY = Histogram(
+    "grove_gang_admission_pass_duration_seconds", "Time to decide one admission pass over the whole queue."
+)
+
+FIELD_MANAGER = "grove-gang-admitter"
+COMPONENT = "grove-gang-admitter"
+CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
+REASON_ADMITTED = "GangAdmitted"
+REASON_RESET = "GangReset"
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+PHASE_PENDING, PHASE_ADMITTED, PHASE_RUNNING = "Pending", "Admitted", "Running"
+TICK_SECONDS = 2.0  # passes also run this often without events: timeouts and aging move with the clock
+# Capacity counts as settled this long after it last grew (see admitter.core.plan, "Settling").
+SETTLE_SECONDS = 1.0
+DEBOUNCE_SECONDS = 0.01  # a burst of watch events makes one pass
+CONCURRENCY = 32
+
+
+def release_patch(hostname: str) -> JSON:
+    """Pin to the planned node and lift Grove's gate (other gates stay), in one request. The apiserver
+    accepts nodeSelector additions on a gated pod, and the patch is rejected as a whole if the pod was
+    pinned elsewhere meanwhile."""
+    return {
+        "spec": {
+            "nodeSelector": {HOSTNAME_LABEL: hostname},
+            "schedulingGates": [{"$patch": "delete", "name": c.SCHEDULING_GATE_PODGANG_PENDING}],
+        }
+    }
+
+
+def _rv(obj: JSON) -> int:
+    try:
+        return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except ValueError:
+        return 0
+
+
+def _key(obj: JSON) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace", ""), meta.get("name", ""))
+
+
+class Admitter:
+    def __init__(self, client: KubeClient, config: GangAdmission) -> None:
+        self.client = client
+        self.config = config
+        self.model = ClusterModel()
+        self.planner = Planner(
+            PlanConfig(
+                bind_timeout_seconds=config.bind_timeout_seconds,
+                starvation_seconds=config.starvation_seconds,
+            )
+        )
+        self._wake = asyncio.Event()
+        self._written: dict[tuple[str, str], int] = {}  # pod -> resourceVersion of our last patch
+        self._priorities: dict[str, int] = {}
+        self.nodes = Informer(client, resources.NODE, on_event=self._on_node)
+        self.pods = Informer(client, resources.POD, on_event=self._on_pod)
+        # Only the operator's PodGangs: their pods are the ones the pod webhook gates.
+        self.podgangs = Informer(
+            client,
+            resources.PODGANG,
+            label_selector={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE},
+            on_event=self._on_podgang,
+        )
+        self.priority_classes = Informer(client, resources.PRIORITY_CLASS, on_event=self._on_priority)
+        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._pending_reasons: set[str] = set()
+        self._capacity: dict[str, tuple[Any, ...]] = {}  # node -> what its usable capacity was last seen as
+        self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
+        self.model.add_listener(self._on_capacity)
+
+    # -- events -> model ---------------------------------------------------------------------------------
+
+    def _on_node(self, kind: str, node: JSON) -> None:
+        if kind == "DELETED":
+            self.model.delete_node(node["metadata"]["name"])
+        else:
+            self.model.upsert_node(node)
+        self._wake.set()
+
+    def _on_pod(self, kind: str, pod: JSON) -> None:
+        key = _key(pod)
+        if kind == "DELETED":
+            self._written.pop(key, None)
+            self.model.delete_pod(*key)
+        elif _rv(pod) >= self._written.get(key, 0):
+            self.model.upsert_pod(pod)
+        self._wake.set()
+
+    def _on_podgang(self, kind: str, podgang: JSON) -> None:
+        self._wake.set()
+
+    def _on_priority(self, kind: str, priority_class: JSON) -> None:
+        name = priority_class["metadata"]["name"]
+        if kind == "DELETED":
+            self._priorities.pop(name, None)
+        else:
+            self._priorities[name] = int(priority_class.get("value") or 0)
+        self._wake.set()
+
+    def _on_capacity(self, name: str) -> None:
+        """Remember when capacity last grew: freed requests, a node uncordoned, Ready, untainted, added."""
+        info = self.model.node(name)
+        if info is None:
+            self._capacity.pop(name, None)
+            return
+        free = self.model.free(name)
+        now = (free, info.unschedulable, info.ready, frozenset(info.taints))
+        old = self._capacity.get(name)
+        self._capacity[name] = now
+        if (
+            old is None
+            or any(free.get(r) > old[0].get(r) for r in free)
+            or (old[1] and not info.unschedulable)
+            or (info.ready and not old[2])
+            or now[3] < old[3]
+        ):
+            self._grew_at = time.monotonic()
+
+    def priority_of(self, podgang: JSON) -> int:
+        name = (podgang.get("spec") or {}).get("priorityClassName")
+        return self._priorities.get(name, 0) if name else 0
+
+    # -- one pass ----------------------------------------------------------------------------------------
+
+    def settled(self) -> bool:
+        return time.monotonic() - self._grew_at >= SETTLE_SECONDS
+
+    def decide(self, now: datetime) -> Decision:
+        return self.planner.decide(
+            self.model, self.podgangs.list(), now.timestamp(), self.priority_of, self.settled()
+        )
+
+    async def run_pass(self) -> Decision:
+        now = datetime.now(UTC)
+        started = time.perf_counter()
+        decision = self.decide(now)
+        decided = time.perf_counter() - started
+        PASS_LATENCY.observe(decided)
+        waiting = collections.Counter(
+            [*(b.reason for b in decision.blocked), *(w.reason for w in decision.waiting)]
+        )
+        for reason in self._pending_reasons | set(waiting):
+            PENDING.labels(reason).set(waiting.get(reason, 0))
+        self._pending_reasons |= set(waiting)
+        await asyncio.gather(
+            *(self._admit(a, now) for a in decision.admit),
+            *(self._release(r.namespace, r.pod, r.node) for r in decision.release),
+            *(self._reset(r, now) for r in decision.reset),
+        )
+        await self._record_waiting(decision, now)
+        if decision.admit or decision.release or decision.reset:
+            log.info(
+                "admission pass",
+                extra={
+                    "admitted": [f"{a.namespace}/{a.gang}" for a in decision.admit],
+                    "released": len(decision.release),
+                    "reset": [f"{r.namespace}/{r.gang}" for r in decision.reset],
+                    "blocked": len(decision.blocked),
+                    "decide_ms": round(decided * 1000, 2),
+                },
+            )
+        await self._record_phases(now)
+        return decision
+
+    # -- carrying decisions out --------------------------------------------------------------------------
+
+    async def _admit(self, admit: Admit, now: datetime) -> None:
+        podgang = self.podgangs.get(admit.namespace, admit.gang)
+        if podgang is None:
+            return
+        nodes = len(set(admit.placements.values()))
+        message = f"{len(admit.placements)} pods placed on {nodes} nodes and released"
+        try:
+            await self._set_status(podgang, PHASE_ADMITTED, cond.TRUE, REASON_ADMITTED, message, now)
+        except KubeError as err:  # nothing released: the next pass tries again
+            log.warning("could not record admission of %s/%s: %s", admit.namespace, admit.gang, err)
+            return
+        ADMITTED.inc()
+        created = cond.parse_time((podgang.get("metadata") or {}).get("creationTimestamp"))
+        if created is not None:
+            ADMISSION_LATENCY.observe(max(0.0, (now - created).total_seconds()))
+        await asyncio.gather(
+            *(self._release(admit.namespace, pod, node) for pod, node in admit.placements.items())
+        )
+        await self._event(podgang, "Normal", REASON_ADMITTED, f"Gang admitted: {message}", now)
+
+    async def _release(self, namespace: str, pod: str, node: str) -> None:
+        hostname = self.model.hostname_of(node)
+        ref = Ref("v1", "Pod", namespace, pod)
+        async with self._limit:
+            try:
+                updated = await self.client.patch(
+                    ref, release_patch(hostname), content_type=CONTENT_STRATEGIC_MERGE_PATCH
+                )
+            except NotFound:
+                return
+            except KubeError as err:  # the bind timeout resets the gang if this pod never gets placed
+                log.warning("could not release pod %s/%s to %s: %s", namespace, pod, node, err)
+                return
+        RELEASED.inc()
+        self._written[(namespace, pod)] = _rv(updated)
+        self.model.upsert_pod(updated)
+
+    async def _reset(self, reset: Reset, now: datetime) -> None:
+        podgang = self.podgangs.get(reset.namespace, reset.gang)
+        if podgang is None:
+            return
+        try:
+            await self._set_status(podgang, PHASE_PENDING, cond.FALSE, REASON_RESET, reset.reason, now)
+        except KubeError as err:
+            log.warning("could not record reset of %s/%s: %s", reset.namespace, reset.gang, err)
+            return
+        RESETS.inc()
+        for pod in reset.pods:  # recreated gated by the reconciler and the pod webhook
+            with contextlib.suppress(KubeError):
+                await self.client.delete(Ref("v1", "Pod", reset.namespace, pod))
+        await self._event(podgang, "Warning", REASON_RESET, f"Gang reset: {reset.reason}", now)
+
+    async def _record_waiting(self, decision: Decision, now: datetime) -> None:
+        """Blocked and waiting gangs: condition Admitted=False with the reason; an Event when it changes."""
+        waiting: Iterable[Blocked | Waiting] = [*decision.blocked, *decision.waiting]
+        for item in waiting:
+            podgang = self.podgangs.get(item.namespace, item.gang)
+            if podgang is None:
+                continue
+            current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED)
+            if current and (current.get("reason"), current.get("message")) == (item.reason, item.message):
+                continue
+            try:
+                await self._set_status(podgang, PHASE_PENDING, cond.FALSE, item.reason, item.message, now)
+            except KubeError as err:
+                log.warning("could not record why %s/%s waits: %s", item.namespace, item.gang, err)
+                continue
+            if isinstance(item, Blocked) and (current or {}).get("reason") != item.reason:
+                await self._event(podgang, "Warning", item.reason, item.message, now)
+
+    async def _record_phases(self, now: datetime) -> None:
+        """Admitted gangs become Running once every referenced pod is bound and Running."""
+        for podgang in self.podgangs.list():
+            status = podgang.get("status") or {}
+            if status.get("phase") != PHASE_ADMITTED:
+                continue
+            namespace = podgang["metadata"]["namespace"]
+            pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
+            if podgang_running(podgang, [p for p in pods if p is not None]):
+                current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
+                with contextlib.suppress(KubeError):
+                    await self._set_status(
+                        podgang,
+                        PHASE_RUNNING,
+                        cond.TRUE,
+                        REASON_ADMITTED,
+                        str(current.get("message") or "admitted"),
+                        now,
+                    )
+
+    async def _set_status(
+        self, podgang: JSON, phase: str, status: str, reason: str, message: str, now: datetime
+    ) -> None:
+        conds = cond.set_condition(_conditions(podgang), CONDITION_ADMITTED, status, reason, message, now)
+        ours = [x for x in conds if x["type"] == CONDITION_ADMITTED]
+        ref = Ref(c.SCHEDULER_API_VERSION, c.KIND_PODGANG, *_key(podgang))
+        await self.client.apply_status(ref, {"phase": phase, "conditions": ours}, FIELD_MANAGER)
+
+    async def _event(self, podgang: JSON, type_: str, reason: str, message: str, now: datetime) -> None:
+        """On the PodGang, and on its PodCliqueSet (what `kubectl describe pcs` shows)."""
+        subjects = [{"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, **podgang}]
+        meta = podgang["metadata"]
+        for owner in meta.get("ownerReferences") or []:
+            if owner.get("kind") == c.KIND_PODCLIQUESET and owner.get("controller"):
+                subjects.append(
+                    {
+                        "apiVersion": c.API_VERSION,
+                        "kind": c.KIND_PODCLIQUESET,
+                        "metadata": {
+                            "name": owner["name"],
+                            "namespace": meta["namespace"],
+                            "uid": owner["uid"],
+                        },
+                    }
+                )
+                message = f"PodGang {meta['name']}: {message}"
+        for subject in subjects:
+            try:
+                await self.client.create(event(subject, type_, reason, message, now, component=COMPONENT))
+            except KubeError as err:
+                log.warning("could not record an event: %s", err)
+
+    # -- lifecycle ---------------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Sync the caches, then one pass per burst of events (and at least every TICK_SECONDS)."""
+        informers = [self.nodes, self.pods, self.podgangs, self.priority_classes]
+        await asyncio.gather(*(i.start() for i in informers))
+        log.info("gang admitter caches synced", extra={"informers": [repr(i) for i in informers]})
+        wait = TICK_SECONDS
+        try:
+            while True:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._wake.wait()
+                await asyncio.sleep(DEBOUNCE_SECONDS)
+                self._wake.clear()
+                wait = TICK_SECONDS
+                try:
+                    decision = await self.run_pass()
+                except KubeError as err:
+                    log.warning("admission pass failed: %s", err)
+                    continue
+                if decision.deferred:  # look again as soon as capacity has settled
+                    wait = max(0.0, self._grew_at + SETTLE_SECONDS - time.monotonic()) + DEBOUNCE_SECONDS
+        finally:
+            for informer in informers:
+                informer.stop()
+
+
+def _conditions(obj: JSON) -> list[dict[str, Any]]:
+    return list((obj.get("status") or {}).get("conditions") or [])
+
+
+def _references(podgang: JSON) -> list[dict[str, str]]:
+    return [
+        r for g in (podgang.get("spec") or {}).get("podgroups") or [] for r in g.get("podReferences") or []
+    ]

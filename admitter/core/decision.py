@@ -1,0 +1,126 @@
+"""What one admission pass decides (`Decision`) and what the I/O layer does with each part.
+
+All types are frozen and hold only plain values, so a decision can be compared (the incremental planner
+must produce exactly what a full pass would) and logged. Pods are named within their gang's namespace.
+`Blocked` and `Waiting` carry a condition `reason` (a stable CamelCase word) and a human `message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .cluster import GangKey
+
+# Condition reasons of Blocked and Waiting.
+REASON_UNSCHEDULABLE = "Unschedulable"  # the minimum does not fit the free capacity
+REASON_TOPOLOGY = "TopologyUnsatisfiable"  # a required pack constraint cannot be met
+REASON_PINNED = "PinnedNodeUnavailable"  # a pod pinned by its own nodeSelector cannot go there
+REASON_HELD = "HeldForStarvingGang"  # not tried: capacity is kept for an older gang
+REASON_PODS_PENDING = "PodsPending"  # not all pods of the minimum exist yet
+REASON_BASE_PENDING = "BaseGangPending"  # a scaled gang whose base gang is not scheduled yet
+
+
+@dataclass(frozen=True, slots=True)
+class Admit:
+    """The gang's minimum fits: write the `Admitted` condition (status True) first, then release every
+    placement (one strategic-merge patch per pod: nodeSelector `kubernetes.io/hostname` of the node, see
+    `ClusterModel.hostname_of`, and removal of the gate). `placements` maps pod name to node name; it may
+    lack minimum pods that were bound or released before, and includes `extras`."""
+
+    namespace: str
+    gang: str
+    placements: Mapping[str, str]
+    extras: tuple[str, ...] = ()  # pods beyond the minimum, placed because they fit
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+    @property
+    def minimum(self) -> dict[str, str]:
+        extras = set(self.extras)
+        return {pod: node for pod, node in self.placements.items() if pod not in extras}
+
+
+@dataclass(frozen=True, slots=True)
+class Release:
+    """A gated pod of an already admitted gang (beyond its minimum, or a replacement) that fits now."""
+
+    namespace: str
+    gang: str
+    pod: str
+    node: str
+
+
+@dataclass(frozen=True, slots=True)
+class Blocked:
+    """The gang's minimum cannot be placed now; nothing of it is released."""
+
+    namespace: str
+    gang: str
+    reason: str  # REASON_UNSCHEDULABLE, REASON_TOPOLOGY, REASON_PINNED or REASON_HELD
+    message: str  # "needs 10 pods (1 cpu, 80Mi each) in podgroups a,b; only 7 fit: 3 nodes cordoned, ..."
+    needed: int  # pods the minimum still needs released
+    fitting: int  # of those, how many would fit now
+    nodes: tuple[tuple[str, int], ...] = ()  # (reason key, node count) for the pods that do not fit
+    topology_key: str | None = None  # the label of a required pack constraint that cannot be met
+    best_domain: tuple[str, int] | None = None  # (label value, pods that would fit there)
+    unsatisfiable: bool = False  # would not fit even on the empty cluster
+    starving: bool = False  # waited longer than starvation_seconds: newer gangs are held for it
+    held_for: GangKey | None = None  # REASON_HELD: the starving gang capacity is kept for
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+    @property
+    def node_reasons(self) -> dict[str, int]:
+        return dict(self.nodes)
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """Not a candidate yet: pods of the minimum missing, or a scaled gang's base gang not scheduled."""
+
+    namespace: str
+    gang: str
+    reason: str  # REASON_PODS_PENDING or REASON_BASE_PENDING
+    message: str  # "waiting for pods: 3/5 created"
+    created: int  # pods that exist towards the minimum
+    needed: int  # pods the minimum has
+    base: GangKey | None = None
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
+class Reset:
+    """An admitted gang whose minimum did not bind in time: delete `pods` (released, not bound; they are
+    recreated gated) and clear the `Admitted` condition, so the gang queues again. `reason` is the human
+    explanation."""
+
+    namespace: str
+    gang: str
+    reason: str
+    pods: tuple[str, ...]
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """Everything one pass decided, each list in admission order (priority, age, name)."""
+
+    admit: tuple[Admit, ...] = ()
+    release: tuple[Release, ...] = ()
+    blocked: tuple[Blocked, ...] = ()
+    waiting: tuple[Waiting, ...] = ()
+    reset: tuple[Reset, ...] = ()
+    # Lower tiers (scaled gangs, pods beyond a minimum) were not looked at: a higher tier is blocked and
+    # capacity is still arriving (not settled). The caller runs another pass once it has settled.
+    deferred: bool = False

@@ -1,0 +1,261 @@
+"""Gang admission on the stock kube-scheduler: Grove's gang-scheduling scenarios (reference §10.1) on
+private KWOK node pools where each node fits exactly one pod, so capacity is controlled by cordoning.
+
+Every scenario runs under the GangInvariant (tests/gang.py): no gang is ever partly released or bound
+beyond the release/bind windows, and every pod lands on the node the admitter pinned it to.
+Counts are checked per PodClique at each step, and held for a moment (`STABLE`) to prove nothing more
+than the expected wave was released.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes_asyncio import client
+
+from grove_api import constants as c
+from tests.gang import GangInvariant, Pool, gated, node_pool, pod_dicts, running_by_podclique, wl1, wl2
+from tests.kube import kubectl
+from tests.waiting import until
+
+pytestmark = pytest.mark.usefixtures("gang_invariant")
+
+STABLE = 2.0  # seconds a count must hold once reached
+
+
+@dataclass
+class Scenario:
+    api: client.ApiClient
+    kubeconfig: Path
+    namespace: str
+    pool: Pool
+    invariant: GangInvariant
+
+    def apply(self, doc: dict[str, Any]) -> None:
+        kubectl(self.kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(doc))
+
+    def scale(self, kind: str, name: str, replicas: int) -> None:
+        kubectl(self.kubeconfig, "-n", self.namespace, "scale", kind, name, f"--replicas={replicas}")
+
+    async def expect(self, running: dict[str, int], pods: int) -> None:
+        """Exactly `running` bound pods per PodClique (others 0) out of `pods` live pods, every unbound pod
+        still gated; held for STABLE seconds."""
+        expected = {k: v for k, v in running.items() if v}
+
+        seen: list[Any] = []
+
+        async def reached() -> list[dict[str, Any]] | None:
+            items = await pod_dicts(self.api, self.namespace)
+            seen[:] = [len(items), running_by_podclique(items)]
+            ok = len(items) == pods and running_by_podclique(items) == expected
+            return items if ok else None
+
+        try:
+            await until(f"running pods {expected} of {pods}", reached, timeout=90)
+        except BaseException:
+            gangs = await client.CustomObjectsApi(self.api).list_namespaced_custom_object(
+                c.SCHEDULER_GROUP, c.VERSION, self.namespace, c.PLURAL_PODGANG
+            )
+            states = {
+                g["metadata"]["name"]: [
+                    (x["type"], x["status"], x.get("message")) for x in g["status"].get("conditions", [])
+                ]
+                for g in gangs["items"]
+            }
+            raise AssertionError(f"last seen (pods, running): {seen}; PodGangs: {states}") from None
+
+        async def changed() -> bool:
+            items = await pod_dicts(self.api, self.namespace)
+            return len(items) != pods or running_by_podclique(items) != expected
+
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(STABLE):
+                while not await changed():
+                    await asyncio.sleep(0.2)
+        items = await pod_dicts(self.api, self.namespace)
+        assert running_by_podclique(items) == expected
+        unbound = [p for p in items if not p["spec"].get("nodeName")]
+        assert all(gated(p) for p in unbound), [p["metadata"]["name"] for p in unbound if not gated(p)]
+        nodes = [p["spec"]["nodeName"] for p in items if p["spec"].get("nodeName")]
+        assert len(nodes) == len(set(nodes)), "two pods on one node"
+
+
+@pytest.fixture
+async def scenario(
+    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
+) -> AsyncIterator[Callable[[int], Awaitable[Scenario]]]:
+    """`await scenario(nodes)`: a pool of that many cordoned nodes (the invariant already watches)."""
+    pools: list[Any] = []
+
+    async def start(size: int) -> Scenario:
+        pool_cm = node_pool(api_client, f"p{uuid.uuid4().hex[:6]}", size)
+        pool = await pool_cm.__aenter__()
+        pools.append(pool_cm)
+        return Scenario(api_client, Path(cluster.kubeconfig), namespace, pool, gang_invariant)
+
+    yield start
+    assert gang_invariant.events > 0, "the invariant checker saw no pod events"
+    for pool_cm in reversed(pools):
+        await pool_cm.__aexit__(None, None, None)
+
+
+def base(pcs: str, i: int = 0, a: int = 0, b: int = 0, cc: int = 0) -> dict[str, int]:
+    return {f"{pcs}-{i}-pc-a": a, f"{pcs}-{i}-sg-x-0-pc-b": b, f"{pcs}-{i}-sg-x-0-pc-c": cc}
+
+
+def sg(pcs: str, k: int, i: int = 0, b: int = 0, cc: int = 0) -> dict[str, int]:
+    return {f"{pcs}-{i}-sg-x-{k}-pc-b": b, f"{pcs}-{i}-sg-x-{k}-pc-c": cc}
+
+
+def full_wl(pcs: str, i: int = 0, groups: int = 2) -> dict[str, int]:
+    out = base(pcs, i, 2, 1, 3)
+    for k in range(1, groups):
+        out |= sg(pcs, k, i, 1, 3)
+    return out
+
+
+async def podgang_condition(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
+    obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+        c.SCHEDULER_GROUP, c.VERSION, namespace, c.PLURAL_PODGANG, name
+    )
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == "Admitted":
+            return dict(cond)
+    return None
+
+
+# --- WL1: every minimum = replicas: all or nothing ------------------------------------------------------
+
+
+async def test_gs1_all_or_nothing(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(10)
+    await s.pool.uncordon(9)
+    s.apply(wl1("wl", s.namespace, s.pool.name))
+    await s.expect({}, 10)
+
+    async def blocked() -> dict[str, Any] | None:
+        cond = await podgang_condition(s.api, s.namespace, "wl-0")
+        return cond if cond and cond["status"] == "False" and cond["reason"] == "Unschedulable" else None
+
+    cond = await until("PodGang wl-0 to say why it waits", blocked, timeout=30)
+    assert "10" in cond["message"] and "9" in cond["message"], cond["message"]
+    await s.pool.uncordon(1)
+    await s.expect(full_wl("wl"), 10)
+
+
+async def test_gs2_scaled_group_waits_for_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(14)
+    await s.pool.uncordon(9)
+    s.apply(wl1("wl", s.namespace, s.pool.name))
+    await s.expect({}, 10)
+    await s.pool.uncordon(1)
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(3)
+    await s.expect(full_wl("wl"), 14)  # the scaled gang needs 4
+    await s.pool.uncordon(1)
+    await s.expect(full_wl("wl", groups=3), 14)
+
+
+async def test_gs3_new_replica_waits_for_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(20)
+    await s.pool.uncordon(10)
+    s.apply(wl1("wl", s.namespace, s.pool.name))
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcs", "wl", 2)
+    await s.expect(full_wl("wl"), 20)
+    await s.pool.uncordon(9)
+    await s.expect(full_wl("wl"), 20)
+    await s.pool.uncordon(1)
+    await s.expect(full_wl("wl") | full_wl("wl", 1), 20)
+
+
+# --- WL2: minimums below replicas: base minimum first, then scaled gangs, then the rest ----------------
+
+
+async def test_gs5_base_minimum_first(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(10)
+    await s.pool.uncordon(3)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.expect(base("wl", a=1, b=1, cc=1), 10)
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl"), 10)
+
+
+async def test_gs7_waves_base_scaled_rest(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(14)
+    await s.pool.uncordon(3)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.expect(base("wl", a=1, b=1, cc=1), 10)
+    await s.pool.uncordon(2)
+    await s.expect(base("wl", a=1, b=1, cc=1) | sg("wl", 1, b=1, cc=1), 10)
+    await s.pool.uncordon(5)
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl", groups=3), 14)
+
+
+async def test_gs10_two_replicas_before_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(20)
+    s.apply(wl2("wl", s.namespace, s.pool.name, replicas=2))
+    await s.expect({}, 20)
+    await s.pool.uncordon(6)
+    both_bases = base("wl", 0, 1, 1, 1) | base("wl", 1, 1, 1, 1)
+    await s.expect(both_bases, 20)
+    await s.pool.uncordon(4)
+    await s.expect(both_bases | sg("wl", 1, 0, 1, 1) | sg("wl", 1, 1, 1, 1), 20)
+    await s.pool.uncordon(10)
+    await s.expect(full_wl("wl") | full_wl("wl", 1), 20)
+
+
+async def test_gs12_everything_scaled_before_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(28)
+    s.apply(wl2("wl", s.namespace, s.pool.name, replicas=2))
+    await s.expect({}, 20)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    s.scale("pcsg", "wl-1-sg-x", 3)
+    await s.expect({}, 28)
+    await s.pool.uncordon(6)
+    bases = base("wl", 0, 1, 1, 1) | base("wl", 1, 1, 1, 1)
+    await s.expect(bases, 28)
+    await s.pool.uncordon(8)
+    mins = bases | {k: v for i in (0, 1) for g in (1, 2) for k, v in sg("wl", g, i, 1, 1).items()}
+    await s.expect(mins, 28)
+    await s.pool.uncordon(14)
+    await s.expect(full_wl("wl", 0, 3) | full_wl("wl", 1, 3), 28)
+
+
+# --- no deadlock -------------------------------------------------------------------------------------------
+
+
+async def test_two_gangs_of_60_percent_never_deadlock(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(10)
+    await s.pool.uncordon(10)
+    docs = [wl1(name, s.namespace, s.pool.name, group_replicas=1, group_min=1) for name in ("one", "two")]
+    for doc in docs:  # 6 pods each, every minimum = replicas
+        s.apply(doc)
+
+    async def one_runs() -> tuple[str, str] | None:
+        items = await pod_dicts(s.api, s.namespace)
+        counts = running_by_podclique(items)
+        done = [n for n in ("one", "two") if sum(v for k, v in counts.items() if k.startswith(f"{n}-")) == 6]
+        return (done[0], "two" if done[0] == "one" else "one") if len(items) == 12 and done else None
+
+    winner, loser = await until("one of the two PodCliqueSets to run", one_runs, timeout=60)
+    await s.expect(full_wl(winner, groups=1), 12)
+    cond = await podgang_condition(s.api, s.namespace, f"{loser}-0")
+    assert cond is not None and cond["status"] == "False" and cond["reason"] == "Unschedulable", cond
+    kubectl(s.kubeconfig, "-n", s.namespace, "delete", "pcs", winner, "--wait=false")
+    await s.expect(full_wl(loser, groups=1), 6)
