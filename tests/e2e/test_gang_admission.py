@@ -178,6 +178,27 @@ async def test_gs3_new_replica_waits_for_capacity(scenario: Callable[[int], Awai
     await s.expect(full_wl("wl") | full_wl("wl", 1), 20)
 
 
+async def test_gs4_three_scale_outs_each_wait_for_capacity(
+    scenario: Callable[[int], Awaitable[Scenario]],
+) -> None:
+    s = await scenario(28)
+    await s.pool.uncordon(10)
+    s.apply(wl1("wl", s.namespace, s.pool.name))
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(4)
+    await s.expect(full_wl("wl", groups=3), 14)
+    s.scale("pcs", "wl", 2)
+    await s.expect(full_wl("wl", groups=3), 24)
+    await s.pool.uncordon(10)
+    await s.expect(full_wl("wl", groups=3) | full_wl("wl", 1), 24)
+    s.scale("pcsg", "wl-1-sg-x", 3)
+    await s.expect(full_wl("wl", groups=3) | full_wl("wl", 1), 28)
+    await s.pool.uncordon(4)
+    await s.expect(full_wl("wl", groups=3) | full_wl("wl", 1, groups=3), 28)
+
+
 # --- WL2: minimums below replicas: base minimum first, then scaled gangs, then the rest ----------------
 
 
@@ -205,6 +226,50 @@ async def test_gs7_waves_base_scaled_rest(scenario: Callable[[int], Awaitable[Sc
     await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
     await s.pool.uncordon(2)
     await s.expect(full_wl("wl", groups=3), 14)
+
+
+async def test_gs6_scale_out_minimum_first(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(14)
+    await s.pool.uncordon(3)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.expect(base("wl", a=1, b=1, cc=1), 10)
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl", groups=3), 14)
+
+
+async def test_gs8_scaled_before_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(14)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.expect({}, 10)
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect({}, 14)
+    await s.pool.uncordon(3)
+    await s.expect(base("wl", a=1, b=1, cc=1), 14)
+    await s.pool.uncordon(4)
+    await s.expect(base("wl", a=1, b=1, cc=1) | sg("wl", 1, b=1, cc=1) | sg("wl", 2, b=1, cc=1), 14)
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl", groups=3), 14)
+
+
+async def test_gs9_second_replica_base_minimum_first(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    s = await scenario(20)
+    await s.pool.uncordon(3)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.expect(base("wl", a=1, b=1, cc=1), 10)
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl"), 10)
+    s.scale("pcs", "wl", 2)
+    await s.expect(full_wl("wl"), 20)
+    await s.pool.uncordon(3)
+    await s.expect(full_wl("wl") | base("wl", 1, 1, 1, 1), 20)
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl") | full_wl("wl", 1), 20)
 
 
 async def test_gs10_two_replicas_before_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
@@ -235,6 +300,36 @@ async def test_gs12_everything_scaled_before_capacity(scenario: Callable[[int], 
     await s.expect(mins, 28)
     await s.pool.uncordon(14)
     await s.expect(full_wl("wl", 0, 3) | full_wl("wl", 1, 3), 28)
+
+
+async def test_gs11_long_sequence_in_waves(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
+    """Running pods progress 3 -> 10 -> 12 -> 14 -> 17 -> 24 -> 26 -> 28 as nodes are uncordoned."""
+    s = await scenario(28)
+    s.apply(wl2("wl", s.namespace, s.pool.name))
+    await s.pool.uncordon(3)
+    wl0 = base("wl", 0, 1, 1, 1)
+    await s.expect(wl0, 10)  # 3
+    await s.pool.uncordon(7)
+    await s.expect(full_wl("wl"), 10)  # 10
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl") | sg("wl", 2, 0, 1, 1), 14)  # 12
+    await s.pool.uncordon(2)
+    wl0_full = full_wl("wl", groups=3)
+    await s.expect(wl0_full, 14)  # 14
+    s.scale("pcs", "wl", 2)
+    await s.expect(wl0_full, 24)
+    await s.pool.uncordon(3)
+    await s.expect(wl0_full | base("wl", 1, 1, 1, 1), 24)  # 17
+    await s.pool.uncordon(7)
+    await s.expect(wl0_full | full_wl("wl", 1), 24)  # 24
+    s.scale("pcsg", "wl-1-sg-x", 3)
+    await s.expect(wl0_full | full_wl("wl", 1), 28)
+    await s.pool.uncordon(2)
+    await s.expect(wl0_full | full_wl("wl", 1) | sg("wl", 2, 1, 1, 1), 28)  # 26
+    await s.pool.uncordon(2)
+    await s.expect(wl0_full | full_wl("wl", 1, groups=3), 28)  # 28
 
 
 # --- no deadlock -------------------------------------------------------------------------------------------
