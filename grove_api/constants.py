@@ -64,6 +64,9 @@ ANNOTATION_RECONCILE_TRIGGER: Final = "grove.io/reconcile-trigger"
 ANNOTATION_DISABLE_PROTECTION: Final = "grove.io/disable-managed-resource-protection"
 ANNOTATION_TOPOLOGY_NAME: Final = "grove.io/topology-name"
 ANNOTATION_MNNVL_GROUP: Final = "grove.io/mnnvl-group"
+# Ours, on PodCliques with startsAfter and so on their pods: "<parent PodClique>:<its minAvailable>,…", what
+# the pod webhook turns into grove-initc's --podcliques flags (it cannot look parents up itself).
+ANNOTATION_STARTUP_DEPENDENCIES: Final = "grove.io/startup-dependencies"
 
 # --- Finalizers --------------------------------------------------------------------------------------
 FINALIZER_PODCLIQUESET: Final = "grove.io/podcliqueset.grove.io"

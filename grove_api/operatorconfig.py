@@ -6,12 +6,14 @@ Field names and defaults follow Grove's (reference §7) so a Grove configuration
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import Field, field_validator, model_validator
 
+from grove_api.constants import ENV_INIT_CONTAINER_IMAGE
 from grove_api.models.base import K8sModel
 
 CONFIG_API_VERSION = "operator.config.grove.io/v1alpha1"
@@ -86,6 +88,21 @@ class Authorizer(K8sModel):
     exempt_service_account_user_names: list[str] = Field(default_factory=lambda: list(DEFAULT_EXEMPT_USERS))
 
 
+DEFAULT_INIT_CONTAINER_IMAGE = "grove-py/grove-initc:0.1.0"
+
+
+def _init_container_image() -> str:
+    """Grove's way (GROVE_INIT_CONTAINER_IMAGE, tagged with the operator version) still works."""
+    base = os.environ.get(ENV_INIT_CONTAINER_IMAGE)
+    return f"{base}:0.1.0" if base else DEFAULT_INIT_CONTAINER_IMAGE
+
+
+class InitContainer(K8sModel):
+    """The grove-initc container the pod webhook adds to pods of cliques with startup dependencies."""
+
+    image: str = Field(default_factory=_init_container_image)
+
+
 class GangAdmission(K8sModel):
     """Ours (Grove has no such component): the gang admitter that lifts scheduling gates gang by gang."""
 
@@ -142,6 +159,7 @@ class OperatorConfiguration(K8sModel):
     log_format: Literal["json", "text"] = "json"
     authorizer: Authorizer = Field(default_factory=Authorizer)
     gang_admission: GangAdmission = Field(default_factory=GangAdmission)
+    init_container: InitContainer = Field(default_factory=InitContainer)
     topology_aware_scheduling: FeatureToggle = Field(default_factory=FeatureToggle)
     network: Network = Field(default_factory=Network)
     scheduler: Scheduler = Field(default_factory=Scheduler)

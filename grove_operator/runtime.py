@@ -68,7 +68,9 @@ def build_handlers(
         )
         handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
     handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
-    handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(gate=config.gang_admission.enabled)
+    handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(
+        gate=config.gang_admission.enabled, initc_image=config.init_container.image
+    )
     return handlers
 
 

@@ -126,10 +126,27 @@ def _clique_spec(clique: Obj, existing: Obj | None, deps: list[str]) -> Obj:
     return spec
 
 
-def _clique_annotations(clique: Obj) -> dict[str, str]:
+def _clique_annotations(snap: Snapshot, clique: Obj, deps: list[str]) -> dict[str, str]:
+    """The template clique's annotations, and the startup dependencies with each parent's minAvailable
+    (the pod webhook builds grove-initc's flags from them)."""
     annotations = dict(clique.get("annotations") or {})
     annotations.pop(c.ANNOTATION_TOPOLOGY_NAME, None)
+    annotations.pop(c.ANNOTATION_STARTUP_DEPENDENCIES, None)
+    if deps:
+        annotations[c.ANNOTATION_STARTUP_DEPENDENCIES] = ",".join(
+            f"{fqn}:{_parent_min_available(snap, fqn)}" for fqn in deps
+        )
     return annotations
+
+
+def _parent_min_available(snap: Snapshot, fqn: str) -> int:
+    """minAvailable of the template clique a dependency FQN was made from: the clique whose name is the
+    longest suffix of the FQN (Grove's name-suffix match)."""
+    matches = [q for q in snap.template.get("cliques") or [] if fqn.endswith(f"-{q['name']}")]
+    if not matches:
+        return 1
+    spec = max(matches, key=lambda q: len(q["name"])).get("spec") or {}
+    return int(spec.get("minAvailable") or spec.get("replicas") or 1)
 
 
 def standalone_podcliques(snap: Snapshot) -> list[Obj]:
@@ -137,6 +154,7 @@ def standalone_podcliques(snap: Snapshot) -> list[Obj]:
     for i in range(snap.replicas):
         for clique in standalone_cliques(snap):
             name = naming.standalone_podclique(snap.name, i, clique["name"])
+            deps = starts_after(snap, clique, i)
             labels = {
                 **(clique.get("labels") or {}),
                 **default_labels(snap.name),
@@ -150,8 +168,8 @@ def standalone_podcliques(snap: Snapshot) -> list[Obj]:
                 {
                     "apiVersion": c.API_VERSION,
                     "kind": c.KIND_PODCLIQUE,
-                    "metadata": _meta(snap, name, labels, snap.pcs, _clique_annotations(clique)),
-                    "spec": _clique_spec(clique, snap.podcliques.get(name), starts_after(snap, clique, i)),
+                    "metadata": _meta(snap, name, labels, snap.pcs, _clique_annotations(snap, clique, deps)),
+                    "spec": _clique_spec(clique, snap.podcliques.get(name), deps),
                 }
             )
     return out
@@ -239,15 +257,16 @@ def group_member_podcliques(snap: Snapshot) -> list[Obj]:
                     }
                     if scaled:
                         labels[c.LABEL_BASE_PODGANG] = naming.base_podgang(snap.name, i)
-                    spec = _clique_spec(
-                        clique, snap.podcliques.get(name), starts_after(snap, clique, i, group, j)
-                    )
+                    deps = starts_after(snap, clique, i, group, j)
+                    spec = _clique_spec(clique, snap.podcliques.get(name), deps)
                     spec["podSpec"] = _with_env(spec.get("podSpec") or {}, env)
                     out.append(
                         {
                             "apiVersion": c.API_VERSION,
                             "kind": c.KIND_PODCLIQUE,
-                            "metadata": _meta(snap, name, labels, pcsg, _clique_annotations(clique)),
+                            "metadata": _meta(
+                                snap, name, labels, pcsg, _clique_annotations(snap, clique, deps)
+                            ),
                             "spec": spec,
                         }
                     )

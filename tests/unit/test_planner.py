@@ -223,3 +223,30 @@ def test_statuses_after_convergence() -> None:
     gang = world.get("PodGang", "default", "multinode-disaggregated-0")
     assert gang is not None and "phase" not in gang["status"]  # the gang admitter's
     assert {cond["type"]: cond["status"] for cond in gang["status"]["conditions"]}["Initialized"] == "True"
+
+
+def test_startup_dependencies_annotated_with_each_parents_min_available() -> None:
+    world = converge("dist-train")
+    annotations = {
+        q["metadata"]["name"]: (q["metadata"].get("annotations") or {}).get(c.ANNOTATION_STARTUP_DEPENDENCIES)
+        for q in world.of_kind("PodClique", "default")
+    }
+    assert annotations == {
+        f"dist-train-{i}-{name}": deps
+        for i in (0, 1)
+        for name, deps in [
+            ("coordinator", f"dist-train-{i}-training-workers-0-parameter-server:1"),
+            ("training-workers-0-parameter-server", None),
+            ("training-workers-0-worker", f"dist-train-{i}-coordinator:1"),
+            ("training-workers-1-parameter-server", None),
+            ("training-workers-1-worker", None),  # scaled replica: only same-group parents (§4.1)
+        ]
+    }
+    coordinator = next(
+        p
+        for p in world.of_kind("Pod", "default")
+        if p["metadata"]["name"].startswith("dist-train-0-coordinator-")
+    )
+    assert coordinator["metadata"]["annotations"][c.ANNOTATION_STARTUP_DEPENDENCIES] == (
+        "dist-train-0-training-workers-0-parameter-server:1"
+    )

@@ -12,7 +12,7 @@ import pytest
 from grove_api import constants as c
 from tests.builders import admission_review
 from webhook.admission import parse_review
-from webhook.pods import GATE, PodMutatingHandler, gate_ops
+from webhook.pods import GATE, PodMutatingHandler, gate_ops, initc_ops
 
 GANG_LABELS = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE, c.LABEL_PODGANG: "pcs-0"}
 
@@ -84,3 +84,76 @@ async def test_handler_refuses_a_gang_pod_without_spec() -> None:
 async def test_no_gate_when_gang_admission_is_disabled() -> None:
     response = await PodMutatingHandler(gate=False)(parse_review(json.dumps(admission_review(pod()))))
     assert response.allowed and response.patch == []
+
+
+# --- grove-initc -------------------------------------------------------------------------------------
+
+
+def dependent(deps: str, **spec: Any) -> dict[str, Any]:
+    p = pod({"containers": [{"name": "c", "image": "busybox"}], **spec})
+    p["metadata"]["labels"][c.LABEL_PART_OF] = "pcs"
+    p["metadata"]["annotations"] = {c.ANNOTATION_STARTUP_DEPENDENCIES: deps}
+    return p
+
+
+def test_initc_container_and_volumes_from_the_dependencies() -> None:
+    p = dependent("pcs-0-a:2,pcs-0-sg-0-b:1")
+    ops = initc_ops(p, "img:1")
+    assert isinstance(ops, list)
+    spec = apply(p, ops)["spec"]
+    assert spec["initContainers"] == [
+        {
+            "name": "grove-initc",
+            "image": "img:1",
+            "args": ["--podcliques=pcs-0-a:2", "--podcliques=pcs-0-sg-0-b:1"],
+            "volumeMounts": [
+                {"name": "pod-info-vol", "mountPath": "/var/grove/pod-info", "readOnly": True},
+                {
+                    "name": "sa-token-secret-vol",
+                    "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount",
+                    "readOnly": True,
+                },
+            ],
+        }
+    ]
+    assert spec["volumes"] == [
+        {
+            "name": "pod-info-vol",
+            "downwardAPI": {
+                "items": [
+                    {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
+                    {"path": "podgangname", "fieldRef": {"fieldPath": "metadata.labels['grove.io/podgang']"}},
+                ]
+            },
+        },
+        {"name": "sa-token-secret-vol", "secret": {"secretName": "pcs-ic-sat", "defaultMode": 0o644}},
+    ]
+    assert initc_ops(apply(p, ops), "img:1") == []  # idempotent
+
+
+def test_initc_appended_after_the_pods_own_init_containers_and_volumes() -> None:
+    p = dependent("pcs-0-a:1", initContainers=[{"name": "setup"}], volumes=[{"name": "data", "emptyDir": {}}])
+    ops = initc_ops(p, "img")
+    assert isinstance(ops, list)
+    spec = apply(p, ops)["spec"]
+    assert [x["name"] for x in spec["initContainers"]] == ["setup", "grove-initc"]
+    assert [v["name"] for v in spec["volumes"]] == ["data", "pod-info-vol", "sa-token-secret-vol"]
+
+
+@pytest.mark.parametrize("deps", ["pcs-0-a", "pcs-0-a:0", ":2", "pcs-0-a:x"])
+async def test_malformed_dependencies_are_refused_clearly(deps: str) -> None:
+    response = await PodMutatingHandler()(parse_review(json.dumps(admission_review(dependent(deps)))))
+    assert not response.allowed and response.code == 422
+    assert (
+        "grove.io/startup-dependencies" in response.message
+        and "<PodClique name>:<minAvailable" in response.message
+    )
+
+
+async def test_handler_gates_and_injects_in_one_patch() -> None:
+    p = dependent("pcs-0-a:1")
+    response = await PodMutatingHandler(initc_image="img")(parse_review(json.dumps(admission_review(p))))
+    spec = apply(p, response.patch)["spec"]
+    assert spec["schedulingGates"] == [GATE] and spec["initContainers"][0]["name"] == "grove-initc"
+    no_deps = pod()
+    assert "initContainers" not in apply(no_deps, gate_ops(no_deps)[0])["spec"]
