@@ -71,6 +71,7 @@ TICK_SECONDS = 2.0  # passes also run this often without events: timeouts and ag
 SETTLE_SECONDS = 1.0
 DEBOUNCE_SECONDS = 0.01  # a burst of watch events makes one pass
 CONCURRENCY = 32
+QUIET_SECONDS = 10.0  # a new PodGang waiting for its pods gets its first condition only after this long
 
 
 def release_patch(hostname: str) -> JSON:
@@ -235,9 +236,9 @@ class Admitter:
             log.warning("could not record admission of %s/%s: %s", admit.namespace, admit.gang, err)
             return
         ADMITTED.inc()
-        created = cond.parse_time((podgang.get("metadata") or {}).get("creationTimestamp"))
-        if created is not None:
-            ADMISSION_LATENCY.observe(max(0.0, (now - created).total_seconds()))
+        age = _age(podgang, now)
+        if age != float("inf"):
+            ADMISSION_LATENCY.observe(max(0.0, age))
         await asyncio.gather(
             *(self._release(admit.namespace, pod, node) for pod, node in admit.placements.items())
         )
@@ -285,6 +286,8 @@ class Admitter:
             current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED)
             if current and (current.get("reason"), current.get("message")) == (item.reason, item.message):
                 continue
+            if current is None and isinstance(item, Waiting) and _age(podgang, now) < QUIET_SECONDS:
+                continue  # pods still being created: not worth a write per gang (nor `kubectl get` noise)
             try:
                 await self._set_status(podgang, PHASE_PENDING, cond.FALSE, item.reason, item.message, now)
             except KubeError as err:
@@ -322,26 +325,39 @@ class Admitter:
         await self.client.apply_status(ref, {"phase": phase, "conditions": ours}, FIELD_MANAGER)
 
     async def _event(self, podgang: JSON, type_: str, reason: str, message: str, now: datetime) -> None:
-        """On the PodGang, and on its PodCliqueSet (what `kubectl describe pcs` shows)."""
-        subjects = [{"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, **podgang}]
+        """On the PodGang; warnings also on its PodCliqueSet (what `kubectl describe pcs` shows). Normal
+        admissions stay on the PodGang: one per gang on the PodCliqueSet would drown everything else."""
         meta = podgang["metadata"]
-        for owner in meta.get("ownerReferences") or []:
-            if owner.get("kind") == c.KIND_PODCLIQUESET and owner.get("controller"):
-                subjects.append(
-                    {
-                        "apiVersion": c.API_VERSION,
-                        "kind": c.KIND_PODCLIQUESET,
-                        "metadata": {
-                            "name": owner["name"],
-                            "namespace": meta["namespace"],
-                            "uid": owner["uid"],
-                        },
-                    }
-                )
-                message = f"PodGang {meta['name']}: {message}"
-        for subject in subjects:
+        events = [
+            event(
+                {"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, **podgang},
+                type_,
+                reason,
+                message,
+                now,
+                component=COMPONENT,
+            )
+        ]
+        owner = next(
+            (
+                o
+                for o in meta.get("ownerReferences") or []
+                if o.get("kind") == c.KIND_PODCLIQUESET and o.get("controller")
+            ),
+            None,
+        )
+        if owner is not None and type_ == "Warning":
+            pcs = {
+                "apiVersion": c.API_VERSION,
+                "kind": c.KIND_PODCLIQUESET,
+                "metadata": {"name": owner["name"], "namespace": meta["namespace"], "uid": owner["uid"]},
+            }
+            events.append(
+                event(pcs, type_, reason, f"PodGang {meta['name']}: {message}", now, component=COMPONENT)
+            )
+        for body in events:
             try:
-                await self.client.create(event(subject, type_, reason, message, now, component=COMPONENT))
+                await self.client.create(body)
             except KubeError as err:
                 log.warning("could not record an event: %s", err)
 
@@ -371,6 +387,11 @@ class Admitter:
         finally:
             for informer in informers:
                 informer.stop()
+
+
+def _age(obj: JSON, now: datetime) -> float:
+    created = cond.parse_time((obj.get("metadata") or {}).get("creationTimestamp"))
+    return (now - created).total_seconds() if created is not None else float("inf")
 
 
 def _conditions(obj: JSON) -> list[dict[str, Any]]:

@@ -100,19 +100,22 @@ def workload(
     group_min: int = 2,
     group_replicas: int = 2,
     replicas: int = 1,
+    starts_after: dict[str, list[str]] | None = None,
     **template: Any,
 ) -> dict[str, Any]:
-    """Grove's e2e workload: WL1 = defaults (every minimum = replicas), WL2 = `wl2(...)`."""
+    """Grove's e2e workload: WL1 = defaults (every minimum = replicas), WL2 = `wl2(...)`; `starts_after`
+    (clique -> parents) with `startup="CliqueStartupTypeExplicit"` gives WL5/WL6."""
     spec = pool_pod_spec(pool)
     a, b, cc = mins
+    after = starts_after or {}
     return pcs(
         name,
         namespace=namespace,
         replicas=replicas,
         cliques=[
-            clique("pc-a", replicas=2, min_available=a, pod=spec),
-            clique("pc-b", replicas=1, min_available=b, pod=spec),
-            clique("pc-c", replicas=3, min_available=cc, pod=spec),
+            clique("pc-a", replicas=2, min_available=a, pod=spec, starts_after=after.get("pc-a")),
+            clique("pc-b", replicas=1, min_available=b, pod=spec, starts_after=after.get("pc-b")),
+            clique("pc-c", replicas=3, min_available=cc, pod=spec, starts_after=after.get("pc-c")),
         ],
         groups=[group("sg-x", ["pc-b", "pc-c"], replicas=group_replicas, min_available=group_min)],
         **template,

@@ -75,23 +75,35 @@ class PodCounter:
         self.created_at: float | None = None
         self.bound_at: float | None = None
 
+    def _record(self, name: str, node: str | None, start: float) -> None:
+        self.nodes[name] = node
+        now = round(time.perf_counter() - start, 2)
+        if self.created_at is None and len(self.nodes) >= self.expected:
+            self.created_at = now
+        if self.bound_at is None and sum(1 for n in self.nodes.values() if n) >= self.expected:
+            self.bound_at = now
+
     async def run(self, start: float) -> None:
+        """List, then watch from there; again whenever the apiserver ends the watch, until all are bound."""
         core = client.CoreV1Api(self.api)
-        async with watch.Watch().stream(
-            core.list_namespaced_pod, self.namespace, timeout_seconds=600
-        ) as stream:
-            async for event in stream:
-                pod = event["object"]
-                if event["type"] == "DELETED":
-                    self.nodes.pop(pod.metadata.name, None)
-                    continue
-                self.nodes[pod.metadata.name] = pod.spec.node_name
-                now = time.perf_counter() - start
-                if self.created_at is None and len(self.nodes) >= self.expected:
-                    self.created_at = round(now, 2)
-                if sum(1 for n in self.nodes.values() if n) >= self.expected:
-                    self.bound_at = round(now, 2)
-                    return
+        while self.bound_at is None:
+            listed = await core.list_namespaced_pod(self.namespace)
+            for pod in listed.items:
+                self._record(pod.metadata.name, pod.spec.node_name, start)
+            async with watch.Watch().stream(
+                core.list_namespaced_pod,
+                self.namespace,
+                resource_version=listed.metadata.resource_version,
+                timeout_seconds=120,
+            ) as stream:
+                async for event in stream:
+                    pod = event["object"]
+                    if event["type"] == "DELETED":
+                        self.nodes.pop(pod.metadata.name, None)
+                    else:
+                        self._record(pod.metadata.name, pod.spec.node_name, start)
+                    if self.bound_at is not None:
+                        return
 
 
 async def phase(api: client.ApiClient, namespace: str) -> dict[str, float | None]:

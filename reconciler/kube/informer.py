@@ -87,6 +87,15 @@ def _labels(obj: JSON) -> dict[str, str]:
     return labels or {}
 
 
+def _trim(obj: JSON) -> JSON:
+    """Drop metadata.managedFields: nobody here reads them, and they are often the larger part of a small
+    object (a pod touched by the kubelet, the scheduler and two of our field managers)."""
+    meta = obj.get("metadata")
+    if isinstance(meta, dict):
+        meta.pop("managedFields", None)
+    return obj
+
+
 def _rv(obj: JSON | None) -> str:
     if not obj:
         return ""
@@ -273,7 +282,7 @@ class Informer:
         )
         self.relists += 1
         old = self._cache
-        new = {key_of(obj): obj for obj in items}
+        new = {key_of(obj): _trim(obj) for obj in items}
         events: builtins.list[tuple[str, JSON]] = [(DELETED, obj) for k, obj in old.items() if k not in new]
         deleted = len(events)
         for k, obj in new.items():
@@ -351,7 +360,7 @@ class Informer:
                     continue
                 obj.setdefault("apiVersion", api_version)
                 obj.setdefault("kind", kind)
-                self._store(event_type, obj)
+                self._store(event_type, _trim(obj))
                 if new_rv:
                     self.resource_version = new_rv
                 self._emit(event_type, obj)
