@@ -58,7 +58,7 @@ bench-gang: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter
+	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter initc
 	$(PY) -m webhook.registration --check
 	$(PY) -m grove_api.crdgen --check
 

@@ -47,7 +47,7 @@ def parse_parent(text: str) -> Parent:
     The count is split off at the last colon; the name must be a valid label value, since pods are matched
     by label and a value that can never be a label would make the wait endless instead of failing here.
     """
-    where = f"--podcliques {text!r}"
+    where = f'--podcliques "{text}"'
     name, sep, count = text.rpartition(":")
     if not sep:
         raise FlagError(f"{where}: expected <podclique>:<minAvailable>, e.g. 'my-pcs-0-prefill:2'")

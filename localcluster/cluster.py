@@ -1,5 +1,6 @@
 """Bringing the whole local cluster up and down: etcd, kube-apiserver, kube-controller-manager,
-kube-scheduler and KWOK, plus the initial fake nodes.
+kube-scheduler and KWOK, plus the initial fake nodes and the init runner (which runs grove-initc for pods
+on KWOK nodes, see localcluster/initrunner.py; KWOK gets our pod Stages, kwok-grove-stages.yaml).
 
 Why each step exists:
 - the controller manager is required: it removes the `node.kubernetes.io/not-ready` taint from new nodes
@@ -22,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster import api, binaries, credentials, nodes, ports, processes, versions
+from localcluster import api, binaries, credentials, initrunner, nodes, ports, processes, versions
 from localcluster import operator as grove_operator
 from localcluster.binaries import Binaries
 from localcluster.credentials import Credentials
@@ -113,11 +114,9 @@ def _etcd_healthy(port: int) -> bool:
 def _dead_component(info: ClusterInfo) -> str | None:
     """A description (with log tail) of the first recorded component that is no longer running."""
     for comp in info.components.values():
-        if not processes.is_alive(comp.pid):
-            return (
-                f"{comp.name} (pid {comp.pid}) exited during startup; last lines of {comp.log}:\n"
-                f"{processes.log_tail(comp.log)}"
-            )
+        dead = processes.exited_during_startup(comp.name, comp.pid, comp.log)
+        if dead:
+            return dead
     return None
 
 
@@ -126,12 +125,22 @@ def _all_alive(info: ClusterInfo) -> bool:
     return bool(info.components) and all(processes.belongs_to(p, marker) for p in info.pids.values())
 
 
+def _kwok_has_stages(info: ClusterInfo) -> bool:
+    """KWOK runs with our pod Stages (a cluster started by older code does not: it is replaced)."""
+    kwok = info.components.get("kwok")
+    suffix = initrunner.STAGES_FILE.name
+    return kwok is not None and any(arg.endswith(suffix) for arg in kwok.argv)
+
+
 def is_healthy(info: ClusterInfo) -> bool:
-    """Recorded as complete, every component running, apiserver ready (cheap enough for a no-op `up`)."""
+    """Recorded as complete, every component running, apiserver ready (cheap enough for a no-op `up`).
+
+    The init runner is not checked here: `up` restarts it on its own (`_ensure_initrunner`)."""
     return (
         info.complete
         and set(info.components) == set(START_ORDER)
         and _all_alive(info)
+        and _kwok_has_stages(info)
         and apiserver_ready(info)
     )
 
@@ -287,6 +296,26 @@ async def _create_and_wait_nodes(info: ClusterInfo, count: int, shape: NodeShape
             await asyncio.sleep(0.25)
 
 
+def _start_initrunner(info: ClusterInfo) -> None:
+    info.initrunner = initrunner.spawn(info)
+    save(info)
+
+
+def _ensure_initrunner(info: ClusterInfo, progress: Progress) -> None:
+    """For `up` on a running cluster: restart the init runner when it is not running."""
+    runner = info.initrunner
+    if runner is not None and processes.belongs_to(runner.pid, _marker(info.state_dir)):
+        return
+    progress(f"starting {initrunner.NAME} (it was not running)")
+    # grove-initc processes a crashed runner left behind: the new runner starts its own.
+    survivors = processes.stop(initrunner.stray_pids(info.state_dir), _marker(info.state_dir))
+    if survivors:
+        raise ComponentFailed(f"could not stop pids {survivors} of the old {initrunner.NAME}")
+    _start_initrunner(info)
+    assert info.initrunner is not None
+    initrunner.wait_ready(info, info.initrunner)
+
+
 def _stage_configs(state_dir: Path, configs: Sequence[Path]) -> list[Path]:
     staged = []
     for i, config in enumerate(configs):
@@ -336,7 +365,7 @@ def _start_all(
             lambda: _dead_component(info),
             interval=0.2,
         )
-        progress("starting kube-controller-manager, kube-scheduler, kwok")
+        progress(f"starting kube-controller-manager, kube-scheduler, kwok, {initrunner.NAME}")
         _start(
             info,
             "kube-controller-manager",
@@ -349,23 +378,26 @@ def _start_all(
         )
         scheduler_kubeconfig = _component_kubeconfig(state_dir, server, creds, "system:kube-scheduler")
         _start(info, "kube-scheduler", _scheduler_argv(bins.kube_scheduler, scheduler_kubeconfig), None)
-        configs = _stage_configs(state_dir, kwok_configs)
+        configs = _stage_configs(state_dir, [initrunner.STAGES_FILE, *kwok_configs])
         # kwok always loads ~/.kwok/kwok.yaml when it exists; a private HOME keeps a user's file out.
         kwok_home = state_dir / "kwok-home"
         kwok_home.mkdir(exist_ok=True)
         _start(info, "kwok", _kwok_argv(bins.kwok, kubeconfig, p, configs), p.kwok, {"HOME": str(kwok_home)})
+        _start_initrunner(info)
         progress(f"creating {node_count} fake node(s) and waiting until they are Ready")
         api.run_sync(_create_and_wait_nodes(info, node_count, shape, NODES_TIMEOUT))
         dead = _dead_component(info)
         if dead:
             raise ComponentFailed(dead)
+        assert info.initrunner is not None
+        initrunner.wait_ready(info, info.initrunner)
         if operator:
             grove_operator.install(info, progress)
             grove_operator.ensure_running(info, progress)
     except BaseException:
         # Leave nothing half-running; the state dir (with logs) stays for inspection and the next `up`
         # cleans it away.
-        processes.stop(info.pids.values(), _marker(state_dir))
+        processes.stop(info.all_pids, _marker(state_dir))
         raise
     info.nodes = node_count
     info.complete = True
@@ -377,9 +409,10 @@ def _cleanup(state_dir: Path) -> list[int]:
     """Kill whatever a previous run left (recorded PIDs and strays naming the dir), remove the dir."""
     marker = _marker(state_dir)
     recorded = load(state_dir)
-    pids = set(recorded.pids.values()) if recorded else set()
+    pids = set(recorded.all_pids) if recorded else set()
     pids |= set(processes.find(marker, versions.ALL_BINARIES))
     pids |= set(grove_operator.stray_pids(state_dir))
+    pids |= set(initrunner.stray_pids(state_dir))
     ours = sorted(pid for pid in pids if processes.belongs_to(pid, marker))  # skip dead or reused PIDs
     survivors = processes.stop(ours, marker)
     if survivors:
@@ -410,6 +443,7 @@ def up(
     with _state_lock(state_dir):
         existing = load(state_dir)
         if existing is not None and is_healthy(existing):
+            _ensure_initrunner(existing, progress)
             if operator:
                 grove_operator.ensure_running(existing, progress)
             return existing
@@ -458,6 +492,7 @@ class ClusterStatus:
     nodes_ready: int = 0
     error: str | None = None
     operator: grove_operator.OperatorStatus | None = None
+    initrunner: ComponentStatus | None = None
 
     @property
     def healthy(self) -> bool:
@@ -466,6 +501,7 @@ class ClusterStatus:
             and self.info.complete
             and len(self.components) == len(START_ORDER)
             and all(c.alive for c in self.components)
+            and (self.initrunner is None or self.initrunner.alive)
             and self.apiserver_ready
             and self.nodes_ready == self.nodes_total
             and (self.operator is None or self.operator.stopped or self.operator.ready)
@@ -477,7 +513,7 @@ class ClusterStatus:
         rows = [("COMPONENT", "PID", "ALIVE", "PORT", "LOG")]
         rows += [
             (c.name, str(c.pid), "yes" if c.alive else "NO", str(c.port or "-"), str(c.log))
-            for c in self.components
+            for c in [*self.components, *([self.initrunner] if self.initrunner else [])]
         ]
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = [
@@ -514,6 +550,11 @@ def status(state_dir: Path | None = None) -> ClusterStatus:
         ComponentStatus(c.name, c.pid, processes.belongs_to(c.pid, marker), c.port, c.log)
         for c in info.components.values()
     ]
+    runner = info.initrunner
+    if runner is not None:
+        result.initrunner = ComponentStatus(
+            runner.name, runner.pid, processes.belongs_to(runner.pid, marker), None, runner.log
+        )
     result.apiserver_ready = apiserver_ready(info)
     result.operator = grove_operator.status(state_dir)
     if result.apiserver_ready:

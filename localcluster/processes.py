@@ -131,6 +131,13 @@ def kill(pids: Iterable[int], marker: str) -> list[int]:
     return wait_gone(ours, 10.0)
 
 
+def exited_during_startup(name: str, pid: int, log_file: Path) -> str | None:
+    """None while `pid` runs; else a description of its death with the tail of its log."""
+    if is_alive(pid):
+        return None
+    return f"{name} (pid {pid}) exited during startup; last lines of {log_file}:\n{log_tail(log_file)}"
+
+
 def log_tail(log_file: Path, lines: int = 30) -> str:
     """The last `lines` lines of a log file ('' if missing)."""
     try:

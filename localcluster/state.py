@@ -39,10 +39,18 @@ class ClusterInfo:
     components: dict[str, Component] = field(default_factory=dict)
     nodes: int = 0
     complete: bool = False  # false while `up` is still starting things
+    # The init runner (localcluster/initrunner.py): not a Kubernetes component, so not in `components`;
+    # `up` restarts it on its own when it died.
+    initrunner: Component | None = None
 
     @property
     def pids(self) -> dict[str, int]:
         return {name: c.pid for name, c in self.components.items()}
+
+    @property
+    def all_pids(self) -> list[int]:
+        """Every recorded process: the components and the init runner."""
+        return [*self.pids.values(), *([self.initrunner.pid] if self.initrunner else [])]
 
     @property
     def ports(self) -> dict[str, int | None]:
@@ -71,16 +79,17 @@ class ClusterInfo:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ClusterInfo:
-        components = {
-            name: Component(
+        def component(c: dict[str, Any]) -> Component:
+            return Component(
                 name=c["name"],
                 pid=int(c["pid"]),
                 port=c.get("port"),
                 log=Path(c["log"]),
                 argv=c.get("argv", []),
             )
-            for name, c in data.get("components", {}).items()
-        }
+
+        components = {name: component(c) for name, c in data.get("components", {}).items()}
+        runner = data.get("initrunner")
         return cls(
             state_dir=Path(data["state_dir"]),
             kubeconfig=Path(data["kubeconfig"]),
@@ -91,6 +100,7 @@ class ClusterInfo:
             components=components,
             nodes=int(data.get("nodes", 0)),
             complete=bool(data.get("complete", False)),
+            initrunner=component(runner) if runner else None,
         )
 
 
