@@ -229,7 +229,11 @@ class Admitter:
         if podgang is None:
             return
         nodes = len(set(admit.placements.values()))
-        message = f"{len(admit.placements)} pods placed on {nodes} nodes and released"
+        pods = len(admit.placements)
+        message = (
+            f"{pods} pod{'s' if pods != 1 else ''} placed on {nodes} node{'s' if nodes != 1 else ''} "
+            "and released"
+        )
         try:
             await self._set_status(podgang, PHASE_ADMITTED, cond.TRUE, REASON_ADMITTED, message, now)
         except KubeError as err:  # nothing released: the next pass tries again
