@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from admitter.core.cluster import ClusterModel
 from admitter.core.plan import Admit, Blocked, Decision, PlanConfig, Planner, Reset, Waiting
+from admitter.core.pods import essentials
 from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.operatorconfig import GangAdmission
@@ -113,7 +114,7 @@ class Admitter:
         self._written: dict[tuple[str, str], int] = {}  # pod -> resourceVersion of our last patch
         self._priorities: dict[str, int] = {}
         self.nodes = Informer(client, resources.NODE, on_event=self._on_node)
-        self.pods = Informer(client, resources.POD, on_event=self._on_pod)
+        self.pods = Informer(client, resources.POD, on_event=self._on_pod, transform=essentials)
         # Only the operator's PodGangs: their pods are the ones the pod webhook gates.
         self.podgangs = Informer(
             client,

@@ -96,3 +96,43 @@ class PodInfo:
         """Released, pinned and with no gate left: the scheduler will put it on its pinned node, so that
         node's capacity is spoken for even before the pod binds."""
         return self.state is PodState.RELEASED and self.ungated and self.pin is not None and not self.deleting
+
+
+_SPEC_FIELDS = ("nodeName", "nodeSelector", "schedulingGates", "tolerations", "overhead", "resources")
+
+
+def essentials(pod: dict[str, Any]) -> dict[str, Any]:
+    """The part of a pod the admitter reads (PodInfo, the PodGang phase): what its informer caches. The
+    admitter watches every pod of the cluster; the rest of a pod (env, commands, volumes, managed fields)
+    would only cost memory."""
+    meta = pod.get("metadata") or {}
+    spec = pod.get("spec") or {}
+    status = pod.get("status") or {}
+    out_spec: dict[str, Any] = {k: spec[k] for k in _SPEC_FIELDS if k in spec}
+    affinity = (spec.get("affinity") or {}).get("nodeAffinity")
+    if affinity:
+        out_spec["affinity"] = {"nodeAffinity": affinity}
+    for key in ("containers", "initContainers"):
+        if key in spec:
+            out_spec[key] = [
+                {k: x[k] for k in ("name", "resources", "restartPolicy") if k in x} for x in spec[key] or []
+            ]
+    return {
+        "apiVersion": pod.get("apiVersion", "v1"),
+        "kind": pod.get("kind", "Pod"),
+        "metadata": {
+            k: meta[k]
+            for k in (
+                "name",
+                "namespace",
+                "uid",
+                "labels",
+                "resourceVersion",
+                "creationTimestamp",
+                "deletionTimestamp",
+            )
+            if k in meta
+        },
+        "spec": out_spec,
+        "status": {k: status[k] for k in ("phase", "conditions") if k in status},
+    }

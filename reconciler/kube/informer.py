@@ -113,6 +113,7 @@ class Informer:
         namespace: str | None = None,
         label_selector: str | dict[str, str] | None = None,
         on_event: EventHandler | None = None,
+        transform: Callable[[JSON], JSON] | None = None,
         index_labels: Sequence[str] = (constants.LABEL_PART_OF,),
         watch_timeout: tuple[int, int] = (240, 300),
         page_size: int = 500,
@@ -123,6 +124,7 @@ class Informer:
         self.namespace = namespace if resource.namespaced else None
         self.label_selector = label_selector
         self.on_event = on_event
+        self.transform = transform  # applied to every object before it is cached (e.g. keep what is read)
         self.index_labels = tuple(index_labels)
         self.watch_timeout = watch_timeout
         self.page_size = page_size
@@ -244,6 +246,10 @@ class Informer:
                     if not keys:
                         del values[value]
 
+    def _trim(self, obj: JSON) -> JSON:
+        obj = _trim(obj)
+        return self.transform(obj) if self.transform is not None else obj
+
     def _store(self, event_type: str, obj: JSON) -> None:
         key = key_of(obj)
         if event_type == DELETED:
@@ -282,7 +288,7 @@ class Informer:
         )
         self.relists += 1
         old = self._cache
-        new = {key_of(obj): _trim(obj) for obj in items}
+        new = {key_of(obj): self._trim(obj) for obj in items}
         events: builtins.list[tuple[str, JSON]] = [(DELETED, obj) for k, obj in old.items() if k not in new]
         deleted = len(events)
         for k, obj in new.items():
@@ -360,7 +366,8 @@ class Informer:
                     continue
                 obj.setdefault("apiVersion", api_version)
                 obj.setdefault("kind", kind)
-                self._store(event_type, _trim(obj))
+                obj = self._trim(obj)
+                self._store(event_type, obj)
                 if new_rv:
                     self.resource_version = new_rv
                 self._emit(event_type, obj)

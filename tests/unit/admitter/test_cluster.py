@@ -134,3 +134,44 @@ def test_gang_index() -> None:
     model.delete_pod(NS, "b")
     assert model.gang_pods(NS, "g1") == []
     assert model.gang_generation(NS, "nope") == 0
+
+
+def test_the_informers_trimmed_pods_read_the_same() -> None:
+    from admitter.core.pods import PodInfo, essentials
+
+    full = pod(
+        "p",
+        gang="g",
+        clique="w",
+        gpu=1,
+        pin="n1",
+        spec={
+            "initContainers": [
+                {"name": "setup", "image": "x", "resources": {"requests": {"cpu": "3"}}},
+                {
+                    "name": "side",
+                    "image": "y",
+                    "restartPolicy": "Always",
+                    "resources": {"requests": {"cpu": "1"}},
+                },
+            ],
+            "overhead": {"cpu": "100m"},
+            "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}],
+            "affinity": {
+                "nodeAffinity": {
+                    "requiredDuringSchedulingIgnoredDuringExecution": {
+                        "nodeSelectorTerms": [
+                            {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                        ]
+                    }
+                },
+                "podAntiAffinity": {"x": 1},
+            },
+            "volumes": [{"name": "v", "emptyDir": {}}],
+        },
+    )
+    full["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    trimmed = essentials(full)
+    assert PodInfo.from_dict(trimmed) == PodInfo.from_dict(full)
+    assert "volumes" not in trimmed["spec"] and "managedFields" not in trimmed["metadata"]
+    assert "image" not in trimmed["spec"]["containers"][0]
