@@ -125,6 +125,9 @@ class Admitter:
         self.priority_classes = Informer(client, resources.PRIORITY_CLASS, on_event=self._on_priority)
         self._limit = asyncio.Semaphore(CONCURRENCY)
         self._pending_reasons: set[str] = set()
+        self._waiting_written: dict[
+            tuple[str, str], float
+        ] = {}  # gang -> when its waiting reason was written
         self._capacity: dict[str, tuple[Any, ...]] = {}  # node -> what its usable capacity was last seen as
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self.model.add_listener(self._on_capacity)
@@ -148,6 +151,8 @@ class Admitter:
         self._wake.set()
 
     def _on_podgang(self, kind: str, podgang: JSON) -> None:
+        if kind == "DELETED":
+            self._waiting_written.pop(_key(podgang), None)
         self._wake.set()
 
     def _on_priority(self, kind: str, priority_class: JSON) -> None:
@@ -282,44 +287,57 @@ class Admitter:
         await self._event(podgang, "Warning", REASON_RESET, f"Gang reset: {reset.reason}", now)
 
     async def _record_waiting(self, decision: Decision, now: datetime) -> None:
-        """Blocked and waiting gangs: condition Admitted=False with the reason; an Event when it changes."""
+        """Blocked and waiting gangs: condition Admitted=False with the reason; an Event when it changes.
+        A message whose numbers moved (pods created, nodes fitting) is rewritten at most every
+        QUIET_SECONDS per gang: counting up while a big PodCliqueSet is created would cost a write per pod."""
         waiting: Iterable[Blocked | Waiting] = [*decision.blocked, *decision.waiting]
+        clock = time.monotonic()
+
+        async def record(item: Blocked | Waiting, podgang: JSON, current: dict[str, Any] | None) -> None:
+            try:
+                async with self._limit:
+                    await self._set_status(podgang, PHASE_PENDING, cond.FALSE, item.reason, item.message, now)
+            except KubeError as err:
+                log.warning("could not record why %s/%s waits: %s", item.namespace, item.gang, err)
+                return
+            if isinstance(item, Blocked) and (current or {}).get("reason") != item.reason:
+                await self._event(podgang, "Warning", item.reason, item.message, now)
+
+        writes = []
         for item in waiting:
             podgang = self.podgangs.get(item.namespace, item.gang)
             if podgang is None:
                 continue
             current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED)
-            if current and (current.get("reason"), current.get("message")) == (item.reason, item.message):
-                continue
             if current is None and isinstance(item, Waiting) and _age(podgang, now) < QUIET_SECONDS:
                 continue  # pods still being created: not worth a write per gang (nor `kubectl get` noise)
-            try:
-                await self._set_status(podgang, PHASE_PENDING, cond.FALSE, item.reason, item.message, now)
-            except KubeError as err:
-                log.warning("could not record why %s/%s waits: %s", item.namespace, item.gang, err)
-                continue
-            if isinstance(item, Blocked) and (current or {}).get("reason") != item.reason:
-                await self._event(podgang, "Warning", item.reason, item.message, now)
+            if current and current.get("reason") == item.reason and current.get("status") == cond.FALSE:
+                recent = clock - self._waiting_written.get(item.key, 0.0) < QUIET_SECONDS
+                if current.get("message") == item.message or recent:
+                    continue
+            self._waiting_written[item.key] = clock
+            writes.append(record(item, podgang, current))
+        await asyncio.gather(*writes)
 
     async def _record_phases(self, now: datetime) -> None:
         """Admitted gangs become Running once every referenced pod is bound and Running."""
+
+        async def running(podgang: JSON) -> None:
+            current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
+            message = str(current.get("message") or "admitted")
+            async with self._limit:
+                with contextlib.suppress(KubeError):
+                    await self._set_status(podgang, PHASE_RUNNING, cond.TRUE, REASON_ADMITTED, message, now)
+
+        writes = []
         for podgang in self.podgangs.list():
-            status = podgang.get("status") or {}
-            if status.get("phase") != PHASE_ADMITTED:
+            if (podgang.get("status") or {}).get("phase") != PHASE_ADMITTED:
                 continue
             namespace = podgang["metadata"]["namespace"]
             pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
             if podgang_running(podgang, [p for p in pods if p is not None]):
-                current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
-                with contextlib.suppress(KubeError):
-                    await self._set_status(
-                        podgang,
-                        PHASE_RUNNING,
-                        cond.TRUE,
-                        REASON_ADMITTED,
-                        str(current.get("message") or "admitted"),
-                        now,
-                    )
+                writes.append(running(podgang))
+        await asyncio.gather(*writes)
 
     async def _set_status(
         self, podgang: JSON, phase: str, status: str, reason: str, message: str, now: datetime

@@ -202,6 +202,17 @@ async def test_gs4_three_scale_outs_each_wait_for_capacity(
 # --- WL2: minimums below replicas: base minimum first, then scaled gangs, then the rest ----------------
 
 
+async def scale_out_in_waves(s: Scenario) -> None:
+    """WL2 running in full on 10 nodes: its group scaled to 3 replicas waits (4 pods gated), then gets its
+    minimum (2) from two more nodes, then the rest from two more."""
+    s.scale("pcsg", "wl-0-sg-x", 3)
+    await s.expect(full_wl("wl"), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
+    await s.pool.uncordon(2)
+    await s.expect(full_wl("wl", groups=3), 14)
+
+
 async def test_gs5_base_minimum_first(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
     s = await scenario(10)
     await s.pool.uncordon(3)
@@ -220,12 +231,7 @@ async def test_gs7_waves_base_scaled_rest(scenario: Callable[[int], Awaitable[Sc
     await s.expect(base("wl", a=1, b=1, cc=1) | sg("wl", 1, b=1, cc=1), 10)
     await s.pool.uncordon(5)
     await s.expect(full_wl("wl"), 10)
-    s.scale("pcsg", "wl-0-sg-x", 3)
-    await s.expect(full_wl("wl"), 14)
-    await s.pool.uncordon(2)
-    await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
-    await s.pool.uncordon(2)
-    await s.expect(full_wl("wl", groups=3), 14)
+    await scale_out_in_waves(s)
 
 
 async def test_gs6_scale_out_minimum_first(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
@@ -235,12 +241,7 @@ async def test_gs6_scale_out_minimum_first(scenario: Callable[[int], Awaitable[S
     await s.expect(base("wl", a=1, b=1, cc=1), 10)
     await s.pool.uncordon(7)
     await s.expect(full_wl("wl"), 10)
-    s.scale("pcsg", "wl-0-sg-x", 3)
-    await s.expect(full_wl("wl"), 14)
-    await s.pool.uncordon(2)
-    await s.expect(full_wl("wl") | sg("wl", 2, b=1, cc=1), 14)
-    await s.pool.uncordon(2)
-    await s.expect(full_wl("wl", groups=3), 14)
+    await scale_out_in_waves(s)
 
 
 async def test_gs8_scaled_before_capacity(scenario: Callable[[int], Awaitable[Scenario]]) -> None:
