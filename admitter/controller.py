@@ -72,6 +72,7 @@ TICK_SECONDS = 2.0  # passes also run this often without events: timeouts and ag
 SETTLE_SECONDS = 1.0
 DEBOUNCE_SECONDS = 0.01  # a burst of watch events makes one pass
 CONCURRENCY = 32
+STATUS_CONCURRENCY = 4
 QUIET_SECONDS = 10.0  # a new PodGang waiting for its pods gets its first condition only after this long
 
 
@@ -123,7 +124,10 @@ class Admitter:
             on_event=self._on_podgang,
         )
         self.priority_classes = Informer(client, resources.PRIORITY_CLASS, on_event=self._on_priority)
-        self._limit = asyncio.Semaphore(CONCURRENCY)
+        self._limit = asyncio.Semaphore(CONCURRENCY)  # pod releases: what the scheduler waits for
+        # Conditions and phases of gangs that are not being released: a few at a time, so they never
+        # crowd out releases.
+        self._status_limit = asyncio.Semaphore(STATUS_CONCURRENCY)
         self._pending_reasons: set[str] = set()
         self._waiting_written: dict[
             tuple[str, str], float
@@ -295,7 +299,7 @@ class Admitter:
 
         async def record(item: Blocked | Waiting, podgang: JSON, current: dict[str, Any] | None) -> None:
             try:
-                async with self._limit:
+                async with self._status_limit:
                     await self._set_status(podgang, PHASE_PENDING, cond.FALSE, item.reason, item.message, now)
             except KubeError as err:
                 log.warning("could not record why %s/%s waits: %s", item.namespace, item.gang, err)
@@ -325,7 +329,7 @@ class Admitter:
         async def running(podgang: JSON) -> None:
             current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
             message = str(current.get("message") or "admitted")
-            async with self._limit:
+            async with self._status_limit:
                 with contextlib.suppress(KubeError):
                     await self._set_status(podgang, PHASE_RUNNING, cond.TRUE, REASON_ADMITTED, message, now)
 
