@@ -32,6 +32,7 @@ from grove_operator.leader import LeaderElector
 from grove_operator.metrics import metrics_server
 from reconciler.kube.client import KubeClient
 from reconciler.manager import Manager
+from reconciler.planner.snapshot import Room
 from webhook import authorizer, clustertopology, paths, pcs, pods
 from webhook.admission import Handler
 from webhook.server import WebhookServer
@@ -248,8 +249,12 @@ class Operator:
         self.fatal.set()
 
     def _new_manager(self) -> Manager:
-        self.manager = Manager(KubeClient(self.client), self.config)
+        self.manager = Manager(KubeClient(self.client), self.config, room=self._room)
         return self.manager
+
+    def _room(self) -> Room | None:
+        """The gang admitter's free capacity, for rolling updates (None while it is off or not synced)."""
+        return self.admitter.replacement_room() if self.admitter is not None else None
 
     def _new_admitter(self) -> Admitter:
         self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission)

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from datetime import UTC, datetime
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -18,16 +19,16 @@ from prometheus_client import Counter, Gauge, Histogram
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.events import events_for
+from reconciler.events import event, events_for
 from reconciler.kube import resources
 from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
 from reconciler.planner.actions import Action, Create, Delete, kind_of
-from reconciler.planner.plan import plan
+from reconciler.planner.plan import Event, plan
 from reconciler.planner.pods import pod_actions
-from reconciler.planner.snapshot import Obj, Snapshot
+from reconciler.planner.snapshot import Obj, Room, Snapshot
 from reconciler.planner.topology import levels_of, topology_name
 
 log = logging.getLogger(__name__)
@@ -72,9 +73,17 @@ QUEUE_DEPTH = Gauge("grove_workqueue_depth", "PodCliqueSets waiting in the recon
 
 
 class Manager:
-    def __init__(self, client: KubeClient, config: OperatorConfiguration) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        config: OperatorConfiguration,
+        room: Callable[[], Room | None] | None = None,
+    ) -> None:
+        """`room`: free capacity for a rolling update's replacements (the gang admitter's model), asked
+        once per pass; without it an update replaces pods without asking (Grove's behaviour)."""
         self.client = client
         self.config = config
+        self.room = room
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
@@ -138,6 +147,7 @@ class Manager:
             now=datetime.now(UTC),
             pending=pending,
             topology_levels=self._topology_levels(defaulted),
+            room=self.room() if self.room is not None else None,
             **found,
         )
 
@@ -158,11 +168,12 @@ class Manager:
         result = plan(snap)
         if not result.actions:
             RECONCILES.labels("noop").inc()
+            await self._record(snap, Report(), result.events)
             return result.requeue_after
         report = await self._execute(result.actions)
         for action in result.actions:
             WRITES.labels(type(action).__name__, kind_of(action)).inc()
-        await self._record(snap, report)
+        await self._record(snap, report, result.events)
         elapsed = time.perf_counter() - started
         RECONCILE_LATENCY.observe(elapsed)
         RECONCILES.labels("ok" if report.ok else "error").inc()
@@ -179,11 +190,15 @@ class Manager:
             raise ReconcileError(report.summary())
         return result.requeue_after
 
-    async def _record(self, snap: Snapshot, report: Report) -> None:
-        """Events for `kubectl describe pcs`; losing one is not worth failing the pass."""
-        for event in events_for(snap.pcs, report, snap.now):
+    async def _record(self, snap: Snapshot, report: Report, decided: list[Event]) -> None:
+        """Events for `kubectl describe`: what the pass did and what it decided (gang termination, rolling
+        update steps); losing one is not worth failing the pass."""
+        recorded = events_for(snap.pcs, report, snap.now) + [
+            event(e.obj, e.type, e.reason, e.message, snap.now) for e in decided
+        ]
+        for event_ in recorded:
             try:
-                await self.client.create(event)
+                await self.client.create(event_)
             except KubeError as err:
                 log.warning("could not record an event: %s", err)
 

@@ -61,6 +61,12 @@ class PodCliqueStatus(K8sModel):
     update_progress: PodCliqueUpdateProgress | None = Field(
         None, description="Progress of the current or last rolling update."
     )
+    first_scheduled_at: str | None = Field(
+        None,
+        description="When PodCliqueScheduled first became True for this PodClique (grove-py). Gang "
+        "termination acts only on a PodClique that was scheduled once, so a gang still waiting for "
+        "capacity is never recycled.",
+    )
 
 
 class PodClique(Resource):

@@ -72,6 +72,11 @@ class PodCliqueScalingGroupStatus(K8sModel):
     update_progress: PodCliqueScalingGroupUpdateProgress | None = Field(
         None, description="Progress of the current or last rolling update."
     )
+    first_available_at: str | None = Field(
+        None,
+        description="When MinAvailableBreached first became False for this group (grove-py). Gang "
+        "termination acts only on a group that was available once.",
+    )
 
 
 class PodCliqueScalingGroup(Resource):

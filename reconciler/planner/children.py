@@ -8,6 +8,7 @@ the template only when the object is created: afterwards `kubectl scale` and HPA
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from grove_api import constants as c
@@ -24,7 +25,7 @@ def default_labels(pcs: str) -> dict[str, str]:
     return {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE, c.LABEL_PART_OF: pcs}
 
 
-def owner_ref(owner: Obj) -> dict[str, Any]:
+def owner_ref(owner: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": owner["apiVersion"],
         "kind": owner["kind"],

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grove_api import constants as c
-from grove_api import hashing
+from grove_api import hashing, naming
 
-from . import children, gangs, status
+from . import children, gangs, status, termination, update
 from .actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
 from .pods import is_active, pod_actions, pod_ref
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
@@ -18,10 +18,25 @@ from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 _OWNED_BY_SCALERS = ("replicas",)
 
 
+# A rolling update waiting for capacity looks again this often (node changes do not wake the reconciler).
+ROLLOUT_RETRY_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something a user wants to see in `kubectl describe` of `obj` (the PodCliqueSet or a child)."""
+
+    obj: Obj
+    type: str
+    reason: str
+    message: str
+
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
     requeue_after: float | None = None
+    events: list[Event] = field(default_factory=list)
 
 
 def contains(existing: Any, desired: Any) -> bool:
@@ -152,31 +167,60 @@ def plan(snap: Snapshot) -> Plan:
     standalone = children.standalone_podcliques(snap)
     groups = children.scaling_groups(snap)
     members = children.group_member_podcliques(snap)
-    actions += sync(snap, standalone + members, snap.podcliques)
+    wanted = {o["metadata"]["name"] for o in standalone + members}
+    renewed = {
+        name_of(o): _renewed(snap.podcliques[name_of(o)], o)
+        for o in standalone + members
+        if name_of(o) in snap.podcliques
+    }
+    generation = hashing.generation_hash(snap.pcs)
+    ends = termination.decide(snap, _updating_groups(snap))
+    doomed = _terminated_podcliques(snap, ends)
+    rollout = update.plan_update(
+        snap, generation, renewed, frozenset(ends.terminated), frozenset(ends.counting)
+    )
+    # RollingRecreate replaces a scaling group's member PodCliques whole (§7.4): an outdated member is
+    # left as it is until the update deletes it, then created again from the new template.
+    kept = {
+        name
+        for name in renewed
+        if update.rolling(snap)
+        and labels_of(snap.podcliques[name]).get(c.LABEL_COMPONENT) == c.COMPONENT_PCSG_PODCLIQUE
+        and labels_of(snap.podcliques[name]).get(c.LABEL_POD_TEMPLATE_HASH)
+        != labels_of(renewed[name]).get(c.LABEL_POD_TEMPLATE_HASH)
+    }
+    actions += sync(
+        snap, [o for o in standalone + members if name_of(o) not in kept | doomed.keys()], snap.podcliques
+    )
     actions += sync(snap, groups, snap.scaling_groups)
     actions += prune(snap, groups, snap.scaling_groups, c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP)
-    unwanted_cliques = _unwanted_podcliques(snap, standalone + members)
-    actions += [
-        Delete(
-            Ref(c.API_VERSION, c.KIND_PODCLIQUE, snap.namespace, name_of(q)), uid_of(q), reason="scaled in"
+    unwanted = {name_of(q): "scaled in" for q in _unwanted_podcliques(snap, standalone + members)}
+    for name, reason in {**unwanted, **doomed}.items():
+        pclq = snap.podcliques[name]
+        actions.append(
+            Delete(Ref(c.API_VERSION, c.KIND_PODCLIQUE, snap.namespace, name), uid_of(pclq), reason=reason)
         )
-        for q in unwanted_cliques
-    ]
-    # Pods of PodCliques that go are deleted directly too: the garbage collector would be slow (20 req/s).
-    for q in unwanted_cliques:
-        actions += [
-            Delete(pod_ref(p), uid_of(p), reason="PodClique scaled in")
-            for p in snap.pods_of(q)
-            if is_active(p)
-        ]
-    wanted = {o["metadata"]["name"] for o in standalone + members}
+        # Their pods are deleted directly too: the garbage collector would be slow (20 req/s).
+        actions += [Delete(pod_ref(p), uid_of(p), reason=reason) for p in snap.pods_of(pclq) if is_active(p)]
     for name, pclq in snap.podcliques.items():
-        if name in wanted and not is_deleting(pclq) and name not in snap.pending and snap.controls(pclq):
-            actions += pod_actions(pclq, snap.pods_of(pclq))
+        if (
+            name in wanted
+            and name not in doomed
+            and not is_deleting(pclq)
+            and name not in snap.pending
+            and snap.controls(pclq)
+        ):
+            actions += pod_actions(pclq if name in kept else renewed[name], snap.pods_of(pclq))
+    actions += rollout.actions
     desired_gangs = gangs.podgangs(snap)
     actions += sync(snap, desired_gangs, snap.podgangs)
     actions += prune(snap, desired_gangs, snap.podgangs, c.SCHEDULER_API_VERSION, c.KIND_PODGANG)
-    actions += statuses(snap, wanted, desired_gangs)
+    flagged = {name_of(g) for t in ends.replicas for g in _replica_groups(snap, t.replica)}
+    actions += statuses(snap, wanted - doomed.keys(), desired_gangs, rollout, flagged)
+    result.actions = _unique(actions)
+    result.events = _events(snap, ends, rollout)
+    waits = [w for w in (ends.wait, ROLLOUT_RETRY_SECONDS if rollout.waiting else None) if w is not None]
+    result.requeue_after = min(waits) if waits else None
     return result
 
 
@@ -193,9 +237,18 @@ def _status_action(obj: Obj, desired: Obj) -> list[Action]:
     ]
 
 
-def statuses(snap: Snapshot, wanted_cliques: set[str], desired_gangs: list[Obj]) -> list[Action]:
+def statuses(
+    snap: Snapshot,
+    wanted_cliques: set[str],
+    desired_gangs: list[Obj],
+    rollout: update.Rollout | None = None,
+    gang_terminated: set[str] | frozenset[str] = frozenset(),
+) -> list[Action]:
     """Status of every existing child and of the PodCliqueSet, written only where it changed. Computed from
-    this snapshot: what this pass creates shows up in the next pass's status."""
+    this snapshot: what this pass creates shows up in the next pass's status. `rollout` carries the
+    update's progress; `gang_terminated` names the scaling groups whose replica gang termination recreates
+    this pass (they get GangTerminationInProgress)."""
+    rollout = rollout or update.Rollout()
     generation = hashing.generation_hash(snap.pcs)
     hashes = hashing.clique_template_hashes(snap.pcs)
     actions: list[Action] = []
@@ -214,6 +267,7 @@ def statuses(snap: Snapshot, wanted_cliques: set[str], desired_gangs: list[Obj])
             standalone=labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE,
             pcs_name=snap.name,
             now=snap.now,
+            update_progress=rollout.clique_progress.get(name_of(pclq)),
         )
         actions += _status_action(_typed(pclq, c.API_VERSION, c.KIND_PODCLIQUE), desired)
     groups = [g for g in snap.scaling_groups.values() if not is_deleting(g) and snap.controls(g)]
@@ -226,6 +280,8 @@ def statuses(snap: Snapshot, wanted_cliques: set[str], desired_gangs: list[Obj])
             pcs_name=snap.name,
             now=snap.now,
             expected_hashes=hashes,
+            update_progress=rollout.group_progress.get(name_of(pcsg)),
+            gang_terminated=name_of(pcsg) in gang_terminated,
         )
         actions += _status_action(_typed(pcsg, c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP), desired)
     standalone = [q for q in live_cliques if labels_of(q).get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE]
@@ -236,6 +292,8 @@ def statuses(snap: Snapshot, wanted_cliques: set[str], desired_gangs: list[Obj])
         generation_hash=generation,
         now=snap.now,
         podgangs=[g for g in snap.podgangs.values() if snap.controls(g)],
+        update_progress=rollout.progress,
+        update_condition=rollout.condition,
     )
     actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired_pcs)
     for gang in desired_gangs:
@@ -272,3 +330,101 @@ def _unwanted_podcliques(snap: Snapshot, desired: list[Obj]) -> list[Obj]:
         for name, pclq in snap.podcliques.items()
         if name not in wanted and not is_deleting(pclq) and snap.controls(pclq)
     ]
+
+
+def _renewed(existing: Obj, desired: Obj) -> Obj:
+    """An existing PodClique as this pass wants it (labels, annotations, spec; its replicas kept), with
+    its identity: what its new pods are built from."""
+    spec = dict(desired["spec"])
+    if existing.get("spec", {}).get("replicas") is not None:
+        spec["replicas"] = existing["spec"]["replicas"]
+    meta = {
+        **existing["metadata"],
+        "labels": desired["metadata"]["labels"],
+        "annotations": desired["metadata"].get("annotations") or {},
+    }
+    return {**existing, "metadata": meta, "spec": spec}
+
+
+def _updating_groups(snap: Snapshot) -> frozenset[str]:
+    """Scaling groups with a rolling update in progress (as stored): their own gang termination is off."""
+    return frozenset(
+        name
+        for name, g in snap.scaling_groups.items()
+        if (p := (g.get("status") or {}).get("updateProgress")) and not p.get("updateEndedAt")
+    )
+
+
+def _replica_groups(snap: Snapshot, replica: int) -> list[Obj]:
+    names = {naming.scaling_group(snap.name, replica, g["name"]) for g in children.group_configs(snap)}
+    return [g for n, g in snap.scaling_groups.items() if n in names and not is_deleting(g)]
+
+
+def _terminated_podcliques(snap: Snapshot, ends: termination.Terminations) -> dict[str, str]:
+    """PodCliques gang termination deletes this pass, with the reason."""
+    out: dict[str, str] = {}
+    for t in ends.replicas:
+        for name, q in snap.podcliques.items():
+            labels = labels_of(q)
+            if (
+                labels.get(c.LABEL_PCS_REPLICA_INDEX) == str(t.replica)
+                and not is_deleting(q)
+                and snap.controls(q)
+            ):
+                out[name] = f"gang termination of replica {t.replica}"
+    for g in ends.group_replicas:
+        for name, q in snap.podcliques.items():
+            labels = labels_of(q)
+            if (
+                labels.get(c.LABEL_PCSG) == g.group
+                and labels.get(c.LABEL_PCSG_REPLICA_INDEX) == str(g.replica)
+                and not is_deleting(q)
+                and snap.controls(q)
+            ):
+                out[name] = f"gang termination of {g.group} replica {g.replica}"
+    return out
+
+
+def _unique(actions: list[Action]) -> list[Action]:
+    """One delete per object (scale-in, gang termination and the update may pick the same pod)."""
+    seen: set[Ref] = set()
+    out: list[Action] = []
+    for action in actions:
+        if isinstance(action, Delete):
+            if action.ref in seen:
+                continue
+            seen.add(action.ref)
+        out.append(action)
+    return out
+
+
+def _events(snap: Snapshot, ends: termination.Terminations, rollout: update.Rollout) -> list[Event]:
+    delay = snap.template.get("terminationDelay")
+    out = [
+        Event(
+            snap.pcs,
+            "Warning",
+            "PodCliqueSetReplicaDeleteSuccessful",
+            f"gang termination: replica {t.replica} was below its minimum for longer than terminationDelay "
+            f"({delay}); every PodClique of it is recreated. " + "; ".join(b.describe() for b in t.breaches),
+        )
+        for t in ends.replicas
+    ]
+    for g in ends.group_replicas:
+        pcsg = snap.scaling_groups.get(g.group)
+        message = (
+            f"gang termination: replica {g.replica} was below its minimum for longer than terminationDelay "
+            f"({delay}); its PodCliques are recreated. " + "; ".join(b.describe() for b in g.breaches)
+        )
+        for obj in (pcsg, snap.pcs):
+            if obj is not None:
+                out.append(
+                    Event(
+                        _typed(obj, c.API_VERSION, obj.get("kind") or c.KIND_PODCLIQUESCALINGGROUP),
+                        "Warning",
+                        "PodCliqueScalingGroupReplicaDeleteSuccessful",
+                        message,
+                    )
+                )
+    out += [Event(snap.pcs, type_, reason, message) for type_, reason, message in rollout.events]
+    return out

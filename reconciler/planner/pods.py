@@ -8,6 +8,7 @@ pods are replaced (deleted and recreated): Grove counts them as present and neve
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 from grove_api import constants as c
@@ -85,7 +86,7 @@ def _negate(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
 
 
-def build_pod(pclq: Obj, index: int) -> Obj:
+def build_pod(pclq: Mapping[str, Any], index: int) -> Obj:
     """A pod of the PodClique with the given index (reference §1.2.1; gates and grove-initc are added by the
     pod admission webhook)."""
     meta = pclq["metadata"]

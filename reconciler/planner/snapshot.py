@@ -6,28 +6,37 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cached_property
-from typing import Any
+from typing import Any, Protocol
 
 Obj = dict[str, Any]
+PodKey = tuple[str, str]  # (namespace, name)
 
 
-def name_of(obj: Obj) -> str:
+class Room(Protocol):
+    """Free capacity for replacement pods (the gang admitter's model). `fits` says whether all the new pods
+    can be placed at once once the old pods (keys; None for a pod that replaces nothing) are gone, and
+    when they can, claims that room for the rest of the pass."""
+
+    def fits(self, pairs: Sequence[tuple[PodKey | None, Mapping[str, Any]]]) -> bool: ...
+
+
+def name_of(obj: Mapping[str, Any]) -> str:
     return str(obj.get("metadata", {}).get("name", ""))
 
 
-def uid_of(obj: Obj) -> str:
+def uid_of(obj: Mapping[str, Any]) -> str:
     return str(obj.get("metadata", {}).get("uid", ""))
 
 
-def labels_of(obj: Obj) -> dict[str, str]:
+def labels_of(obj: Mapping[str, Any]) -> dict[str, str]:
     return dict(obj.get("metadata", {}).get("labels") or {})
 
 
-def is_deleting(obj: Obj) -> bool:
+def is_deleting(obj: Mapping[str, Any]) -> bool:
     return bool(obj.get("metadata", {}).get("deletionTimestamp"))
 
 
-def controller_uid(obj: Obj) -> str:
+def controller_uid(obj: Mapping[str, Any]) -> str:
     for ref in obj.get("metadata", {}).get("ownerReferences") or []:
         if ref.get("controller"):
             return str(ref.get("uid", ""))
@@ -59,6 +68,8 @@ class Snapshot:
     # Topology-aware scheduling: domain -> node label key of the ClusterTopologyBinding the PodCliqueSet's
     # constraints name; None when TAS is disabled or the binding does not exist (no PodGang topology then).
     topology_levels: Mapping[str, str] | None = None
+    # Room for the replacements of a rolling update; None (no gang admitter): replace without asking.
+    room: Room | None = None
 
     @property
     def name(self) -> str:
@@ -92,7 +103,7 @@ class Snapshot:
         groups = {uid_of(g) for g in self.scaling_groups.values() if controller_uid(g) == self.uid}
         return frozenset({self.uid} | groups)
 
-    def controls(self, obj: Obj) -> bool:
+    def controls(self, obj: Mapping[str, Any]) -> bool:
         """Whether `obj` is ours to change or delete (a same-named object someone else made is not)."""
         return controller_uid(obj) in self.owner_uids
 
@@ -105,6 +116,6 @@ class Snapshot:
                     index.setdefault(str(ref.get("uid")), []).append(pod)
         return index
 
-    def pods_of(self, podclique: Obj) -> list[Obj]:
+    def pods_of(self, podclique: Mapping[str, Any]) -> list[Obj]:
         """Pods controlled by this PodClique (by ownerReference uid)."""
         return self._pods_by_owner.get(uid_of(podclique), [])

@@ -9,11 +9,9 @@ changed semantically, so a reconcile does not trigger itself through its own wat
 Spec references (``grove-controllers.md``): §6.1 PodCliqueSet, §6.2 PodClique, §6.3 scaling group, §5.1 and
 §5.2 MinAvailableBreached, §2.3/§2.4 PodGang.
 
-Rolling updates are not implemented yet. The seams: ``status.updateProgress`` of a PodClique or scaling
-group is only *read* here (an update in progress reports MinAvailableBreached=Unknown and freezes the
-current hashes; a finished one supplies the hashes), and is never written; the PodCliqueSet's
-``updateProgress`` is written only to carry the PodClique/scaling-group counts for the printer columns
-(see :func:`podcliqueset_status`).
+Rolling updates (``update.py``) decide each ``updateProgress``; the functions here take it as
+``update_progress`` (an update in progress reports MinAvailableBreached=Unknown and freezes the current
+hashes; a finished one supplies the hashes) and add the counts.
 """
 
 from __future__ import annotations
@@ -40,6 +38,7 @@ REASON_SUFFICIENT_SCHEDULED_PODS: Final = "SufficientScheduledPods"
 REASON_INSUFFICIENT_SCHEDULED_PODS: Final = "InsufficientScheduledPods"
 REASON_PCSG_INSUFFICIENT: Final = "InsufficientAvailablePodCliqueScalingGroupReplicas"
 REASON_PCSG_SUFFICIENT: Final = "SufficientAvailablePodCliqueScalingGroupReplicas"
+REASON_GANG_TERMINATION_ACTIVE: Final = "GangTerminationActive"
 REASON_PODGANG_PENDING: Final = "PodGangPodsCreationPending"
 REASON_PODGANG_CREATED: Final = "PodGangPodsCreated"
 
@@ -95,6 +94,11 @@ def _update_in_progress(status: Mapping[str, Any]) -> bool:
     return bool(progress) and not progress.get("updateEndedAt")
 
 
+def _replace(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch value that makes the stored object exactly `desired` (keys it drops are nulled)."""
+    return {**{k: None for k in current or {} if k not in desired}, **desired}
+
+
 def podclique_min_available(pclq: Obj) -> int:
     """``spec.minAvailable``; the defaulting webhook always sets it, else it defaults to replicas."""
     spec = _spec(pclq)
@@ -103,6 +107,10 @@ def podclique_min_available(pclq: Obj) -> int:
 
 def scaling_group_min_available(pcsg: Obj) -> int:
     return _int(_spec(pcsg).get("minAvailable"), 1)
+
+
+def group_replica_count(pcsg: Obj) -> int:
+    return _int(_spec(pcsg).get("replicas"), 1)
 
 
 def podclique_updated(pclq: Obj, expected_template_hash: str | None, pcs_generation_hash: str | None) -> bool:
@@ -179,6 +187,7 @@ def podclique_status(
     pcs_name: str,
     now: datetime,
     reconciled: bool | None = None,
+    update_progress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Desired status of a PodClique from its pods (all pods it controls, terminating ones included).
 
@@ -195,6 +204,8 @@ def podclique_status(
     """
     pods = list(pods)
     current = _status(pclq)
+    if update_progress is not None:  # the rolling update moves this pass
+        current = {**current, "updateProgress": dict(update_progress)}
     live = [p for p in pods if not podstate.is_terminating(p)]
     progress = current.get("updateProgress") or None
     in_progress = _update_in_progress(current)
@@ -215,6 +226,8 @@ def podclique_status(
         "updatedReplicas": updated,
         "hpaPodSelector": (_selector(pcs_name, {c.LABEL_PODCLIQUE: _name(pclq)}) if standalone else None),
     }
+    if update_progress is not None:
+        status["updateProgress"] = _replace(_status(pclq).get("updateProgress"), update_progress)
 
     # Current hashes (§6.2): frozen while an auto update runs or not every pod is on the target.
     cur_tpl = current.get("currentPodTemplateHash")
@@ -231,6 +244,8 @@ def podclique_status(
     if cur_gen is not None:
         status["currentPodCliqueSetGenerationHash"] = cur_gen
 
+    if not current.get("firstScheduledAt") and scheduled > 0 and scheduled >= podclique_min_available(pclq):
+        status["firstScheduledAt"] = cond.format_time(now)
     if reconciled is None:
         reconciled = current.get("observedGeneration") is not None
     if reconciled:
@@ -266,7 +281,7 @@ def group_members(pcsg: Obj, members: Iterable[Obj]) -> dict[int, dict[str, Obj]
     Terminating members are kept (callers decide)."""
     spec = _spec(pcsg)
     name = _name(pcsg)
-    replicas = _int(spec.get("replicas"), 1)
+    replicas = group_replica_count(pcsg)
     cliques: Sequence[str] = spec.get("cliqueNames") or []
     expected = {f"{name}-{j}-{q}": (j, q) for j in range(replicas) for q in cliques}
     out: dict[int, dict[str, Obj]] = {j: {} for j in range(replicas)}
@@ -290,6 +305,8 @@ def scaling_group_status(
     pcs_name: str,
     now: datetime,
     expected_hashes: Mapping[str, str] | None = None,
+    update_progress: Mapping[str, Any] | None = None,
+    gang_terminated: bool = False,
 ) -> dict[str, Any]:
     """Desired status of a scaling group from its member PodCliques (raw, with their status).
 
@@ -299,7 +316,9 @@ def scaling_group_status(
     """
     spec = _spec(pcsg)
     current = _status(pcsg)
-    replicas = _int(spec.get("replicas"), 1)
+    if update_progress is not None:  # the rolling update moves this pass
+        current = {**current, "updateProgress": dict(update_progress)}
+    replicas = group_replica_count(pcsg)
     cliques: Sequence[str] = spec.get("cliqueNames") or []
     min_available = scaling_group_min_available(pcsg)
     in_progress = _update_in_progress(current)
@@ -331,8 +350,12 @@ def scaling_group_status(
         if not complete:
             continue
         members_ = list(live.values())
-        if not any(
-            cond.is_true(_status(m).get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED) for m in members_
+        # Healthy: every member has judged itself and is not breached (a member just created has no
+        # condition yet: it is not healthy, or a recreated replica would clear GangTerminationInProgress).
+        if all(
+            cond.condition_status(_status(m).get("conditions"), c.CONDITION_MIN_AVAILABLE_BREACHED)
+            in (cond.FALSE, cond.UNKNOWN)
+            for m in members_
         ):
             healthy += 1
         if not all(
@@ -354,6 +377,8 @@ def scaling_group_status(
         "updatedReplicas": updated,
         "selector": _selector(pcs_name, {c.LABEL_PCSG: _name(pcsg)}),
     }
+    if update_progress is not None:
+        status["updateProgress"] = _replace(_status(pcsg).get("updateProgress"), update_progress)
 
     conds: list[dict[str, Any]] = list(current.get("conditions") or [])
     if in_progress:
@@ -387,8 +412,19 @@ def scaling_group_status(
         )
         # Recovered: the PCS-level gang termination flag is cleared (§5.2).
         conds = cond.remove_condition(conds, c.CONDITION_GANG_TERMINATION_IN_PROGRESS)
+    if gang_terminated:
+        conds = cond.set_condition(
+            conds,
+            c.CONDITION_GANG_TERMINATION_IN_PROGRESS,
+            cond.TRUE,
+            REASON_GANG_TERMINATION_ACTIVE,
+            "The PodCliqueSet replica's PodCliques were deleted for gang termination and are being recreated",
+            now,
+        )
     status["conditions"] = conds
 
+    if not current.get("firstAvailableAt") and available >= max(min_available, 1):
+        status["firstAvailableAt"] = cond.format_time(now)
     cur_gen = current.get("currentPodCliqueSetGenerationHash")
     if not in_progress and all_current and pcs_generation_hash is not None:
         cur_gen = pcs_generation_hash
@@ -421,16 +457,18 @@ def podcliqueset_status(
     generation_hash: str,
     now: datetime,
     podgangs: Iterable[Obj] = (),
+    update_progress: Mapping[str, Any] | None = None,
+    update_condition: tuple[str, str, str] | None = None,
 ) -> dict[str, Any]:
     """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
     status). Children are matched by their generated names; strays are ignored. ``podgangs`` give the
     ``PodGangsAdmitted`` condition (`gang_admission_condition`).
 
-    ``updateProgress``: until the rolling-update issue lands this carries only the counts of updated
-    PodCliques and scaling groups (so the printer columns show numbers). When the PodCliqueSet has none
-    yet it is created as an already finished progress (``updateStartedAt`` = ``updateEndedAt`` = creation
-    time, else ``now``), so nothing mistakes it for an update in progress; an existing one keeps its
-    times and ``currentlyUpdating``.
+    ``updateProgress``: the times and ``currentlyUpdating`` come from the rolling update
+    (``update_progress``, see ``update.py``; the stored ones when not given), the counts of updated
+    PodCliques and scaling groups are computed here. A PodCliqueSet without one gets an already finished
+    progress (``updateStartedAt`` = ``updateEndedAt`` = creation time), so nothing mistakes it for an
+    update in progress. ``update_condition`` is the (status, reason, message) of ``UpdateInProgress``.
     """
     name = _name(pcs)
     replicas = _int(_spec(pcs).get("replicas"), 0)
@@ -471,7 +509,8 @@ def podcliqueset_status(
             updated += 1
 
     current = _status(pcs)
-    progress = dict(current.get("updateProgress") or {})
+    stored = current.get("updateProgress") or {}
+    progress = dict(update_progress) if update_progress is not None else dict(stored)
     if not progress.get("updateStartedAt"):
         started = _meta(pcs).get("creationTimestamp") or cond.format_time(now)
         progress = {"updateStartedAt": started, "updateEndedAt": started}
@@ -490,15 +529,21 @@ def podcliqueset_status(
         "updatedReplicas": updated,
         "hpaPodSelector": _selector(name),
         "currentGenerationHash": generation_hash,
-        "updateProgress": progress,
     }
+    out["updateProgress"] = _replace(stored, progress)
+    conds: list[dict[str, Any]] = list(current.get("conditions") or [])
     admission = gang_admission_condition(podgangs)
     if admission is not None:
-        out["conditions"] = cond.set_condition(current.get("conditions"), *admission, now)
+        conds = cond.set_condition(conds, *admission, now)
+    if update_condition is not None:
+        conds = cond.set_condition(conds, CONDITION_UPDATE_IN_PROGRESS, *update_condition, now)
+    if admission is not None or update_condition is not None:
+        out["conditions"] = conds
     return out
 
 
 CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"
+CONDITION_UPDATE_IN_PROGRESS: Final = "UpdateInProgress"
 CONDITION_ADMITTED: Final = c.CONDITION_PODGANG_ADMITTED
 REASON_ALL_ADMITTED: Final = "AllPodGangsAdmitted"
 

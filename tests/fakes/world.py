@@ -15,7 +15,7 @@ from typing import Any
 from grove_api.defaulting import default_podcliqueset
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
 from reconciler.planner.plan import plan
-from reconciler.planner.snapshot import Obj, Snapshot
+from reconciler.planner.snapshot import Obj, Room, Snapshot
 
 KINDS = (
     "PodCliqueSet",
@@ -49,6 +49,8 @@ class World:
     writes: int = 0
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     rng: random.Random = field(default_factory=lambda: random.Random(7))
+    clock: datetime | None = None  # the planner's `now` (None: the real clock)
+    room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
 
     def put(self, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
@@ -163,7 +165,8 @@ class World:
         }
         return Snapshot(
             pcs={**default_podcliqueset(pcs), "metadata": pcs["metadata"]},
-            now=datetime.now(UTC),
+            now=self.clock or datetime.now(UTC),
+            room=self.room,
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
             podgangs=part_of["PodGang"],
