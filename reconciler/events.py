@@ -11,6 +11,7 @@ from typing import Any
 from grove_api import constants as c
 from grove_api.conditions import format_time
 from reconciler.kube.executor import Report, describe
+from reconciler.planner.actions import Action, kind_of
 from reconciler.planner.snapshot import Obj
 
 COMPONENT = c.OPERATOR_NAME
@@ -49,6 +50,51 @@ def events_for(pcs: Obj, report: Report, now: datetime) -> list[dict[str, Any]]:
             )
         )
     return out
+
+
+MAX_LAST_ERRORS = 10
+_ERROR_VERBS = {"Create": "SYNC", "Apply": "SYNC", "Delete": "DELETE", "PatchStatus": "UPDATE_STATUS"}
+
+
+def error_code(action: Action) -> str:
+    """A Grove-style error code for a failed action: ERR_SYNC_PODCLIQUE, ERR_DELETE_POD, ..."""
+    verb = _ERROR_VERBS.get(type(action).__name__, "REMOVE_FINALIZER")
+    return f"ERR_{verb}_{kind_of(action).upper()}"
+
+
+def last_errors(report: Report, now: datetime) -> list[dict[str, str]] | None:
+    """`status.lastErrors` after a pass: what failed (a few, with codes), or None (clear) when nothing did."""
+    if report.ok:
+        return None
+    stamp = format_time(now)
+    out = [
+        {
+            "code": error_code(f.action),
+            "description": f"{describe(f.action)}: {f.message}",
+            "observedAt": stamp,
+        }
+        for f in report.errors[:MAX_LAST_ERRORS]
+    ]
+    if report.skipped and len(out) < MAX_LAST_ERRORS:
+        out.append(
+            {
+                "code": "ERR_SYNC_POD",
+                "description": f"pod writes not attempted after a failed batch: {len(report.skipped)}",
+                "observedAt": stamp,
+            }
+        )
+    return out
+
+
+def same_errors(stored: list[dict[str, str]] | None, new: list[dict[str, str]] | None) -> bool:
+    """The same failures (codes and actions), whatever the messages and times say: rewriting lastErrors
+    only when this changes keeps a failing PodCliqueSet from waking itself through its own status (the
+    apiserver's messages name generated pods, which differ on every attempt)."""
+
+    def key(errors: list[dict[str, str]] | None) -> list[tuple[str, str]]:
+        return [(e.get("code", ""), e.get("description", "").split(": ", 1)[0]) for e in errors or []]
+
+    return key(stored) == key(new)
 
 
 def event(

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import UTC, datetime
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
@@ -19,13 +19,13 @@ from prometheus_client import Counter, Gauge, Histogram
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.events import event, events_for
+from reconciler.events import event, events_for, last_errors, same_errors
 from reconciler.kube import resources
 from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.workqueue import WorkQueue, run_workers
-from reconciler.planner.actions import Action, Create, Delete, kind_of
+from reconciler.planner.actions import Action, Create, Delete, Ref, kind_of
 from reconciler.planner.plan import Event, plan
 from reconciler.planner.pods import pod_actions
 from reconciler.planner.snapshot import Obj, Room, Snapshot
@@ -174,6 +174,7 @@ class Manager:
         for action in result.actions:
             WRITES.labels(type(action).__name__, kind_of(action)).inc()
         await self._record(snap, report, result.events)
+        await self._last_errors(snap, report)
         elapsed = time.perf_counter() - started
         RECONCILE_LATENCY.observe(elapsed)
         RECONCILES.labels("ok" if report.ok else "error").inc()
@@ -201,6 +202,18 @@ class Manager:
                 await self.client.create(event_)
             except KubeError as err:
                 log.warning("could not record an event: %s", err)
+
+    async def _last_errors(self, snap: Snapshot, report: Report) -> None:
+        """`status.lastErrors` of the PodCliqueSet: what the last pass could not do, cleared by a pass that
+        did everything (so `kubectl get pcs -o yaml` shows why it is not converging)."""
+        errors = last_errors(report, snap.now)
+        if same_errors((snap.pcs.get("status") or {}).get("lastErrors"), errors):
+            return
+        ref = Ref(c.API_VERSION, c.KIND_PODCLIQUESET, snap.namespace, snap.name)
+        try:
+            await self.client.patch_status(ref, {"lastErrors": errors})
+        except KubeError as err:
+            log.warning("could not record lastErrors: %s", err)
 
     async def _execute(self, actions: list[Action]) -> Report:
         """In stages, so pods reach the scheduler (or go) as early as possible: new PodCliques first; then

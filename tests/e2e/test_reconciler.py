@@ -295,3 +295,47 @@ async def test_reapplying_the_same_manifest_writes_nothing(
     after = await until("a quiet period after the reconcile", settled, timeout=60, interval=1.0)
     changed = {k for k in before.keys() | after.keys() if before.get(k) != after.get(k)}
     assert changed == {"podcliquesets/single-node-disaggregated"}, changed
+
+
+async def test_last_errors_say_why_it_does_not_converge_and_clear_once_it_does(
+    kubeconfig: Path, namespace: str, api_client: client.ApiClient
+) -> None:
+    """A ResourceQuota lets 2 of the sample's 5 pods in: the apiserver refuses the others, and
+    `status.lastErrors` says so; once the quota goes the PodCliqueSet converges and the errors clear."""
+    quota = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "two-pods", "namespace": namespace},
+        "spec": {"hard": {"pods": "2"}},
+    }
+    kubectl(kubeconfig, "apply", "-f", "-", stdin=yaml.safe_dump(quota))
+    apply_sample(kubeconfig, "single-node-disaggregated", namespace)
+
+    def last_errors() -> list[dict[str, str]]:
+        pcs = json.loads(
+            kubectl(kubeconfig, "get", "pcs", "single-node-disaggregated", "-n", namespace, "-o", "json")
+        )
+        return list(pcs.get("status", {}).get("lastErrors") or [])
+
+    async def refused() -> list[dict[str, str]] | None:
+        errors = last_errors()
+        return (
+            errors
+            if any(e["code"] == "ERR_SYNC_POD" and "quota" in e["description"] for e in errors)
+            else None
+        )
+
+    errors = await until("lastErrors to name the refused pods", refused, timeout=60)
+    assert all(e["observedAt"] for e in errors)
+    kubectl(kubeconfig, "delete", "resourcequota", "two-pods", "-n", namespace)
+    await wait_pods(
+        api_client,
+        namespace,
+        "single-node-disaggregated",
+        {"single-node-disaggregated-0-prefill": 3, "single-node-disaggregated-0-decode": 2},
+    )
+
+    async def cleared() -> bool:
+        return not last_errors()
+
+    await until("lastErrors to clear", cleared, timeout=60)

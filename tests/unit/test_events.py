@@ -2,8 +2,8 @@
 
 from datetime import UTC, datetime
 
-from reconciler.events import events_for
-from reconciler.kube.client import Invalid
+from reconciler.events import events_for, last_errors, same_errors
+from reconciler.kube.client import Forbidden, Invalid
 from reconciler.kube.executor import Created, Failure, Report
 from reconciler.planner.actions import Create, Ref
 
@@ -54,3 +54,27 @@ def test_failures_are_warnings_with_the_apiserver_message() -> None:
     assert "Create Service ns/demo-0" in events[0]["message"]
     assert "spec.selector: Required value" in events[0]["message"]
     assert events[-1]["message"] == "2 more actions failed (see the operator's log)"
+
+
+def test_last_errors_name_what_failed_and_clear_when_nothing_did() -> None:
+    failed = Create({"kind": "Pod", "metadata": {"generateName": "demo-0-w-", "namespace": "ns"}})
+    report = Report(errors=[Failure(failed, Forbidden("exceeded quota: pods=1", status=403))])
+    (error,) = last_errors(report, NOW) or []
+    assert error["code"] == "ERR_SYNC_POD"
+    assert "Create Pod ns/demo-0-w-*" in error["description"]
+    assert "exceeded quota" in error["description"]
+    assert error["observedAt"] == "2026-11-25T12:00:00Z"
+    assert last_errors(Report(), NOW) is None
+
+
+def test_the_same_failures_are_not_rewritten() -> None:
+    failed = Create({"kind": "Pod", "metadata": {"generateName": "demo-0-w-", "namespace": "ns"}})
+    first = last_errors(
+        Report(errors=[Failure(failed, Forbidden('pods "demo-0-w-abcde" is forbidden'))]), NOW
+    )
+    again = last_errors(
+        Report(errors=[Failure(failed, Forbidden('pods "demo-0-w-fghij" is forbidden'))]), NOW
+    )
+    assert same_errors(first, again)
+    assert not same_errors(first, None)
+    assert same_errors(None, None) and same_errors([], None)
