@@ -140,13 +140,16 @@ def _clique_annotations(snap: Snapshot, clique: Obj, deps: list[str]) -> dict[st
     return annotations
 
 
-def _parent_min_available(snap: Snapshot, fqn: str) -> int:
-    """minAvailable of the template clique a dependency FQN was made from: the clique whose name is the
-    longest suffix of the FQN (Grove's name-suffix match)."""
+def template_clique_of(snap: Snapshot, fqn: str) -> Obj | None:
+    """The template clique a PodClique name was made from: the clique whose name is the longest suffix
+    of the name (Grove's name-suffix match)."""
     matches = [q for q in snap.template.get("cliques") or [] if fqn.endswith(f"-{q['name']}")]
-    if not matches:
-        return 1
-    spec = max(matches, key=lambda q: len(q["name"])).get("spec") or {}
+    return max(matches, key=lambda q: len(q["name"])) if matches else None
+
+
+def _parent_min_available(snap: Snapshot, fqn: str) -> int:
+    """minAvailable of the template clique a dependency FQN was made from."""
+    spec = (template_clique_of(snap, fqn) or {}).get("spec") or {}
     return int(spec.get("minAvailable") or spec.get("replicas") or 1)
 
 

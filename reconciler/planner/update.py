@@ -37,7 +37,7 @@ from grove_api import naming
 
 from . import podstate, status
 from .actions import Action, Delete, Ref
-from .children import group_configs, standalone_cliques, template_hash
+from .children import group_configs, standalone_cliques, template_clique_of, template_hash
 from .pods import build_pod, is_active, pod_index, pod_ref
 from .snapshot import Obj, PodKey, Snapshot, is_deleting, labels_of, name_of, uid_of
 
@@ -469,14 +469,14 @@ def _on_delete_progress(snap: Snapshot, generation: str, out: Rollout, now: str)
         previous = (pclq.get("status") or {}).get("updateProgress") or {}
         if previous.get("podCliqueSetGenerationHash") == generation:
             continue
-        clique = _clique_name(snap, pclq)
+        clique = template_clique_of(snap, name)
         if clique is None:
             continue
         out.clique_progress[name] = {
             "updateStartedAt": now,
             "updateEndedAt": now,
             "podCliqueSetGenerationHash": generation,
-            "podTemplateHash": hashes[clique],
+            "podTemplateHash": hashes[clique["name"]],
         }
     for name, pcsg in snap.scaling_groups.items():
         previous = (pcsg.get("status") or {}).get("updateProgress") or {}
@@ -491,10 +491,3 @@ def _on_delete_progress(snap: Snapshot, generation: str, out: Rollout, now: str)
             "updateEndedAt": now,
             "podCliqueSetGenerationHash": generation,
         }
-
-
-def _clique_name(snap: Snapshot, pclq: Obj) -> str | None:
-    """The template clique a PodClique was made from (its name ends with `-<clique>`; longest wins)."""
-    name = name_of(pclq)
-    matches = [str(q["name"]) for q in snap.template.get("cliques") or [] if name.endswith(f"-{q['name']}")]
-    return max(matches, key=len) if matches else None
