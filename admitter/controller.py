@@ -8,8 +8,17 @@ pass (`Planner.decide`) over the whole queue and carries the decision out:
   Admitted=True), then every pod of its minimum is pinned to its planned node and released in one strategic
   merge patch each (nodeSelector `kubernetes.io/hostname` + removal of Grove's gate), all pods at once.
   Recording first makes the release restartable: after a crash the admitter knows the gang was granted and
-  releases the rest of it, instead of holding a half-released gang.
-* **Release** a single pod of an admitted gang (pods beyond the minimum, replacements).
+  releases the rest of it (all together, as its replacements), instead of holding a half-released gang; if
+  none was released, the gang is un-admitted and queues again (below).
+* **Release** a single pod of an admitted gang: its replacement pods (the planner releases those that bring
+  it back to its minimum all together, or none), or pods beyond its minimum.
+* **Replacements blocked**: an admitted gang's replacement pods do not all fit. The gang stays admitted
+  (condition Admitted=True, reason `ReplacementsBlocked`, the message says why) and a Warning Event is
+  recorded when the reason changes; once they are released (or no longer needed) the reason goes back to
+  `GangAdmitted`.
+* **Unadmit** an admitted gang none of whose pods is bound or released (all recreated, e.g. by gang
+  termination): condition Admitted=False, reason `GangRecreated`, phase Pending; it then queues as a new
+  gang.
 * **Blocked / Waiting**: the PodGang's Admitted condition says why (False, with the reason and numbers), and
   an Event is recorded when the reason changes.
 * **Reset** an admitted gang whose minimum did not get bound in time: its unbound pods are deleted (the
@@ -33,8 +42,10 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.plan import Admit, Blocked, Decision, PlanConfig, Planner, Reset, Waiting
+from admitter.core.decision import REASON_RECREATED
+from admitter.core.plan import Admit, Blocked, Decision, PlanConfig, Planner, Reset, Unadmit, Waiting
 from admitter.core.pods import essentials
+from admitter.core.room import ReplacementRoom
 from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.operatorconfig import GangAdmission
@@ -43,13 +54,19 @@ from reconciler.kube import resources
 from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
 from reconciler.kube.informer import Informer
 from reconciler.planner.actions import Ref
-from reconciler.planner.status import podgang_running
+from reconciler.planner.status import REASON_REPLACEMENTS_BLOCKED, podgang_running
 
 log = logging.getLogger(__name__)
 
 PENDING = Gauge("grove_gangs_pending", "PodGangs not admitted, by the reason they wait.", ["reason"])
 ADMITTED = Counter("grove_gangs_admitted_total", "PodGangs whose minimum was released to the scheduler.")
 RESETS = Counter("grove_gang_resets_total", "Admitted PodGangs reset because they were not bound in time.")
+RECREATED = Counter(
+    "grove_gangs_recreated_total", "Admitted PodGangs un-admitted because all their pods were recreated."
+)
+REPLACEMENTS_BLOCKED = Gauge(
+    "grove_gangs_replacements_blocked", "Admitted PodGangs whose replacement pods do not all fit now."
+)
 RELEASED = Counter("grove_pods_released_total", "Pods pinned and ungated by the gang admitter.")
 ADMISSION_LATENCY = Histogram(
     "grove_gang_admission_latency_seconds",
@@ -65,6 +82,7 @@ COMPONENT = "grove-gang-admitter"
 CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
 REASON_ADMITTED = "GangAdmitted"
 REASON_RESET = "GangReset"
+# Admitted=True, but replacement pods do not all fit (the PodCliqueSet summary reports it as waiting)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
 PHASE_PENDING, PHASE_ADMITTED, PHASE_RUNNING = "Pending", "Admitted", "Running"
 TICK_SECONDS = 2.0  # passes also run this often without events: timeouts and aging move with the clock
@@ -133,6 +151,10 @@ class Admitter:
             tuple[str, str], float
         ] = {}  # gang -> when its waiting reason was written
         self._capacity: dict[str, tuple[Any, ...]] = {}  # node -> what its usable capacity was last seen as
+        # gang -> resourceVersion of the PodGang when we last un-admitted it (reset or recreated): while the
+        # informer still shows that version, it has not seen our write and the decision is not repeated.
+        self._unadmitted: dict[tuple[str, str], int] = {}
+        self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self.model.add_listener(self._on_capacity)
 
@@ -157,6 +179,8 @@ class Admitter:
     def _on_podgang(self, kind: str, podgang: JSON) -> None:
         if kind == "DELETED":
             self._waiting_written.pop(_key(podgang), None)
+            self._unadmitted.pop(_key(podgang), None)
+            self._replacements_written.pop(_key(podgang), None)
         self._wake.set()
 
     def _on_priority(self, kind: str, priority_class: JSON) -> None:
@@ -192,6 +216,11 @@ class Admitter:
 
     # -- one pass ----------------------------------------------------------------------------------------
 
+    def replacement_room(self) -> ReplacementRoom:
+        """A fresh capacity oracle over the live model: would these new pods fit once those old pods are
+        gone (see admitter.core.room)? One per reconcile pass."""
+        return ReplacementRoom(self.model)
+
     def settled(self) -> bool:
         return time.monotonic() - self._grew_at >= SETTLE_SECONDS
 
@@ -212,20 +241,25 @@ class Admitter:
         for reason in self._pending_reasons | set(waiting):
             PENDING.labels(reason).set(waiting.get(reason, 0))
         self._pending_reasons |= set(waiting)
+        REPLACEMENTS_BLOCKED.set(len(decision.restore_blocked))
         await asyncio.gather(
             *(self._admit(a, now) for a in decision.admit),
             *(self._release(r.namespace, r.pod, r.node) for r in decision.release),
             *(self._reset(r, now) for r in decision.reset),
+            *(self._unadmit(u, now) for u in decision.unadmit),
         )
         await self._record_waiting(decision, now)
-        if decision.admit or decision.release or decision.reset:
+        await self._record_replacements(decision, now)
+        if decision.admit or decision.release or decision.reset or decision.unadmit:
             log.info(
                 "admission pass",
                 extra={
                     "admitted": [f"{a.namespace}/{a.gang}" for a in decision.admit],
                     "released": len(decision.release),
                     "reset": [f"{r.namespace}/{r.gang}" for r in decision.reset],
+                    "recreated": [f"{u.namespace}/{u.gang}" for u in decision.unadmit],
                     "blocked": len(decision.blocked),
+                    "replacements_blocked": len(decision.restore_blocked),
                     "decide_ms": round(decided * 1000, 2),
                 },
             )
@@ -277,18 +311,91 @@ class Admitter:
 
     async def _reset(self, reset: Reset, now: datetime) -> None:
         podgang = self.podgangs.get(reset.namespace, reset.gang)
-        if podgang is None:
+        if podgang is None or self._unadmitted.get(reset.key) == _rv(podgang):
             return
         try:
             await self._set_status(podgang, PHASE_PENDING, cond.FALSE, REASON_RESET, reset.reason, now)
         except KubeError as err:
             log.warning("could not record reset of %s/%s: %s", reset.namespace, reset.gang, err)
             return
+        self._unadmitted[reset.key] = _rv(podgang)
         RESETS.inc()
         for pod in reset.pods:  # recreated gated by the reconciler and the pod webhook
             with contextlib.suppress(KubeError):
                 await self.client.delete(Ref("v1", "Pod", reset.namespace, pod))
         await self._event(podgang, "Warning", REASON_RESET, f"Gang reset: {reset.reason}", now)
+
+    async def _unadmit(self, unadmit: Unadmit, now: datetime) -> None:
+        """Admitted=False (GangRecreated), phase Pending: the gang queues again once the informer has it."""
+        podgang = self.podgangs.get(unadmit.namespace, unadmit.gang)
+        if podgang is None or self._unadmitted.get(unadmit.key) == _rv(podgang):
+            return
+        try:
+            await self._set_status(podgang, PHASE_PENDING, cond.FALSE, REASON_RECREATED, unadmit.message, now)
+        except KubeError as err:
+            log.warning("could not record un-admission of %s/%s: %s", unadmit.namespace, unadmit.gang, err)
+            return
+        self._unadmitted[unadmit.key] = _rv(podgang)
+        RECREATED.inc()
+        await self._event(podgang, "Normal", REASON_RECREATED, f"Gang queued again: {unadmit.message}", now)
+
+    async def _record_replacements(self, decision: Decision, now: datetime) -> None:
+        """Admitted gangs whose replacement pods do not all fit: Admitted stays True, with reason
+        ReplacementsBlocked and why (rewritten at most every QUIET_SECONDS while only its numbers move),
+        and a Warning Event when that starts. Gangs that had that reason and are no longer blocked (their
+        replacements were released, or are no longer needed) go back to GangAdmitted. Nothing is written
+        for a PodGang the informer has not updated since our last such write."""
+        clock = time.monotonic()
+        blocked = {b.key: b for b in decision.restore_blocked}
+        released = {(r.namespace, r.gang) for r in decision.release}
+        gone = {r.key for r in decision.reset} | {u.key for u in decision.unadmit}
+
+        async def write(podgang: JSON, reason: str, message: str, event: tuple[str, str] | None) -> None:
+            phase = str((podgang.get("status") or {}).get("phase") or PHASE_ADMITTED)
+            try:
+                async with self._status_limit:
+                    await self._set_status(podgang, phase, cond.TRUE, reason, message, now)
+            except KubeError as err:
+                log.warning("could not record replacements of %s: %s", "/".join(_key(podgang)), err)
+                return
+            self._replacements_written[_key(podgang)] = _rv(podgang)
+            if event is not None:
+                await self._event(podgang, event[0], reason, event[1], now)
+
+        writes = []
+        for key, item in blocked.items():
+            podgang = self.podgangs.get(*key)
+            if podgang is None or self._replacements_written.get(key) == _rv(podgang):
+                continue
+            current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
+            if current.get("status") != cond.TRUE:
+                continue  # not admitted as far as the apiserver is concerned (the informer lags)
+            if current.get("reason") == REASON_REPLACEMENTS_BLOCKED:
+                recent = clock - self._waiting_written.get(key, 0.0) < QUIET_SECONDS
+                if current.get("message") == item.message or recent:
+                    continue
+                event = None
+            else:
+                event = ("Warning", f"Replacement pods blocked: {item.message}")
+            self._waiting_written[key] = clock
+            writes.append(write(podgang, REASON_REPLACEMENTS_BLOCKED, item.message, event))
+        for podgang in self.podgangs.list():
+            key = _key(podgang)
+            current = cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}
+            if (
+                key in blocked
+                or key in gone
+                or self._replacements_written.get(key) == _rv(podgang)
+                or current.get("status") != cond.TRUE
+                or current.get("reason") != REASON_REPLACEMENTS_BLOCKED
+            ):
+                continue
+            if key in released:
+                message = "replacement pods placed and released"
+                writes.append(write(podgang, REASON_ADMITTED, message, ("Normal", message.capitalize())))
+            else:
+                writes.append(write(podgang, REASON_ADMITTED, "replacement pods no longer blocked", None))
+        await asyncio.gather(*writes)
 
     async def _record_waiting(self, decision: Decision, now: datetime) -> None:
         """Blocked and waiting gangs: condition Admitted=False with the reason; an Event when it changes.

@@ -10,15 +10,17 @@ The I/O layer feeds a `ClusterModel` from informer events and asks a `Planner` f
 Modules: quantity (resource quantities), resources (request vectors, what a pod requests), nodes (node
 view and feasibility), pods (pod view and state), cluster (the model), gangs (PodGangs and their pods),
 board (live capacity with per-shape summaries), placement (greedy best-fit with topology), plan (the
-pass), decision (its result), explain (wording).
+pass), decision (its result), explain (wording), room (would replacement pods fit: the capacity oracle of
+rolling updates, `ReplacementRoom`).
 """
 
 from .cluster import ClusterModel, GangKey
-from .decision import Admit, Blocked, Decision, Release, Reset, Waiting
+from .decision import Admit, Blocked, Decision, Release, Reset, Unadmit, Waiting
 from .gangs import Gang
 from .plan import PlanConfig, Planner, plan
 from .pods import PodInfo, PodKey, PodState
 from .resources import Resources, pod_requests
+from .room import ReplacementRoom
 
 __all__ = [
     "Admit",
@@ -33,8 +35,10 @@ __all__ = [
     "PodKey",
     "PodState",
     "Release",
+    "ReplacementRoom",
     "Reset",
     "Resources",
+    "Unadmit",
     "Waiting",
     "plan",
     "pod_requests",

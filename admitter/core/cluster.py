@@ -127,6 +127,18 @@ class ClusterModel:
         """Allocatable minus used; negative where a node is overcommitted."""
         return self.allocatable(name) - self.used(name)
 
+    def taken_by(self, namespace: str, name: str) -> tuple[str, Resources] | None:
+        """(node name, requests) the pod takes room on, if any: bound there, or reserved for a node (pinned
+        by hostname) that exactly one node carries."""
+        charge = self._charges.get((namespace, name))
+        if charge is None:
+            return None
+        kind, target, amount = charge
+        node = target if kind == "node" else self.node_for_hostname(target)
+        if node is None or node not in self._nodes:
+            return None
+        return node, amount
+
     # --- pods ----------------------------------------------------------------------------------------
 
     def upsert_pod(self, pod: Mapping[str, Any]) -> None:

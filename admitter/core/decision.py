@@ -19,6 +19,8 @@ REASON_PINNED = "PinnedNodeUnavailable"  # a pod pinned by its own nodeSelector 
 REASON_HELD = "HeldForStarvingGang"  # not tried: capacity is kept for an older gang
 REASON_PODS_PENDING = "PodsPending"  # not all pods of the minimum exist yet
 REASON_BASE_PENDING = "BaseGangPending"  # a scaled gang whose base gang is not scheduled yet
+# Reason of Unadmit: none of an admitted gang's pods is bound or released any more (all were recreated).
+REASON_RECREATED = "GangRecreated"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +47,9 @@ class Admit:
 
 @dataclass(frozen=True, slots=True)
 class Release:
-    """A gated pod of an already admitted gang (beyond its minimum, or a replacement) that fits now."""
+    """A gated pod of an already admitted gang that is placed now: one of its replacement pods (those that
+    bring its podgroups back to their minimum are released all together, in one pass, or not at all) or a
+    pod beyond its minimum (released one by one where it fits)."""
 
     namespace: str
     gang: str
@@ -55,7 +59,9 @@ class Release:
 
 @dataclass(frozen=True, slots=True)
 class Blocked:
-    """The gang's minimum cannot be placed now; nothing of it is released."""
+    """The gang's minimum cannot be placed now; nothing of it is released. In `Decision.restore_blocked`:
+    the replacement pods an admitted gang needs to be back at its minimum cannot all be placed now; none of
+    them is released, and the gang stays admitted (see `Decision`)."""
 
     namespace: str
     gang: str
@@ -69,6 +75,7 @@ class Blocked:
     unsatisfiable: bool = False  # would not fit even on the empty cluster
     starving: bool = False  # waited longer than starvation_seconds: newer gangs are held for it
     held_for: GangKey | None = None  # REASON_HELD: the starving gang capacity is kept for
+    replacements: bool = False  # an admitted gang's replacement pods (in Decision.restore_blocked)
 
     @property
     def key(self) -> GangKey:
@@ -113,6 +120,23 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class Unadmit:
+    """An admitted gang none of whose pods is bound or released any more: every pod was deleted and
+    recreated (gang termination recreates a PodCliqueSet replica's PodCliques while its PodGang stays), or
+    none was released before a restart. Clear the `Admitted` condition (False, REASON_RECREATED, `message`)
+    and set phase Pending: the gang then queues as a new gang, all or nothing. It is not a candidate in the
+    pass that un-admits it (its admission must be recorded afresh, so the bind timeout counts from then)."""
+
+    namespace: str
+    gang: str
+    message: str
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
 class Decision:
     """Everything one pass decided, each list in admission order (priority, age, name)."""
 
@@ -124,3 +148,7 @@ class Decision:
     # Lower tiers (scaled gangs, pods beyond a minimum) were not looked at: a higher tier is blocked and
     # capacity is still arriving (not settled). The caller runs another pass once it has settled.
     deferred: bool = False
+    unadmit: tuple[Unadmit, ...] = ()
+    # Admitted gangs whose replacement pods (those that bring every podgroup back to its minimum) do not
+    # all fit: none is released; the gang stays admitted (condition Admitted=True with its own reason).
+    restore_blocked: tuple[Blocked, ...] = ()

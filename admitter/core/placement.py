@@ -10,7 +10,9 @@ means all pods of that scope share one value of a node label (nodes without it a
 are tried tightest first (least free capacity that could still hold the scope) and the first where the
 whole scope fits wins. `preferred` tries domains the same way and falls back to no constraint. Scopes
 nest: a podgroup's domain is chosen inside its group config's, inside the gang's. The search is greedy (no
-backtracking across sibling scopes), which keeps it linear in practice.
+backtracking across sibling scopes), which keeps it linear in practice. A scope whose domain is already
+decided (`fixed`: the replacements of an admitted gang go where its bound pods are) is placed in that
+domain only (`required`), or there first and anywhere else if not (`preferred`).
 
 Nothing here mutates the board: a `Trial` overlays the board's free capacity with its own changes and can
 roll back to any mark. Every node read by a placement of a shape is in that shape's `fits` (see board.py),
@@ -112,11 +114,11 @@ class Scope:
 class Failure:
     """Why a placement failed (the outermost failure wins: it is recorded last)."""
 
-    kind: str  # "capacity", "topology" or "pinned"
+    kind: str  # "capacity", "topology", "domain" (a fixed domain lacks room) or "pinned"
     scope: Scope
     batch: Batch | None = None
     key: str | None = None
-    best: tuple[str, int] | None = None  # topology: (domain value, pods that would fit there)
+    best: tuple[str, int] | None = None  # topology, domain: (domain value, pods that would fit there)
     detail: str = ""
 
 
@@ -172,12 +174,15 @@ def request_items(request: Resources) -> Items:
 
 class Placer:
     """Places scopes and batches into a `Trial`. In `partial` mode nothing fails: every batch places what
-    fits (used to count how much of a blocked gang would fit, for its explanation)."""
+    fits (used to count how much of a blocked gang would fit, for its explanation). `fixed` maps a
+    constrained scope (by `id`) to the value of its pack label it must (required) or should (preferred)
+    stay in."""
 
-    def __init__(self, board: Board, partial: bool = False) -> None:
+    def __init__(self, board: Board, partial: bool = False, fixed: Mapping[int, str] | None = None) -> None:
         self.board = board
         self.trial = Trial(board)
         self.partial = partial
+        self.fixed = fixed
         self.failure: Failure | None = None
 
     # --- scopes ---------------------------------------------------------------------------------------
@@ -187,6 +192,9 @@ class Placer:
         key = (pack.required or pack.preferred) if pack is not None else None
         if pack is None or key is None:
             return self.place_contents(scope, allowed)
+        value = self.fixed.get(id(scope)) if self.fixed else None
+        if value is not None:
+            return self._place_fixed(scope, allowed, key, value, bool(pack.required))
         domains, best = self.domains(scope, allowed, key)
         if self.partial:
             # Counting only: the first domain that could hold the scope, else the one that holds most.
@@ -203,6 +211,23 @@ class Placer:
         if not pack.required:
             return self.place_contents(scope, allowed)
         self.failure = Failure("topology", scope, key=key, best=best)
+        return False
+
+    def _place_fixed(
+        self, scope: Scope, allowed: set[str] | None, key: str, value: str, required: bool
+    ) -> bool:
+        nodes = self._domain_nodes(allowed, key, value)
+        mark = self.trial.mark()
+        if self.place_contents(scope, nodes):
+            return True
+        if not required:
+            self.trial.undo(mark)
+            return self.place_contents(scope, allowed)
+        if not self.partial:
+            self.trial.undo(mark)
+            best = self.domains(scope, nodes, key)[1]
+            fitting = best[1] if best is not None and best[0] == value else 0
+            self.failure = Failure("domain", scope, key=key, best=(value, fitting))
         return False
 
     def place_contents(self, scope: Scope, allowed: set[str] | None) -> bool:

@@ -2,11 +2,22 @@
 
 One pass, in order:
 
-1. **Resets.** An admitted gang whose minimum is not bound `bind_timeout_seconds` after admission (and
-   whose shortfall is not explained by pods created within that time, i.e. replacements still on their
-   way) is reset: its released-but-unbound pods are deleted and it queues again.
-2. **Running gangs whole again.** Gated pods that bring an admitted gang's podgroup back up to its minimum
-   (replacements of failed pods) are released one by one where they fit, before any new gang.
+1. **Un-admissions and resets.** An admitted gang none of whose pods is bound or released any more (all
+   were deleted and recreated: gang termination recreates a PodCliqueSet replica's PodCliques while its
+   PodGang stays) is un-admitted (`Unadmit`) and queues again as a new gang from the next pass on, all or
+   nothing, like any other. An admitted gang whose minimum is not bound `bind_timeout_seconds` after
+   admission (and whose shortfall is not explained by pods created within that time or not created yet,
+   i.e. replacements still on their way) is reset: its released-but-unbound pods are deleted and it
+   queues again. Gated replacements that could not be placed for that long count as a shortfall too, so
+   a gang whose replacements stay blocked is eventually reset and queues as a new gang (keeping its age,
+   so it soon holds newer gangs back, see *Starvation*).
+2. **Running gangs whole again.** The gated pods that bring an admitted gang's podgroups back up to their
+   minimum (replacements of failed or deleted pods) are placed together, all of them or none, before any
+   new gang, once every podgroup has its pods (a replacement not created yet is waited for). Pods already
+   bound stay where they are: a pack constraint whose scope has bound or released pods keeps the
+   replacements in their domain (`required`), or tries it first (`preferred`). Replacements that do not
+   all fit are reported (`Decision.restore_blocked`; the gang stays admitted) and none is released: a gang
+   is never left partly released. While they are blocked, the gang's pods beyond its minimum wait too.
 3. **New gangs, all or nothing, in tiers.** Candidates (not admitted, every podgroup has its minReplicas
    pods, and a scaled gang's base gang scheduled) in queue order: priority descending, then creation
    time, then name; base gangs (a PodCliqueSet replica's minimum) form the first tier, scaled gangs
@@ -15,18 +26,20 @@ One pass, in order:
    not fit is `Blocked` and the pass goes on to the next one: no head-of-line blocking, smaller gangs
    behind a big one still start.
    *Starvation:* that alone would let a stream of small gangs starve a big one forever. So once a gang has
-   waited longer than `starvation_seconds` (since its PodGang was created) and is blocked, the pass
-   admits nothing further that is optional or new (those behind it are reported as held for it; only
-   replacements of running gangs' pods still go ahead). Capacity freed by finishing work then
-   accumulates until the starving gang fits. A gang that would not fit even on the empty cluster never
-   holds others back.
+   waited longer than `starvation_seconds` (since its PodGang was created; a gang un-admitted or reset
+   keeps that age) and is blocked, the pass admits nothing further that is optional or new (those behind
+   it are reported as held for it; only replacements of running gangs' pods still go ahead). Blocked
+   replacements of an admitted gang starve the same way once the oldest of them has waited that long
+   (since it was created). Capacity freed by finishing work then accumulates until the starving gang
+   fits. A gang that would not fit even on the empty cluster never holds others back.
    *Deadlock freedom* follows from all-or-nothing: no gang ever holds part of what it needs while waiting
    for the rest, so two gangs that each need 60 % of the cluster cannot both hold 50 %.
 4. **Extras.** Pods beyond a gang's minimum (of gangs admitted now or earlier) are released where they
    fit, after every minimum, so one gang's optional pods never keep another gang's minimum out.
 5. **Settling.** Capacity often arrives in bursts (nodes uncordoned or added together, a job's pods
    finishing), but the admitter sees it one event at a time. While the caller says capacity has not
-   `settled` and a tier is blocked, the lower tiers are not looked at (`Decision.deferred`): otherwise
+   `settled` and a tier (replacements included) is blocked, the lower tiers are not looked at
+   (`Decision.deferred`): otherwise
    the first freed node would go to some gang's optional pods, and the blocked minimum waiting for the
    rest of the burst would never get it. Once settled, lower tiers take what the blocked gangs cannot use.
 
@@ -57,6 +70,7 @@ from .decision import (
     Decision,
     Release,
     Reset,
+    Unadmit,
     Waiting,
 )
 from .gangs import Gang, Members, members
@@ -84,6 +98,22 @@ class _Outcome:
 
 
 @dataclass(slots=True, eq=False)
+class _Job:
+    """Gated pods of one gang placed all or nothing: a new gang's minimum, or an admitted gang's
+    replacements (the pods that bring its podgroups back up to their minimum)."""
+
+    chosen: dict[str, list[PodInfo]]  # per podgroup
+    need: int
+    replacements: bool = False
+    scope: Scope | None = None
+    packed: bool = False  # some scope has a pack constraint
+    required_pack: bool = False  # some scope has a required pack constraint
+    summary: str | None = None
+    memo_key: Hashable = None
+    memo: _Outcome | None = None
+
+
+@dataclass(slots=True, eq=False)
 class _Entry:
     """What the planner keeps per gang between passes; rebuilt when the gang or its pods change."""
 
@@ -92,17 +122,21 @@ class _Entry:
     refs: tuple[tuple[PodKey, int], ...]  # referenced pods outside the label index, with generations
     scale_version: int
     members: Members
-    chosen: dict[str, list[PodInfo]]  # per podgroup: gated pods released for the minimum
+    minimum: _Job  # not admitted: the gated pods released for the minimum
+    restore: _Job  # admitted: the gated pods that bring it back up to its minimum
     extras: list[PodInfo]  # the other gated pods
-    need: int
     shapes: list[Shape]  # every shape of the gang's gated pods (kept alive on the board)
     extra_shapes: tuple[Shape, ...] = ()  # shapes of the unpinned extras
     extra_pinned: bool = False  # some extra is pinned by its own nodeSelector
-    scope: Scope | None = None
-    required_pack: bool = False  # some scope of the minimum has a required pack constraint
-    summary: str | None = None
-    memo_key: Hashable = None
-    memo: _Outcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Hold:
+    """A starving gang (or an admitted gang's starving replacements) newer gangs are held back for."""
+
+    gang: Gang
+    since: float
+    replacements: bool = False
 
 
 class Planner:
@@ -188,34 +222,55 @@ class Planner:
         entries, rebuilt = self._refresh(queue)
         by_key = {e.gang.key: e for e in entries}
         resets: list[Reset] = []
+        unadmits: list[Unadmit] = []
         releases: list[Release] = []
         waiting: list[Waiting] = []
         candidates: list[_Entry] = []
-        running: list[_Entry] = []  # admitted gangs with gated pods beyond their minimum
+        restoring: list[_Entry] = []  # admitted gangs below their minimum whose replacements all exist
+        whole: list[_Entry] = []  # admitted gangs at their minimum (or restored in this pass)
+        restored: dict[GangKey, dict[PodKey, str]] = {}  # replacements placed in this pass
         for e in entries:
-            ns, name = e.gang.key
             if e.gang.admitted:
+                if not any(g.placed for g in e.members.groups):
+                    unadmits.append(self._unadmit(e))
+                    continue
                 reset = self._reset(e, now)
                 if reset is not None:
                     resets.append(reset)
-                elif e.extra_pinned or any(s.fits for s in e.extra_shapes):
-                    restore, optional = _restoring(e)
-                    if restore:
-                        releases += [
-                            Release(ns, name, p.key[1], n) for p, n in self._place_each(e, restore, {})
-                        ]
-                    if optional:
-                        running.append(e)
+                elif e.members.scheduled:
+                    whole.append(e)
+                elif e.members.complete:
+                    restoring.append(e)
                 continue
             wait = self._waiting(e, by_key)
             if wait is not None:
                 waiting.append(wait)
             else:
                 candidates.append(e)
+        held_for: _Hold | None = None
+        restore_blocked: list[Blocked] = []
+        for e in restoring:
+            outcome = self._evaluate(e, e.restore)
+            if outcome.blocked is None:
+                if outcome.changes:
+                    board.apply(outcome.changes)
+                ns, name = e.gang.key
+                for pod, node in sorted(outcome.assigned, key=lambda pn: pn[0].key):
+                    releases.append(Release(ns, name, pod.key[1], node))
+                whole.append(e)
+                restored[e.gang.key] = {p.key: n for p, n in outcome.assigned}
+                continue
+            result = replace(outcome.blocked, replacements=True)
+            since = min(p.created for pods in e.restore.chosen.values() for p in pods)
+            if now - since > self.config.starvation_seconds and not result.unsatisfiable:
+                result = replace(result, starving=True)
+                if held_for is None:
+                    held_for = _Hold(e.gang, since, replacements=True)
+            restore_blocked.append(result)
+        # Replacements are the first tier: while they are blocked and capacity is arriving, wait for it.
+        deferred = not settled and bool(restore_blocked)
         admitted: list[tuple[_Entry, tuple[tuple[PodInfo, str], ...]]] = []
         blocked: list[Blocked] = []
-        held_for: Gang | None = None
-        deferred = False
         for tier in (
             [e for e in candidates if e.gang.base is None],
             [e for e in candidates if e.gang.base is not None],
@@ -230,10 +285,13 @@ class Planner:
             deferred = not settled and any(b.reason != REASON_HELD for b in tier_blocked)
         extras_allowed = not deferred and held_for is None
         if extras_allowed:
-            for e in running:
-                ns, name = e.gang.key
-                optional = _restoring(e)[1]
-                releases += [Release(ns, name, p.key[1], n) for p, n in self._place_each(e, optional, {})]
+            order = {e.gang.key: i for i, e in enumerate(entries)}
+            for e in sorted(whole, key=lambda e: order[e.gang.key]):
+                if e.extras and (e.extra_pinned or any(s.fits for s in e.extra_shapes)):
+                    ns, name = e.gang.key
+                    placed = restored.get(e.gang.key, {})
+                    for p, n in self._place_each(e, e.extras, dict(placed)):
+                        releases.append(Release(ns, name, p.key[1], n))
         admits = []
         for e, assigned in admitted:
             placements = {p.key[1]: n for p, n in assigned}
@@ -247,24 +305,31 @@ class Planner:
             board.retain(s for e in entries for s in e.shapes)
             self._retained = board.shape_count
         return Decision(
-            tuple(admits), tuple(releases), tuple(blocked), tuple(waiting), tuple(resets), deferred
+            tuple(admits),
+            tuple(releases),
+            tuple(blocked),
+            tuple(waiting),
+            tuple(resets),
+            deferred,
+            tuple(unadmits),
+            tuple(restore_blocked),
         )
 
     def _admit_tier(
         self,
         tier: Sequence[_Entry],
         now: float,
-        held_for: Gang | None,
+        held_for: _Hold | None,
         admitted: list[tuple[_Entry, tuple[tuple[PodInfo, str], ...]]],
         blocked: list[Blocked],
-    ) -> Gang | None:
+    ) -> _Hold | None:
         """All-or-nothing minimums of one tier, in queue order; returns the starving gang, if any."""
         board = self.board
         for e in tier:
             if held_for is not None:
                 blocked.append(self._held(e, held_for, now))
                 continue
-            outcome = self._evaluate(e)
+            outcome = self._evaluate(e, e.minimum)
             if outcome.blocked is None:
                 if outcome.changes:
                     board.apply(outcome.changes)
@@ -273,7 +338,7 @@ class Planner:
             result = outcome.blocked
             if now - e.gang.created > self.config.starvation_seconds and not result.unsatisfiable:
                 result = replace(result, starving=True)
-                held_for = e.gang
+                held_for = _Hold(e.gang, e.gang.created)
             blocked.append(result)
         return held_for
 
@@ -314,10 +379,12 @@ class Planner:
         extras: list[PodInfo] = []
         need = 0
         for group in found.groups:
-            take = 0 if gang.admitted else min(group.missing, len(group.gated))
+            take = min(group.missing, len(group.gated))
             chosen[group.group.name] = list(group.gated[:take])
             extras += group.gated[take:]
             need += take
+        job = _Job(chosen, need, replacements=gang.admitted)
+        nothing = _Job({g.group.name: [] for g in found.groups}, 0, replacements=not gang.admitted)
         shapes = list(
             dict.fromkeys(
                 board.shape(p.view, p.requests) for g in found.groups for p in g.gated if p.pin is None
@@ -329,9 +396,9 @@ class Planner:
             refs=refs,
             scale_version=board.scale_version,
             members=found,
-            chosen=chosen,
+            minimum=nothing if gang.admitted else job,
+            restore=job if gang.admitted else nothing,
             extras=extras,
-            need=need,
             shapes=shapes,
             extra_shapes=tuple(
                 dict.fromkeys(board.shape(p.view, p.requests) for p in extras if p.pin is None)
@@ -355,6 +422,13 @@ class Planner:
         message = f"waiting for base gang {base[0]}/{base[1]} {state}"
         return Waiting(ns, name, REASON_BASE_PENDING, message, have, needed, base=base)
 
+    def _unadmit(self, e: _Entry) -> Unadmit:
+        message = (
+            "no pod of the gang is bound or released any more (its pods were recreated): "
+            "it queues again as a new gang, all or nothing"
+        )
+        return Unadmit(e.gang.key[0], e.gang.key[1], message)
+
     def _reset(self, e: _Entry, now: float) -> Reset | None:
         found = e.members
         if found.min_bound:
@@ -363,8 +437,13 @@ class Planner:
         admitted_at = e.gang.admitted_at if e.gang.admitted_at is not None else e.gang.created
         if now - admitted_at <= timeout:
             return None
+        # On their way: pods created within the timeout, and pods not created yet (a deleted pod's
+        # replacement). Short: a podgroup whose other pods (released or gated) are older than that.
         short = [
-            g for g in found.groups if len(g.bound) + g.young_unbound(now - timeout) < g.group.min_replicas
+            g
+            for g in found.groups
+            if len(g.bound) + g.young_unbound(now - timeout) + max(0, g.group.min_replicas - g.active)
+            < g.group.min_replicas
         ]
         if not short:
             return None
@@ -377,16 +456,20 @@ class Planner:
 
     # --- placing a minimum ----------------------------------------------------------------------------
 
-    def _evaluate(self, e: _Entry) -> _Outcome:
-        """Place the gang's minimum on the pass's board, or say why not. Memoized on exactly what the
-        outcome depends on: a gang short of room for one of its shapes is rejected by counting (its
-        outcome depends on the shapes' counts and reasons only); any other gang's on the capacity of every
-        node that could take one of its pods (the shapes' digests)."""
+    def _evaluate(self, e: _Entry, job: _Job) -> _Outcome:
+        """Place the job (the gang's minimum, or its replacements) on the pass's board, or say why not.
+        Memoized on exactly what the outcome depends on: a job short of room for one of its shapes is
+        rejected by counting (its outcome depends on the shapes' counts and reasons only); any other on the
+        capacity of every node that could take one of its pods (the shapes' digests). Replacements also
+        depend on where the gang's placed pods are (fixed with the entry, and the nodes' labels)."""
         board = self.board
-        if e.scope is None:
-            e.scope = build_scope(e.gang, e.chosen, board)
-            e.required_pack = any(s.pack is not None and s.pack.required for s in _scopes(e.scope))
-        scope = e.scope
+        if job.scope is None:
+            job.scope = build_scope(e.gang, job.chosen, board)
+            packs = [s.pack for s in _scopes(job.scope) if s.pack is not None]
+            job.packed = bool(packs)
+            job.required_pack = any(p.required for p in packs)
+        scope = job.scope
+        fixed = self._fixed(e, scope) if job.replacements and job.packed else None
         pins = (
             tuple(
                 (rec.stamp if rec is not None else None)
@@ -396,44 +479,71 @@ class Planner:
             else ()
         )
         bottleneck = None
-        if e.need:
+        if job.need:
             for shape, n in scope.demand.items():
                 if shape.fit_count < n:
                     bottleneck = shape
                     break
-        # Whether a required pack constraint could ever be met depends on every node's description.
-        static = board.static_version if e.required_pack else 0
+        # Whether a required pack constraint could ever be met depends on every node's description, and
+        # so does the domain the placed pods of an admitted gang are in.
+        static = board.static_version if job.required_pack or fixed is not None else 0
+        domains = tuple(sorted(fixed.items())) if fixed else ()
         key: Hashable
         if bottleneck is not None:
-            key = (0, tuple((s.fit_count, s.rev) for s in scope.demand), pins, static)
+            key = (0, tuple((s.fit_count, s.rev) for s in scope.demand), pins, static, domains)
         else:
-            key = (1, board.scale_version, tuple((s.digest, s.rev) for s in scope.demand), pins, static)
-        if e.memo is not None and e.memo_key == key:
-            return e.memo
+            demand = tuple((s.digest, s.rev) for s in scope.demand)
+            key = (1, board.scale_version, demand, pins, static, domains)
+        if job.memo is not None and job.memo_key == key:
+            return job.memo
         if bottleneck is not None:
-            outcome = _Outcome(blocked=self._count_blocked(e, scope, bottleneck))
+            outcome = _Outcome(blocked=self._count_blocked(e, job, scope, bottleneck))
         else:
-            outcome = self._attempt(e, scope)
-        e.memo_key, e.memo = key, outcome
+            outcome = self._attempt(e, job, scope, fixed)
+        job.memo_key, job.memo = key, outcome
         return outcome
 
-    def _attempt(self, e: _Entry, scope: Scope) -> _Outcome:
-        if e.need == 0:
+    def _attempt(self, e: _Entry, job: _Job, scope: Scope, fixed: dict[int, str] | None) -> _Outcome:
+        if job.need == 0:
             return _Outcome()
-        placer = Placer(self.board)
+        placer = Placer(self.board, fixed=fixed)
         if placer.place_scope(scope, None):
             return _Outcome(tuple(placer.trial.assigned), dict(placer.trial.free))
-        return _Outcome(blocked=self._trial_blocked(e, scope, placer))
+        return _Outcome(blocked=self._trial_blocked(e, job, scope, placer, fixed))
+
+    def _fixed(self, e: _Entry, scope: Scope) -> dict[int, str]:
+        """For each scope with a pack constraint that already has bound or released pods of the gang: the
+        value of its label where they are (of the first such pod by name whose node has the label), by
+        `id` of the scope. Their replacements go there too."""
+        nodes = self._placed_nodes(e, {})
+        group_of = {p.key: g.group.name for g in e.members.groups for p in (*g.bound, *g.released)}
+        placed = sorted(k for k in nodes if k in group_of)
+        out: dict[int, str] = {}
+        for sub in _scopes(scope):
+            pack = sub.pack
+            key = (pack.required or pack.preferred) if pack is not None else None
+            if key is None:
+                continue
+            groups = set(sub.groups)
+            for pod_key in placed:
+                if group_of[pod_key] not in groups:
+                    continue
+                rec = self.board.nodes.get(nodes[pod_key])
+                value = rec.info.labels.get(key) if rec is not None else None
+                if value is not None:
+                    out[id(sub)] = value
+                    break
+        return out
 
     # --- explanations ---------------------------------------------------------------------------------
 
-    def _summary(self, e: _Entry, scope: Scope) -> str:
-        """ "needs 10 pods (1 cpu, 80Mi each) in podgroups a,b"."""
-        if e.summary is None:
-            e.summary = self._describe(e, scope)
-        return e.summary
+    def _summary(self, job: _Job, scope: Scope) -> str:
+        """ "needs 10 pods (1 cpu, 80Mi each) in podgroups a,b" ("needs 2 replacement pods ...")."""
+        if job.summary is None:
+            job.summary = self._describe(job, scope)
+        return job.summary
 
-    def _describe(self, e: _Entry, scope: Scope) -> str:
+    def _describe(self, job: _Job, scope: Scope) -> str:
         requests: dict[Resources, int] = {}
         for shape, n in scope.demand.items():
             requests[shape.request] = requests.get(shape.request, 0) + n
@@ -447,9 +557,10 @@ class Planner:
                 f"{n} x {explain.amounts(r)}"
                 for r, n in sorted(requests.items(), key=lambda rn: (-rn[1], repr(rn[0])))
             )
-        groups = explain.names(g for g, pods in e.chosen.items() if pods)
+        groups = explain.names(g for g, pods in job.chosen.items() if pods)
         noun = "podgroup" if "," not in groups else "podgroups"
-        return f"needs {e.need} pods ({sizes}) in {noun} {groups}"
+        kind = "replacement pods" if job.replacements else "pods"
+        return f"needs {job.need} {kind} ({sizes}) in {noun} {groups}"
 
     def _unsatisfiable(self, scope: Scope) -> bool:
         """Would the minimum not fit even with every node empty (so waiting cannot help)? Checked per
@@ -468,45 +579,53 @@ class Planner:
                 return True
         return False
 
-    def _count_blocked(self, e: _Entry, scope: Scope, bottleneck: Shape) -> Blocked:
+    def _count_blocked(self, e: _Entry, job: _Job, scope: Scope, bottleneck: Shape) -> Blocked:
         fitting = sum(min(n, s.fit_count) for s, n in scope.demand.items())
         for pod in scope.pinned_all:
             rec = self.board.pinned_node(pod.pin or "")
             if rec is not None and feasible(pod.view, rec.info) is None and pod.requests.fits(rec.free):
                 fitting += 1
         counts = tuple(sorted(bottleneck.reasons.items()))
-        return self._blocked(e, scope, fitting, bottleneck, counts, len(bottleneck.fits))
+        return self._blocked(e, job, scope, fitting, bottleneck, counts, len(bottleneck.fits))
 
-    def _trial_blocked(self, e: _Entry, scope: Scope, placer: Placer) -> Blocked:
+    def _trial_blocked(
+        self, e: _Entry, job: _Job, scope: Scope, placer: Placer, fixed: dict[int, str] | None
+    ) -> Blocked:
         failure = placer.failure
-        counter = Placer(self.board, partial=True)
+        counter = Placer(self.board, partial=True, fixed=fixed)
         counter.place_scope(scope, None)
         fitting = len(counter.trial.assigned)
         if failure is None or failure.kind == "capacity":
             shape = failure.batch.shape if failure is not None and failure.batch is not None else None
             counts, room = self._reasons_in(shape, placer) if shape is not None else ((), 0)
-            return self._blocked(e, scope, fitting, shape, counts, room)
+            return self._blocked(e, job, scope, fitting, shape, counts, room)
         ns, name = e.gang.key
         if failure.kind == "pinned":
-            message = f"{self._summary(e, scope)}; {failure.detail}"
+            message = f"{self._summary(job, scope)}; {failure.detail}"
             unsatisfiable = self._unsatisfiable(scope)
-            return Blocked(ns, name, REASON_PINNED, message, e.need, fitting, unsatisfiable=unsatisfiable)
-        where = "" if failure.scope is scope else f" of {failure.scope.label}"
+            return Blocked(ns, name, REASON_PINNED, message, job.need, fitting, unsatisfiable=unsatisfiable)
         best = failure.best
-        if best is None:
-            tail = "no node that could hold them has that label"
+        if failure.kind == "domain" and best is not None:
+            message = (
+                f"{self._summary(job, scope)}; {failure.scope.label} runs in {failure.key}={best[0]}, "
+                f"which has room for only {best[1]} of these {failure.scope.total} pods"
+            )
         else:
-            tail = f"best: {best[0]} fits {best[1]}"
-        message = (
-            f"{self._summary(e, scope)}; no value of label {failure.key} has room for all "
-            f"{failure.scope.total} pods{where} ({tail})"
-        )
+            where = "" if failure.scope is scope else f" of {failure.scope.label}"
+            if best is None:
+                tail = "no node that could hold them has that label"
+            else:
+                tail = f"best: {best[0]} fits {best[1]}"
+            message = (
+                f"{self._summary(job, scope)}; no value of label {failure.key} has room for all "
+                f"{failure.scope.total} pods{where} ({tail})"
+            )
         return Blocked(
             ns,
             name,
             REASON_TOPOLOGY,
             message,
-            e.need,
+            job.need,
             fitting,
             topology_key=failure.key,
             best_domain=best,
@@ -534,6 +653,7 @@ class Planner:
     def _blocked(
         self,
         e: _Entry,
+        job: _Job,
         scope: Scope,
         fitting: int,
         bottleneck: Shape | None,
@@ -544,7 +664,7 @@ class Planner:
         With several kinds of pods, the node counts are for the kind that ran out of room."""
         why = explain.node_reasons(counts)
         nodes = "node" if room == 1 else "nodes"
-        message = f"{self._summary(e, scope)}; only {fitting} fit"
+        message = f"{self._summary(job, scope)}; only {fitting} fit"
         if (
             bottleneck is not None
             and len({s.request for s in scope.demand} | {p.requests for p in scope.pinned_all}) > 1
@@ -561,16 +681,17 @@ class Planner:
             message += " (it would not fit even on the empty cluster)"
         ns, name = e.gang.key
         return Blocked(
-            ns, name, REASON_UNSCHEDULABLE, message, e.need, fitting, counts, unsatisfiable=unsatisfiable
+            ns, name, REASON_UNSCHEDULABLE, message, job.need, fitting, counts, unsatisfiable=unsatisfiable
         )
 
-    def _held(self, e: _Entry, starving: Gang, now: float) -> Blocked:
-        message = (
-            f"held back: capacity is kept for {starving.label}, which has waited "
-            f"{now - starving.created:.0f} s"
-        )
+    def _held(self, e: _Entry, hold: _Hold, now: float) -> Blocked:
+        if hold.replacements:
+            whom, verb = f"the replacement pods of {hold.gang.label}", "have"
+        else:
+            whom, verb = hold.gang.label, "has"
+        message = f"held back: capacity is kept for {whom}, which {verb} waited {now - hold.since:.0f} s"
         ns, name = e.gang.key
-        return Blocked(ns, name, REASON_HELD, message, e.need, 0, held_for=starving.key)
+        return Blocked(ns, name, REASON_HELD, message, e.minimum.need, 0, held_for=hold.gang.key)
 
     # --- one by one -----------------------------------------------------------------------------------
 
@@ -689,17 +810,6 @@ def _scopes(scope: Scope) -> Iterable[Scope]:
         yield from _scopes(sub)
 
 
-def _restoring(e: _Entry) -> tuple[list[PodInfo], list[PodInfo]]:
-    """An admitted gang's gated pods split into those that bring a podgroup back up to its minimum
-    (replacements of failed pods: released first, before any new gang) and the optional rest."""
-    restore: list[PodInfo] = []
-    optional: list[PodInfo] = []
-    for group in e.members.groups:
-        restore += group.gated[: group.missing]
-        optional += group.gated[group.missing :]
-    return restore, optional
-
-
 def _batches(scope: Scope) -> Iterable[Batch]:
     for each in _scopes(scope):
         yield from each.batches
@@ -731,6 +841,7 @@ __all__ = [
     "Planner",
     "Release",
     "Reset",
+    "Unadmit",
     "Waiting",
     "plan",
 ]

@@ -546,6 +546,7 @@ CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"
 CONDITION_UPDATE_IN_PROGRESS: Final = "UpdateInProgress"
 CONDITION_ADMITTED: Final = c.CONDITION_PODGANG_ADMITTED
 REASON_ALL_ADMITTED: Final = "AllPodGangsAdmitted"
+REASON_REPLACEMENTS_BLOCKED: Final = "ReplacementsBlocked"  # the gang admitter's (admitter.core.decision)
 
 
 def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, str] | None:
@@ -556,8 +557,14 @@ def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, st
     verdicts = [(g, cond.get_condition(_status(g).get("conditions"), CONDITION_ADMITTED)) for g in gangs]
     if not any(v for _, v in verdicts):
         return None
-    waiting = [(g, v) for g, v in verdicts if not v or v.get("status") != cond.TRUE]
-    summary = f"{len(gangs) - len(waiting)} of {len(gangs)} PodGangs admitted"
+    # A running gang whose replacements do not fit is admitted, but waiting all the same.
+    waiting = [
+        (g, v)
+        for g, v in verdicts
+        if not v or v.get("status") != cond.TRUE or v.get("reason") == REASON_REPLACEMENTS_BLOCKED
+    ]
+    admitted = sum(1 for _, v in verdicts if v and v.get("status") == cond.TRUE)
+    summary = f"{admitted} of {len(gangs)} PodGangs admitted"
     if not waiting:
         return (CONDITION_PODGANGS_ADMITTED, cond.TRUE, REASON_ALL_ADMITTED, summary)
     gang, verdict = waiting[0]

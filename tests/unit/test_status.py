@@ -975,3 +975,13 @@ def test_gang_admission_condition_summarises_the_admitter() -> None:
         "Unschedulable",
         "1 of 3 PodGangs admitted; pcs-1: needs 10 pods, 7 fit",
     )
+
+
+def test_a_running_gang_short_of_room_for_its_replacements_is_reported_waiting() -> None:
+    short = admitted_gang("pcs-0", "True", "ReplacementsBlocked", "needs 2 replacement pods; only 1 fit")
+    assert st.gang_admission_condition([short]) == (
+        "PodGangsAdmitted",
+        "False",
+        "ReplacementsBlocked",
+        "1 of 1 PodGangs admitted; pcs-0: needs 2 replacement pods; only 1 fit",
+    )

@@ -183,6 +183,21 @@ class Sim:
         del self.pods[name]
         self.model.delete_pod(NS, name)
 
+    def recreate(self, gang: str, now: float = 0.0) -> None:
+        """Gang termination: every pod of the gang is deleted and recreated, gated (the PodGang stays)."""
+        for name in sorted(self.pods):
+            old = self.pods[name]
+            if old["metadata"]["labels"].get(c.LABEL_PODGANG) != gang:
+                continue
+            self.delete_pod(name)
+            self.pods[name] = fresh = copy.deepcopy(old)
+            fresh["spec"]["schedulingGates"] = [{"name": c.SCHEDULING_GATE_PODGANG_PENDING}]
+            fresh["spec"].pop("nodeSelector", None)
+            fresh["spec"].pop("nodeName", None)
+            fresh["status"]["phase"] = "Pending"
+            fresh["metadata"]["creationTimestamp"] = stamp(now)
+            self.model.upsert_pod(fresh)
+
     def set_phase(self, name: str, phase: str) -> None:
         self.pods[name]["status"]["phase"] = phase
         self.model.upsert_pod(self.pods[name])
@@ -238,6 +253,8 @@ class Sim:
                 self.release(pod_name, node_name, bind)
         for rel in decision.release:
             self.release(rel.pod, rel.node, bind)
+        for unadmit in decision.unadmit:
+            self.podgangs[unadmit.gang].pop("status", None)
         for reset in decision.reset:
             self.podgangs[reset.gang].pop("status", None)
             for pod_name in reset.pods:

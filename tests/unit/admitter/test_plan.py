@@ -5,13 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from admitter.core import decision as d
-from admitter.core.decision import Blocked, Decision, Release, Reset, Waiting
+from admitter.core.decision import Blocked, Decision, Release, Reset, Unadmit, Waiting
 from admitter.core.gangs import Gang
 from admitter.core.plan import PlanConfig, Planner, plan
 
 from .builders import HOSTNAME, NS, Sim, admitted_names, blocked_names, by_node, placements, podgang
 
 ZONE, RACK = "topology.kubernetes.io/zone", "topology.grove.io/rack"
+UNADMITTED = (
+    "no pod of the gang is bound or released any more (its pods were recreated): "
+    "it queues again as a new gang, all or nothing"
+)
 
 
 def cluster(*cpus: int, **kw: Any) -> Sim:
@@ -490,13 +494,43 @@ def test_a_topology_that_no_domain_could_ever_hold_holds_nobody_back() -> None:
     assert (wide.reason, wide.unsatisfiable, wide.starving) == (d.REASON_TOPOLOGY, True, False)
 
 
-def test_admitted_gang_released_after_a_restart_keeps_to_one_domain() -> None:
-    """The Admitted condition was written, then the admitter stopped before releasing any pod: the pods
-    are released one by one where they fit, and the first one (best fit: the fullest node) chooses the
-    zone for the rest, even when that leaves some for later."""
+def test_admitted_gang_with_nothing_released_after_a_restart_queues_again() -> None:
+    """The Admitted condition was written, then the admitter stopped before releasing any pod: nothing of
+    the gang is placed, so it is un-admitted and queues again, all or nothing (here: in zone-b, the only
+    zone that holds it whole)."""
     sim = Sim()
     zones(sim, {"zone-a": [2], "zone-b": [4, 4]})
     sim.add_gang("g", size=5, pack={"required": ZONE}, admitted_at=0)
     decision = sim.full(now=1)
-    assert decision.admit == ()
-    assert [(r.pod, r.node) for r in decision.release] == [("g-w-0", "zone-a-0"), ("g-w-1", "zone-a-0")]
+    assert decision.unadmit == (Unadmit(NS, "g", UNADMITTED),)
+    assert decision.admit == () and decision.release == () and decision.blocked == ()
+    sim.execute(decision, now=1)
+    (admit,) = sim.full(now=2).admit
+    assert {label_of(sim, n, ZONE) for n in admit.placements.values()} == {"zone-b"}
+    assert len(admit.placements) == 5
+
+
+def test_admitted_gang_partly_released_after_a_restart_keeps_to_its_domain() -> None:
+    """One pod was released (into zone-a) before the restart: the rest are its replacements, placed all
+    together in zone-a or not at all, even though zone-b could hold them."""
+    sim = Sim()
+    zones(sim, {"zone-a": [2], "zone-b": [4, 4]})
+    sim.add_gang("g", size=3, pack={"required": ZONE}, admitted_at=0)
+    sim.release("g-w-0", "zone-a-0", bind=False)
+    decision = sim.full(now=1)
+    assert decision.release == () and decision.unadmit == ()
+    (blocked,) = decision.restore_blocked
+    assert (blocked.reason, blocked.replacements, blocked.needed, blocked.fitting) == (
+        d.REASON_TOPOLOGY,
+        True,
+        2,
+        1,
+    )
+    assert blocked.message == (
+        "needs 2 replacement pods (1 cpu, 1Gi each) in podgroup w; gang runs in "
+        "topology.kubernetes.io/zone=zone-a, which has room for only 1 of these 2 pods"
+    )
+    sim.nodes["zone-a-0"]["status"]["allocatable"]["cpu"] = "3"
+    sim.model.upsert_node(sim.nodes["zone-a-0"])
+    again = sim.full(now=2)
+    assert [(r.pod, r.node) for r in again.release] == [("g-w-1", "zone-a-0"), ("g-w-2", "zone-a-0")]

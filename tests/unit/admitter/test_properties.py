@@ -3,6 +3,8 @@
 - no placement ever exceeds a node's free capacity, and every placement is feasible;
 - every Admit releases exactly the missing minimum of every podgroup (plus extras), only gated pods of its
   own gang, each pod once; required pack constraints hold;
+- an admitted gang's replacements are released all together or not at all, and a gang that is un-admitted
+  or reset releases nothing in that pass;
 - the pass is deterministic (input order does not matter);
 - a long-lived incremental Planner decides exactly what a full pass from scratch decides, after any
   sequence of node, pod, time and execution events.
@@ -113,6 +115,26 @@ def check(sim: Sim, decision: Decision, gangs: list[Gang]) -> None:
                     if group_of[p].group is spec
                 }
                 assert len(values) <= 1 and None not in values
+    released: dict[str, set[str]] = {}
+    for rel in decision.release:
+        released.setdefault(rel.gang, set()).add(rel.pod)
+    gone = {u.gang for u in decision.unadmit} | {r.gang for r in decision.reset}
+    assert not gone & (set(released) | {a.gang for a in decision.admit})
+    for gang in gangs:
+        if not gang.admitted or gang.key[1] in gone:
+            continue
+        found = members(model, gang)
+        if found.scheduled:
+            continue
+        replacements = {p.key[1] for g in found.groups for p in g.gated[: g.missing]}
+        mine = released.get(gang.key[1], set())
+        blocked = any(b.key == gang.key for b in decision.restore_blocked)
+        if not found.complete:
+            assert not mine and not blocked
+        elif blocked:
+            assert not mine, (gang.key, mine)
+        else:
+            assert replacements <= mine, (gang.key, replacements, mine)
     pairs = [(p, n) for a in decision.admit for p, n in a.placements.items()]
     pairs += [(r.pod, r.node) for r in decision.release]
     for pod_name, node in pairs:
@@ -154,6 +176,7 @@ def event(sim: Sim, rng: random.Random, last: Decision, now: float) -> float:
             "node",
             "time",
             "bind",
+            "recreate",
         ]
     )
     pods = sorted(sim.pods)
@@ -171,6 +194,8 @@ def event(sim: Sim, rng: random.Random, last: Decision, now: float) -> float:
                 clique=labels.get("grove.io/podclique"),
                 created=now,
             )
+    elif kind == "recreate" and sim.podgangs:
+        sim.recreate(rng.choice(sorted(sim.podgangs)), now)
     elif kind == "finish" and pods:
         sim.set_phase(rng.choice(pods), rng.choice(["Succeeded", "Failed"]))
     elif kind == "bind":

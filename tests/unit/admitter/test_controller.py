@@ -1,0 +1,144 @@
+"""The controller's side of replacements and recreated gangs: which status it writes, which Events it
+records, and that a lagging informer does not make it repeat itself. The apiserver is a fake."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import time
+from typing import Any
+
+from admitter.controller import REASON_ADMITTED, REASON_REPLACEMENTS_BLOCKED, Admitter
+from admitter.core.decision import REASON_RECREATED
+from grove_api.operatorconfig import GangAdmission
+from reconciler.planner.actions import Ref
+
+from .builders import NS, node, pod, podgang
+
+JSON = dict[str, Any]
+
+
+class FakeApi:
+    """Records status writes, Events and pod patches; answers like the apiserver would."""
+
+    def __init__(self) -> None:
+        self.statuses: list[tuple[str, JSON]] = []
+        self.events: list[JSON] = []
+        self.patched: list[str] = []
+        self.pods: dict[str, JSON] = {}
+        self.rv = 100
+
+    async def apply_status(self, ref: Ref, status: JSON, field_manager: str | None = None) -> JSON:
+        self.statuses.append((ref.name, copy.deepcopy(status)))
+        return {}
+
+    async def create(self, obj: JSON) -> JSON:
+        self.events.append(obj)
+        return obj
+
+    async def patch(self, ref: Ref, patch: JSON, *, content_type: str, subresource: str = "") -> JSON:
+        self.patched.append(ref.name)
+        self.rv += 1
+        obj = copy.deepcopy(self.pods[ref.name])
+        obj["metadata"]["resourceVersion"] = str(self.rv)
+        obj["spec"]["schedulingGates"] = []
+        obj["spec"].setdefault("nodeSelector", {}).update(patch["spec"]["nodeSelector"])
+        return obj
+
+    async def delete(self, ref: Ref, uid: str | None = None, propagation: str = "Background") -> bool:
+        return True
+
+    def conditions(self) -> list[tuple[str, str, str, str, str]]:
+        """(gang, phase, status, reason, message) of every status write so far."""
+        return [
+            (
+                name,
+                s["phase"],
+                s["conditions"][0]["status"],
+                s["conditions"][0]["reason"],
+                s["conditions"][0]["message"],
+            )
+            for name, s in self.statuses
+        ]
+
+
+def admitted(name: str, groups: list[tuple[str, int, list[str]]], rv: str, phase: str = "Running") -> JSON:
+    obj = podgang(name, groups, created=time.time() - 3600, admitted_at=time.time() - 3600)
+    obj["metadata"].update(uid=f"uid-{name}", resourceVersion=rv)
+    obj["status"]["phase"] = phase
+    obj["status"]["conditions"][0].update(reason=REASON_ADMITTED, message="admitted")
+    return obj
+
+
+def setup(*nodes: JSON) -> tuple[Admitter, FakeApi]:
+    api = FakeApi()
+    admitter = Admitter(api, GangAdmission())  # type: ignore[arg-type]
+    for obj in nodes:
+        admitter.model.upsert_node(obj)
+    return admitter, api
+
+
+def add_pod(admitter: Admitter, api: FakeApi, obj: JSON) -> None:
+    obj["metadata"]["resourceVersion"] = "1"
+    api.pods[obj["metadata"]["name"]] = obj
+    admitter.pods._store("ADDED", obj)
+    admitter.model.upsert_pod(obj)
+
+
+def set_podgang(admitter: Admitter, obj: JSON) -> None:
+    admitter.podgangs._store("MODIFIED", obj)
+
+
+def test_blocked_replacements_are_reported_once_then_cleared_when_released() -> None:
+    admitter, api = setup(node("n0", cpu=3))
+    now = time.time()
+    add_pod(admitter, api, pod("g-w-0", gang="g", clique="w", cpu="1", gated=False, node_name="n0"))
+    add_pod(admitter, api, pod("hog", cpu="1", gated=False, node_name="n0"))
+    for name in ("g-w-1", "g-w-2"):
+        add_pod(admitter, api, pod(name, gang="g", clique="w", cpu="1", created=now))
+    gang = admitted("g", [("w", 3, ["g-w-0", "g-w-1", "g-w-2"])], rv="7")
+    set_podgang(admitter, gang)
+
+    decision = asyncio.run(admitter.run_pass())
+    assert [b.gang for b in decision.restore_blocked] == ["g"] and decision.release == ()
+    message = "needs 2 replacement pods (1 cpu, 1Gi each) in podgroup w; only 1 fit (on 1 node)"
+    assert api.conditions() == [("g", "Running", "True", REASON_REPLACEMENTS_BLOCKED, message)]
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", REASON_REPLACEMENTS_BLOCKED)]
+    assert api.patched == []
+
+    asyncio.run(admitter.run_pass())  # the informer has not seen the write yet: nothing repeated
+    assert len(api.statuses) == 1 and len(api.events) == 1
+
+    written = copy.deepcopy(gang)
+    written["metadata"]["resourceVersion"] = "8"
+    written["status"]["conditions"][0].update(reason=REASON_REPLACEMENTS_BLOCKED, message=message)
+    set_podgang(admitter, written)
+    asyncio.run(admitter.run_pass())  # seen, same message: nothing to write
+    assert len(api.statuses) == 1
+
+    admitter.model.delete_pod(NS, "hog")
+    decision = asyncio.run(admitter.run_pass())
+    assert sorted(r.pod for r in decision.release) == ["g-w-1", "g-w-2"]
+    assert sorted(api.patched) == ["g-w-1", "g-w-2"]
+    assert api.conditions()[-1] == (
+        "g",
+        "Running",
+        "True",
+        REASON_ADMITTED,
+        "replacement pods placed and released",
+    )
+    assert api.events[-1]["type"] == "Normal"
+
+
+def test_recreated_gang_is_unadmitted_once() -> None:
+    admitter, api = setup(node("n0", cpu=1))
+    for name in ("g-w-0", "g-w-1"):
+        add_pod(admitter, api, pod(name, gang="g", clique="w", cpu="1", created=time.time()))
+    set_podgang(admitter, admitted("g", [("w", 2, ["g-w-0", "g-w-1"])], rv="3"))
+    decision = asyncio.run(admitter.run_pass())
+    assert [u.gang for u in decision.unadmit] == ["g"]
+    ((name, phase, status, reason, _message),) = api.conditions()
+    assert (name, phase, status, reason) == ("g", "Pending", "False", REASON_RECREATED)
+    assert [(e["type"], e["reason"]) for e in api.events] == [("Normal", REASON_RECREATED)]
+    asyncio.run(admitter.run_pass())  # informer still shows it admitted: not repeated
+    assert len(api.statuses) == 1 and len(api.events) == 1 and api.patched == []
