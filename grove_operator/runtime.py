@@ -24,6 +24,7 @@ from typing import Any
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from admitter.controller import Admitter
+from admitter.core import ClusterModel, ReplacementRoom
 from certs.manager import CertError, CertManager
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import kube
@@ -253,8 +254,14 @@ class Operator:
         return self.manager
 
     def _room(self) -> Room | None:
-        """The gang admitter's free capacity, for rolling updates (None while it is off or not synced)."""
-        return self.admitter.replacement_room() if self.admitter is not None else None
+        """The gang admitter's free capacity, for rolling updates: None when gang admission is off (pods
+        are replaced as in Grove); no room at all until the admitter exists (its empty model fits nothing,
+        so an update waits rather than guessing)."""
+        if not self.config.gang_admission.enabled:
+            return None
+        if self.admitter is None:
+            return ReplacementRoom(ClusterModel())
+        return self.admitter.replacement_room()
 
     def _new_admitter(self) -> Admitter:
         self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission)
