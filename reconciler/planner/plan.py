@@ -155,6 +155,8 @@ def plan(snap: Snapshot) -> Plan:
         "Secret": snap.secrets,
     }
     for obj in rbac:
+        if obj["kind"] == "RoleBinding" and not snap.roles:
+            continue  # binding a Role the apiserver does not know yet is refused: next pass
         actions += sync(snap, [obj], by_kind[obj["kind"]])
     services = children.headless_services(snap)
     actions += sync(snap, services, snap.services)

@@ -423,8 +423,8 @@ def scaling_group_status(
         )
     status["conditions"] = conds
 
-    if not current.get("firstAvailableAt") and available >= max(min_available, 1):
-        status["firstAvailableAt"] = cond.format_time(now)
+    if not current.get("firstAvailableAt") and not in_progress and healthy >= max(min_available, 1):
+        status["firstAvailableAt"] = cond.format_time(now)  # MinAvailableBreached is False
     cur_gen = current.get("currentPodCliqueSetGenerationHash")
     if not in_progress and all_current and pcs_generation_hash is not None:
         cur_gen = pcs_generation_hash

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -255,6 +256,10 @@ def test_stray_pids_finds_runner_children(tmp_path: Path) -> None:
     argv = [sys.executable, "-c", "import time; time.sleep(60)", f"--pod-info-dir={pod_info}"]
     pid = processes.spawn(argv, tmp_path / "child.log")
     try:
+        # Until the child has exec'd, /proc shows the parent's command line: give it a moment under load.
+        deadline = time.monotonic() + 10
+        while pid not in initrunner.stray_pids(tmp_path) and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert pid in initrunner.stray_pids(tmp_path)
         assert initrunner.stray_pids(tmp_path / "other") == []
     finally:
