@@ -14,7 +14,9 @@ Where Grove is fragile, this module decides from what exists rather than from re
 is "in flight" (a pod or scaling-group replica deleted and not yet back and Ready) is read from the pods, so
 an operator restarted mid-update carries on exactly where the cluster is, and a scale-out or scale-in during
 the update (§7.6) needs no special case: new pods and replicas are built from the new template and are
-never recycled again, vanished ones are simply no longer waited for.
+never recycled again, vanished ones are simply no longer waited for. A gang that waits for admission
+(nothing of it runs) holds nothing up: its pods are rebuilt on the new template and the update moves on
+rather than waiting for capacity that is not the update's to wait for.
 
 **No capacity, no delete.** Grove deletes first and hopes the replacement finds room; on a full cluster
 that takes a serving pod down for nothing (e2e RU-10 stalls with one pod gone). Here, when the gang
@@ -89,22 +91,39 @@ class _Clique:
     in_flight: bool  # a pod being replaced: terminating, missing, or new and not Ready yet
     ready: int
     min_available: int
+    waiting: bool  # its gang waits for admission: nothing runs, nothing to wait for
 
     @property
     def done(self) -> bool:
-        return not self.old and not self.in_flight and self.ready >= self.min_available
+        return not self.old and not self.in_flight and (self.ready >= self.min_available or self.waiting)
 
 
-def _clique(pclq: Obj, pods: list[Obj], expected: str) -> _Clique:
+def waiting_gang(snap: Snapshot, obj: Mapping[str, Any]) -> bool:
+    """The gang of this PodClique has not been admitted (the admitter waits for capacity): its new pods
+    are not replacements in flight, and the update does not wait for them to become Ready. Without the
+    gang admitter (`snap.room` None) every gang counts as admitted."""
+    if snap.room is None:
+        return False
+    gang = snap.podgangs.get(labels_of(obj).get(c.LABEL_PODGANG, ""))
+    return gang is None or not cond.is_true(
+        (gang.get("status") or {}).get("conditions"), c.CONDITION_PODGANG_ADMITTED
+    )
+
+
+def _clique(snap: Snapshot, pclq: Obj, pods: list[Obj], expected: str) -> _Clique:
     live = [p for p in pods if is_active(p)]
     old = sorted(
         (p for p in live if podstate.template_hash(p) != expected), key=lambda p: (_created(p), name_of(p))
     )
     want = int(pclq.get("spec", {}).get("replicas") or 0)
+    waiting = waiting_gang(snap, pclq)
     in_flight = (
         any(podstate.is_terminating(p) for p in pods)
         or len(live) < want
-        or any(podstate.template_hash(p) == expected and not podstate.is_ready(p) for p in live)
+        or (
+            not waiting
+            and any(podstate.template_hash(p) == expected and not podstate.is_ready(p) for p in live)
+        )
     )
     return _Clique(
         pclq,
@@ -113,6 +132,7 @@ def _clique(pclq: Obj, pods: list[Obj], expected: str) -> _Clique:
         in_flight,
         sum(1 for p in live if podstate.is_ready(p)),
         status.podclique_min_available(pclq),
+        waiting,
     )
 
 
@@ -124,6 +144,7 @@ class _GroupReplica:
     old: bool  # some member (or one of its pods) on another template
     available: bool  # every member has its minimum Ready
     bound: list[Obj]  # bound pods of the members
+    waiting: bool  # its gang waits for admission
 
 
 @dataclass
@@ -133,7 +154,7 @@ class _Group:
 
     @property
     def in_flight(self) -> bool:
-        return any(not r.complete or (not r.old and not r.available) for r in self.replicas)
+        return any(not r.complete or (not r.old and not r.available and not r.waiting) for r in self.replicas)
 
     @property
     def available(self) -> int:
@@ -142,7 +163,8 @@ class _Group:
     @property
     def done(self) -> bool:
         need = min(status.scaling_group_min_available(self.pcsg), len(self.replicas))
-        return not any(r.old for r in self.replicas) and not self.in_flight and self.available >= need
+        settled = sum(1 for r in self.replicas if r.complete and (r.available or r.waiting))
+        return not any(r.old for r in self.replicas) and not self.in_flight and settled >= need
 
 
 def _group(snap: Snapshot, pcsg: Obj, expected: Mapping[str, str]) -> _Group:
@@ -167,7 +189,8 @@ def _group(snap: Snapshot, pcsg: Obj, expected: Mapping[str, str]) -> _Group:
             for m in live.values()
         )
         bound = [p for m in found for p in snap.pods_of(m) if is_active(p) and podstate.is_bound(p)]
-        out.append(_GroupReplica(j, found, len(live) == len(cliques), old, available, bound))
+        waiting = any(waiting_gang(snap, m) for m in live.values())
+        out.append(_GroupReplica(j, found, len(live) == len(cliques), old, available, bound, waiting))
     return _Group(pcsg, out)
 
 
@@ -205,7 +228,7 @@ def _replicas(snap: Snapshot, desired_cliques: Mapping[str, Obj]) -> list[_Repli
             if pclq is None or is_deleting(pclq) or not snap.controls(pclq):
                 continue
             cliques.append(
-                _clique(desired_cliques.get(name, pclq), snap.pods_of(pclq), hashes[clique["name"]])
+                _clique(snap, desired_cliques.get(name, pclq), snap.pods_of(pclq), hashes[clique["name"]])
             )
         groups = []
         for cfg in group_configs(snap):

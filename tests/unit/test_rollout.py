@@ -210,3 +210,26 @@ def test_scale_out_during_the_update_is_built_new_and_not_recycled() -> None:
     plans = run_update(world)
     assert not any(n.startswith("w-1-") for p in plans for n in deleted(p, "Pod"))
     assert pcs(world)["status"]["updatedReplicas"] == 2
+
+
+class AlwaysRoom:
+    def fits(self, pairs: Sequence[tuple[PodKey | None, Mapping[str, Any]]]) -> bool:
+        return True
+
+
+def test_a_gang_waiting_for_capacity_does_not_hold_the_update() -> None:
+    """Nothing of it runs (its PodGang is not admitted): its pods are simply rebuilt on the new template,
+    and the update goes on instead of waiting for them to become Ready."""
+    world = World()
+    create_pcs(world, workload(replicas=1))
+    world.room = AlwaysRoom()
+    for _ in range(6):
+        step(world, run=False)
+    trigger(world, cliques=(0, 2))
+    for _ in range(12):
+        step(world, run=False)
+    hashes = hashing.clique_template_hashes(pcs(world))
+    assert len(pods(world)) == 10
+    for pod in pods(world):
+        assert label(pod, c.LABEL_POD_TEMPLATE_HASH) == hashes[label(pod, c.LABEL_PODCLIQUE)[-4:]]
+    assert pcs(world)["status"]["updateProgress"].get("updateEndedAt")
