@@ -62,6 +62,17 @@ class Pool:
         await fake_nodes.set_unschedulable(self.api, chosen, True)
         self.schedulable.difference_update(chosen)
 
+    async def cordon_nodes(self, names: list[str]) -> None:
+        """Cordon these nodes of the pool (e.g. the ones some pods run on)."""
+        assert set(names) <= set(self.nodes), f"not in pool {self.name}: {set(names) - set(self.nodes)}"
+        await fake_nodes.set_unschedulable(self.api, names, True)
+        self.schedulable.difference_update(names)
+
+    async def uncordon_nodes(self, names: list[str]) -> None:
+        assert set(names) <= set(self.nodes), f"not in pool {self.name}: {set(names) - set(self.nodes)}"
+        await fake_nodes.set_unschedulable(self.api, names, False)
+        self.schedulable.update(names)
+
 
 @contextlib.asynccontextmanager
 async def node_pool(api: client.ApiClient, pool: str, size: int) -> AsyncIterator[Pool]:

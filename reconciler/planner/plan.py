@@ -261,10 +261,15 @@ def statuses(
     ]
     for pclq in live_cliques:
         labels = labels_of(pclq)
+        # The template's hash, not the PodClique's label: in the pass after a template change the label is
+        # still the old one, and the current hashes must not claim the new generation for old pods.
+        clique = children.template_clique_of(snap, name_of(pclq))
         desired = status.podclique_status(
             _typed(pclq, c.API_VERSION, c.KIND_PODCLIQUE),
             snap.pods_of(pclq),
-            expected_hash=labels.get(c.LABEL_POD_TEMPLATE_HASH, ""),
+            expected_hash=hashes.get(
+                str((clique or {}).get("name")), labels.get(c.LABEL_POD_TEMPLATE_HASH, "")
+            ),
             pcs_generation_hash=generation,
             standalone=labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE,
             pcs_name=snap.name,

@@ -355,8 +355,9 @@ def _roll_replica(
             continue
         previous = (snap.podcliques[name].get("status") or {}).get("updateProgress") or {}
         progress = _restart(previous, generation, now) | {"podTemplateHash": q.expected}
-        if q.done:
+        if q.done:  # finished: the selection is cleared (§7.3 step 5)
             if not previous.get("updateEndedAt") or previous.get("podCliqueSetGenerationHash") != generation:
+                progress.pop("readyPodsSelectedToUpdate", None)
                 out.clique_progress[name] = {**progress, "updateEndedAt": now}
             continue
         selection = dict(progress.get("readyPodsSelectedToUpdate") or {})
@@ -398,8 +399,9 @@ def _roll_group(
     progress["updatedPodCliquesCount"] = sum(
         len(r.members) for r in g.replicas if r.complete and not r.old and r.available
     )
-    if g.done:
+    if g.done:  # finished: the selection is cleared (§7.4 step 5)
         if not previous.get("updateEndedAt") or previous.get("podCliqueSetGenerationHash") != generation:
+            progress.pop("readyReplicaIndicesSelectedToUpdate", None)
             out.group_progress[name] = {**progress, "updateEndedAt": now}
         return []
     blocked: list[str] = []

@@ -233,3 +233,20 @@ def test_a_gang_waiting_for_capacity_does_not_hold_the_update() -> None:
     for pod in pods(world):
         assert label(pod, c.LABEL_POD_TEMPLATE_HASH) == hashes[label(pod, c.LABEL_PODCLIQUE)[-4:]]
     assert pcs(world)["status"]["updateProgress"].get("updateEndedAt")
+
+
+def test_podcliques_not_yet_updated_keep_their_current_hashes() -> None:
+    world = running(workload())
+    old = {q["metadata"]["name"]: dict(q["status"]) for q in world.of_kind("PodClique")}
+    trigger(world)
+    step(world)
+    step(world)
+    generation = hashing.generation_hash(pcs(world))
+    waiting = world.get("PodClique", "default", "w-1-pc-a")  # replica 1 is not being updated yet
+    assert waiting is not None
+    assert waiting["status"]["currentPodCliqueSetGenerationHash"] != generation
+    assert waiting["status"]["currentPodTemplateHash"] == old["w-1-pc-a"]["currentPodTemplateHash"]
+    run_update(world)
+    done = world.get("PodClique", "default", "w-1-pc-a")
+    assert done is not None and done["status"]["currentPodCliqueSetGenerationHash"] == generation
+    assert "readyPodsSelectedToUpdate" not in done["status"]["updateProgress"]
