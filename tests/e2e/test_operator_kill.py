@@ -1,12 +1,13 @@
 """Fault injection: the operator is SIGKILLed at random moments while a 100-pod PodCliqueSet is created,
 scaled and deleted, then restarted; every time the cluster converges to exactly the desired pods, with no
-duplicate pod indices and no orphans."""
+duplicate pod indices and no orphans. Rolling updates and gang termination carry on across kills too."""
 
 from __future__ import annotations
 
 import asyncio
 import random
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -15,7 +16,11 @@ from kubernetes_asyncio import client
 from grove_api import constants as c
 from localcluster import operator
 from tests.builders import clique, pcs
+from tests.gang import GangInvariant, wl1
+from tests.podtracker import PodTracker, Workload, condition, workloads
 from tests.waiting import until
+
+Start = Callable[..., Awaitable[Workload]]
 
 pytestmark = pytest.mark.usefixtures("gang_invariant")
 
@@ -146,3 +151,69 @@ async def test_kill_points_during_create_scale_and_delete(
     finally:
         await asyncio.to_thread(operator.start, cluster.state_dir, lambda _msg: None)
     assert kills >= 20
+
+
+# --- rolling updates and gang termination survive a kill mid-way --------------------------------------
+
+
+@pytest.fixture
+async def start(
+    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
+) -> AsyncIterator[Start]:
+    async with workloads(cluster, api_client, namespace, gang_invariant) as start:
+        yield start
+
+
+async def test_rolling_update_survives_kills(
+    cluster: Any, api_client: client.ApiClient, namespace: str, start: Start
+) -> None:
+    """Every clique changed on two PodCliqueSet replicas; the operator is SIGKILLed three times while the
+    update runs. It still finishes with every pod on the new templates, one pod per PodClique and one
+    PodCliqueSet replica in flight at a time: progress is read from the pods, not remembered."""
+    w = await start(wl1, nodes=20, pods=20, replicas=2)
+    rng = random.Random(8)
+    try:
+        async with PodTracker(api_client, namespace) as t:
+            await w.trigger("pc-a", "pc-b", "pc-c")
+            for _ in range(3):
+                await kill_at_random(cluster, rng, 1.0)
+            await w.wait_updated(2, 20)
+    finally:
+        await asyncio.to_thread(operator.start, cluster.state_dir, lambda _msg: None)
+    assert len(t.disturbed()) == 20, t.describe()
+    for pclq in ("wl-0-pc-a", "wl-1-pc-a"):
+        assert t.max_in_flight(pclq)[0] == 1, (pclq, t.max_in_flight(pclq), t.describe())
+    t.assert_replicas_one_at_a_time()
+
+
+async def test_gang_termination_survives_a_kill(
+    cluster: Any, api_client: client.ApiClient, namespace: str, start: Start
+) -> None:
+    """A gang breached (a pod killed, no room for its replacement) while the operator is down for most of
+    terminationDelay is still recreated whole once the delay has passed: the timer is the condition's
+    lastTransitionTime, not a clock in the process."""
+    w = await start(wl1, nodes=10, pods=10, termination_delay="10s")
+    before = set(await w.uids())
+    await w.pool.cordon(10)  # running pods stay; a replacement cannot be placed
+    victim = next(p for p in await w.pods() if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == "wl-0-pc-a")
+    await w.delete_pod(victim["metadata"]["name"])
+
+    async def breached() -> bool:
+        pclq = await w.get(c.PLURAL_PODCLIQUE, "wl-0-pc-a")
+        found = condition(pclq, c.CONDITION_MIN_AVAILABLE_BREACHED) or {}
+        return found.get("status") == "True"
+
+    await until("pc-a to report MinAvailableBreached", breached, timeout=30, interval=0.2)
+    await asyncio.to_thread(operator.kill, cluster.state_dir)
+    try:
+        await asyncio.sleep(6)  # down for most of the delay
+    finally:
+        await asyncio.to_thread(operator.start, cluster.state_dir, lambda _msg: None)
+
+    async def recreated() -> bool:
+        return len(await w.pods()) == 10 and not before & set(await w.uids())
+
+    await until("every pod of the replica recreated", recreated, timeout=60, interval=0.5)
+    assert await w.events("PodCliqueSetReplicaDeleteSuccessful")
+    await w.pool.uncordon(10)
+    await w.wait_running(10)
