@@ -309,16 +309,26 @@ class Admitter:
         self._written[(namespace, pod)] = _rv(updated)
         self.model.upsert_pod(updated)
 
-    async def _reset(self, reset: Reset, now: datetime) -> None:
-        podgang = self.podgangs.get(reset.namespace, reset.gang)
-        if podgang is None or self._unadmitted.get(reset.key) == _rv(podgang):
-            return
+    async def _requeue(self, key: tuple[str, str], reason: str, message: str, now: datetime) -> JSON | None:
+        """Admitted=False with this reason, phase Pending: the gang queues again once the informer has it.
+        The PodGang, or None when there is nothing (more) to do: gone, already written for this version of
+        it, or the write failed (the next pass tries again)."""
+        namespace, gang = key
+        podgang = self.podgangs.get(namespace, gang)
+        if podgang is None or self._unadmitted.get(key) == _rv(podgang):
+            return None
         try:
-            await self._set_status(podgang, PHASE_PENDING, cond.FALSE, REASON_RESET, reset.reason, now)
+            await self._set_status(podgang, PHASE_PENDING, cond.FALSE, reason, message, now)
         except KubeError as err:
-            log.warning("could not record reset of %s/%s: %s", reset.namespace, reset.gang, err)
+            log.warning("could not queue %s/%s again (%s): %s", namespace, gang, reason, err)
+            return None
+        self._unadmitted[key] = _rv(podgang)
+        return podgang
+
+    async def _reset(self, reset: Reset, now: datetime) -> None:
+        podgang = await self._requeue(reset.key, REASON_RESET, reset.reason, now)
+        if podgang is None:
             return
-        self._unadmitted[reset.key] = _rv(podgang)
         RESETS.inc()
         for pod in reset.pods:  # recreated gated by the reconciler and the pod webhook
             with contextlib.suppress(KubeError):
@@ -326,16 +336,10 @@ class Admitter:
         await self._event(podgang, "Warning", REASON_RESET, f"Gang reset: {reset.reason}", now)
 
     async def _unadmit(self, unadmit: Unadmit, now: datetime) -> None:
-        """Admitted=False (GangRecreated), phase Pending: the gang queues again once the informer has it."""
-        podgang = self.podgangs.get(unadmit.namespace, unadmit.gang)
-        if podgang is None or self._unadmitted.get(unadmit.key) == _rv(podgang):
+        """A gang whose pods were all recreated (gang termination) queues again as a new gang."""
+        podgang = await self._requeue(unadmit.key, REASON_RECREATED, unadmit.message, now)
+        if podgang is None:
             return
-        try:
-            await self._set_status(podgang, PHASE_PENDING, cond.FALSE, REASON_RECREATED, unadmit.message, now)
-        except KubeError as err:
-            log.warning("could not record un-admission of %s/%s: %s", unadmit.namespace, unadmit.gang, err)
-            return
-        self._unadmitted[unadmit.key] = _rv(podgang)
         RECREATED.inc()
         await self._event(podgang, "Normal", REASON_RECREATED, f"Gang queued again: {unadmit.message}", now)
 

@@ -45,6 +45,7 @@ from kubernetes_asyncio import client, watch
 
 from grove_api import constants as c
 from grove_api import hashing
+from grove_api.conditions import get_condition
 from tests.gang import node_pool
 from tests.kube import kubectl
 from tests.waiting import until
@@ -324,10 +325,7 @@ def env_of(pod: dict[str, Any]) -> dict[str, str]:
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
-    for cond in (obj.get("status") or {}).get("conditions") or []:
-        if cond.get("type") == kind:
-            return dict(cond)
-    return None
+    return get_condition((obj.get("status") or {}).get("conditions"), kind)
 
 
 @dataclass
@@ -518,6 +516,9 @@ class Workload:
         result = await until(f"{kind}={status}/{reason}", check, timeout=timeout)
         assert isinstance(result, dict)
         return result
+
+
+Start = Callable[..., Awaitable[Workload]]  # the `start` fixture (tests/e2e/conftest.py)
 
 
 async def quiet(tracker: PodTracker, seconds: float) -> None:

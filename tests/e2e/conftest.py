@@ -7,11 +7,13 @@ killing the operator in the middle of a release."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
 
 from tests.gang import GangInvariant
+from tests.podtracker import Start, workloads
 
 
 @pytest.fixture
@@ -29,3 +31,13 @@ async def gang_invariant(
     async with invariant:
         yield invariant
     invariant.check()
+
+
+@pytest.fixture
+async def start(
+    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
+) -> AsyncIterator[Start]:
+    """`await start(workload_factory, nodes=N, pods=P, ...)`: a workload on its own node pool, running
+    (tests/podtracker.py `workloads`)."""
+    async with workloads(cluster, api_client, namespace, gang_invariant) as start:
+        yield start

@@ -38,6 +38,7 @@ from kubernetes_asyncio import client
 from grove_api import constants as c
 from tests.gang import GangInvariant, Pool, bound_node, gated, node_pool, pod_dicts, wl1, wl2, workload
 from tests.kube import kubectl
+from tests.podtracker import condition
 from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("gang_invariant")
@@ -67,13 +68,6 @@ def gang_windows() -> tuple[float, float]:
 def ready(pod: dict[str, Any]) -> bool:
     conds = (pod.get("status") or {}).get("conditions") or []
     return any(x.get("type") == "Ready" and x.get("status") == "True" for x in conds)
-
-
-def condition(obj: dict[str, Any], type_: str) -> dict[str, Any] | None:
-    for x in (obj.get("status") or {}).get("conditions") or []:
-        if x.get("type") == type_:
-            return dict(x)
-    return None
 
 
 @dataclass

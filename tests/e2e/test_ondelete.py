@@ -16,7 +16,6 @@ Every scenario runs under the gang invariant with its default windows (tests/e2e
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -24,33 +23,24 @@ from kubernetes_asyncio import client
 
 from grove_api import constants as c
 from grove_api import hashing
-from tests.gang import GangInvariant, wl1
+from tests.gang import wl1
 from tests.podtracker import (
     UPDATE_TRIGGER,
     PodTracker,
+    Start,
     Workload,
     clique_of,
     condition,
     env_of,
     quiet,
-    workloads,
 )
 from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("gang_invariant")
 
-Start = Callable[..., Awaitable[Workload]]
 ALL = ("pc-a", "pc-b", "pc-c")
 QUIET = 4.0  # seconds of "nothing happens"
 HOSTNAME = "kubernetes.io/hostname"
-
-
-@pytest.fixture
-async def start(
-    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
-) -> AsyncIterator[Start]:
-    async with workloads(cluster, api_client, namespace, gang_invariant) as start:
-        yield start
 
 
 def wl1_ondelete(name: str, namespace: str, pool: str, **kw: Any) -> dict[str, Any]:

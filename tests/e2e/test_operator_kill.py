@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,11 +15,9 @@ from kubernetes_asyncio import client
 from grove_api import constants as c
 from localcluster import operator
 from tests.builders import clique, pcs
-from tests.gang import GangInvariant, wl1
-from tests.podtracker import PodTracker, Workload, condition, workloads
+from tests.gang import wl1
+from tests.podtracker import PodTracker, Start, condition
 from tests.waiting import until
-
-Start = Callable[..., Awaitable[Workload]]
 
 pytestmark = pytest.mark.usefixtures("gang_invariant")
 
@@ -154,14 +151,6 @@ async def test_kill_points_during_create_scale_and_delete(
 
 
 # --- rolling updates and gang termination survive a kill mid-way --------------------------------------
-
-
-@pytest.fixture
-async def start(
-    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
-) -> AsyncIterator[Start]:
-    async with workloads(cluster, api_client, namespace, gang_invariant) as start:
-        yield start
 
 
 async def test_rolling_update_survives_kills(

@@ -30,30 +30,20 @@ from __future__ import annotations
 
 import asyncio
 import copy
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
 from kubernetes_asyncio import client
 
 from grove_api import constants as c
-from tests.gang import GangInvariant, wl1
-from tests.podtracker import PodRecord, PodTracker, Workload, condition, quiet, workloads
+from tests.gang import wl1
+from tests.podtracker import PodRecord, PodTracker, Start, Workload, condition, quiet
 from tests.waiting import until
 
 pytestmark = pytest.mark.usefixtures("gang_invariant")
 
-Start = Callable[..., Awaitable[Workload]]
 ALL = ("pc-a", "pc-b", "pc-c")
 QUIET = 4.0  # seconds of "nothing happens"
-
-
-@pytest.fixture
-async def start(
-    cluster: Any, api_client: client.ApiClient, namespace: str, gang_invariant: GangInvariant
-) -> AsyncIterator[Start]:
-    async with workloads(cluster, api_client, namespace, gang_invariant) as start:
-        yield start
 
 
 async def replacing(t: PodTracker, what: str, where: Callable[[PodRecord], bool]) -> None:

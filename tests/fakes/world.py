@@ -14,7 +14,7 @@ from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
-from reconciler.planner.plan import plan
+from reconciler.planner.plan import Plan, plan
 from reconciler.planner.snapshot import Obj, Room, Snapshot
 
 KINDS = (
@@ -178,6 +178,15 @@ class World:
             secrets=part_of["Secret"],
             hpas=part_of["HorizontalPodAutoscaler"],
         )
+
+    def step(self, ns: str, name: str, run: bool = True) -> Plan:
+        """One pass: plan, apply every action, and (`run`) let the scheduler and KWOK run every pod."""
+        result = plan(self.snapshot(ns, name))
+        for action in result.actions:
+            self.apply(action)
+        if run:
+            self.run_pods()
+        return result
 
     def reconcile(self, ns: str, name: str, max_passes: int = 20) -> int:
         """Plan and apply until the planner has nothing left to do; returns the number of passes."""

@@ -11,7 +11,7 @@ from typing import Any
 from grove_api import constants as c
 from grove_api import hashing
 from reconciler.planner.actions import Delete, Ref
-from reconciler.planner.plan import Plan, plan
+from reconciler.planner.plan import Plan
 from reconciler.planner.snapshot import PodKey
 from tests import builders as b
 from tests.fakes.world import World, create_pcs
@@ -34,12 +34,7 @@ def workload(replicas: int = 2, strategy: str | None = None) -> dict[str, Any]:
 
 
 def step(world: World, run: bool = True) -> Plan:
-    result = plan(world.snapshot("default", "w"))
-    for action in result.actions:
-        world.apply(action)
-    if run:
-        world.run_pods()
-    return result
+    return world.step("default", "w", run)
 
 
 def running(doc: dict[str, Any]) -> World:

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from grove_api import constants as c
 from reconciler.planner.actions import Ref
-from reconciler.planner.plan import Plan, plan
+from reconciler.planner.plan import Plan
 from tests import builders as b
 from tests.fakes.world import World, create_pcs
 
@@ -32,12 +32,7 @@ def workload(
 
 
 def step(world: World, run: bool = True) -> Plan:
-    result = plan(world.snapshot("default", "w"))
-    for action in result.actions:
-        world.apply(action)
-    if run:
-        world.run_pods()
-    return result
+    return world.step("default", "w", run)
 
 
 def settle(world: World, run: bool = True, passes: int = 6) -> list[Plan]:
