@@ -34,6 +34,7 @@ from reconciler.planner.topology import levels_of, topology_name
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, PodCliqueSet name)
+POD_EVENT_BATCH_SECONDS = 0.25
 MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}
 # Children the snapshot holds, by the Snapshot field they fill.
 CHILDREN: dict[str, resources.Resource] = {
@@ -115,8 +116,14 @@ class Manager:
             self.queue.add((meta.get("namespace", ""), pcs))
 
     def _on_pod(self, event: str, obj: Obj) -> None:
+        """Pod events come in storms (every pod of a large PodCliqueSet goes gated → released → bound →
+        Ready within seconds); they wake the PodCliqueSet after a short batching delay, so a storm makes a
+        few passes over the whole tree rather than one per event, leaving the CPU to the admitter."""
         self.expectations.observe(obj, deleted=event == "DELETED")
-        self._on_child(event, obj)
+        meta = obj.get("metadata", {})
+        pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
+        if pcs:
+            self.queue.add_after((meta.get("namespace", ""), pcs), POD_EVENT_BATCH_SECONDS)
 
     def _on_topology(self, event: str, obj: Obj) -> None:
         """A binding appeared, changed or went: the PodCliqueSets whose constraints name it."""

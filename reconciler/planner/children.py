@@ -68,7 +68,9 @@ def standalone_cliques(snap: Snapshot) -> list[Obj]:
 
 
 def template_hash(snap: Snapshot, clique: Obj) -> str:
-    return pod_template_hash(clique, snap.template.get("priorityClassName"))
+    """The clique's pod-template hash (computed once per snapshot)."""
+    found = snap.template_hashes.get(str(clique.get("name")))
+    return found if found is not None else pod_template_hash(clique, snap.template.get("priorityClassName"))
 
 
 def _dependency_names(snap: Snapshot, clique_name: str, replica: int) -> list[str]:
@@ -117,7 +119,8 @@ def starts_after(
 
 
 def _clique_spec(clique: Obj, existing: Obj | None, deps: list[str]) -> Obj:
-    spec: Obj = copy.deepcopy(clique.get("spec", {}))
+    # A shallow copy: the nested template is shared, never modified (podSpec is replaced, not edited).
+    spec: Obj = dict(clique.get("spec", {}))
     if existing is not None and existing.get("spec", {}).get("replicas") is not None:
         spec["replicas"] = existing["spec"]["replicas"]
     if deps:

@@ -252,7 +252,7 @@ def statuses(
     this pass (they get GangTerminationInProgress)."""
     rollout = rollout or update.Rollout()
     generation = hashing.generation_hash(snap.pcs)
-    hashes = hashing.clique_template_hashes(snap.pcs)
+    hashes = snap.template_hashes
     actions: list[Action] = []
     live_cliques = [
         q

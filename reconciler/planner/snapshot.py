@@ -8,6 +8,8 @@ from datetime import datetime
 from functools import cached_property
 from typing import Any, Protocol
 
+from grove_api.hashing import clique_template_hashes
+
 Obj = dict[str, Any]
 PodKey = tuple[str, str]  # (namespace, name)
 
@@ -96,6 +98,11 @@ class Snapshot:
     @property
     def replicas(self) -> int:
         return int(self.spec.get("replicas") or 0)
+
+    @cached_property
+    def template_hashes(self) -> dict[str, str]:
+        """Pod-template hash of every clique of the template, by clique name."""
+        return clique_template_hashes(self.pcs)
 
     @cached_property
     def owner_uids(self) -> frozenset[str]:

@@ -39,7 +39,7 @@ from grove_api import naming
 
 from . import podstate, status
 from .actions import Action, Delete, Ref
-from .children import group_configs, standalone_cliques, template_clique_of, template_hash
+from .children import group_configs, standalone_cliques, template_clique_of
 from .pods import build_pod, is_active, pod_index, pod_ref
 from .snapshot import Obj, PodKey, Snapshot, is_deleting, labels_of, name_of, uid_of
 
@@ -218,7 +218,7 @@ class _Replica:
 
 
 def _replicas(snap: Snapshot, desired_cliques: Mapping[str, Obj]) -> list[_Replica]:
-    hashes = {q["name"]: template_hash(snap, q) for q in snap.template.get("cliques") or []}
+    hashes = snap.template_hashes
     out = []
     for i in range(snap.replicas):
         cliques = []
@@ -487,7 +487,7 @@ def _fits_replica(snap: Snapshot, r: _GroupReplica, desired: Mapping[str, Obj]) 
 
 def _on_delete_progress(snap: Snapshot, generation: str, out: Rollout, now: str) -> None:
     """OnDelete: every PodClique and group gets an already finished progress for the new generation."""
-    hashes = {q["name"]: template_hash(snap, q) for q in snap.template.get("cliques") or []}
+    hashes = snap.template_hashes
     for name, pclq in snap.podcliques.items():
         if is_deleting(pclq) or not snap.controls(pclq):
             continue
