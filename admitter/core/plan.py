@@ -232,7 +232,11 @@ class Planner:
         for e in entries:
             if e.gang.admitted:
                 if not any(g.placed for g in e.members.groups):
-                    unadmits.append(self._unadmit(e))
+                    # Recreated pods waiting (gated): queue again. No pod at all (the PodCliqueSet is being
+                    # deleted or scaled in, or the pods are between deletion and re-creation): nothing to
+                    # write, or a teardown would write a status and an Event per gang.
+                    if any(g.gated for g in e.members.groups):
+                        unadmits.append(self._unadmit(e))
                     continue
                 reset = self._reset(e, now)
                 if reset is not None:

@@ -3,6 +3,7 @@ recreated queue again. Each pass is checked against a long-lived incremental Pla
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from admitter.core import decision as d
@@ -280,18 +281,24 @@ def test_recreated_gang_is_unadmitted_and_queues_again_all_or_nothing() -> None:
     assert run.plan(now=103) == Decision()
 
 
-def test_recreated_gang_is_unadmitted_before_its_pods_exist_and_not_reset() -> None:
+def test_gang_without_pods_is_left_alone_until_recreated_pods_appear() -> None:
+    """Every pod gone (a teardown or scale-in, or pods between deletion and re-creation): no reset and no
+    un-admission, so deleting a PodCliqueSet writes nothing per gang; once recreated pods wait, the gang
+    is un-admitted (not reset) and queues as a new gang."""
     run = Run(4, config=PlanConfig(bind_timeout_seconds=60))
     sim = run.sim
     sim.add_gang("g", size=2)
     run.step()
-    for name in ("g-w-0", "g-w-1"):
+    snapshot = {name: copy.deepcopy(sim.pods[name]) for name in ("g-w-0", "g-w-1")}
+    for name in snapshot:
         sim.delete_pod(name)
     decision = run.plan(now=1000)  # long after admission: the reset would fire, but nothing is placed
+    assert decision.unadmit == () and decision.reset == () and decision.release == ()
+    for name, old in snapshot.items():  # recreated, gated
+        sim.pods[name] = old
+    sim.recreate("g", now=1000)
+    decision = run.plan(now=1000)
     assert decision.unadmit == (Unadmit(NS, "g", UNADMITTED),) and decision.reset == ()
-    sim.execute(decision, now=1000)
-    waiting = run.plan(now=1001)
-    assert [(w.gang, w.reason) for w in waiting.waiting] == [("g", d.REASON_PODS_PENDING)]
 
 
 def test_gang_with_a_pod_still_bound_is_not_unadmitted() -> None:
