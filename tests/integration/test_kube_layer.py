@@ -164,10 +164,12 @@ async def test_client_facade_on_a_podcliqueset(
     assert applied["metadata"]["labels"]["team"] == "a"
     assert any(m["manager"] == c.FIELD_MANAGER for m in applied["metadata"]["managedFields"])
 
-    patched = await kube.patch_status(ref, {"hpaPodSelector": "team=a", "observedGeneration": 1})
-    assert patched["status"]["hpaPodSelector"] == "team=a" and patched["status"]["observedGeneration"] == 1
+    # podGangStatuses: a status field the operator never writes, so its passes cannot race this check.
+    gangs = [{"name": "facade-0", "phase": "Pending"}]
+    patched = await kube.patch_status(ref, {"podGangStatuses": gangs, "observedGeneration": 1})
+    assert patched["status"]["podGangStatuses"] == gangs and patched["status"]["observedGeneration"] == 1
     patched = await kube.patch_status(ref, {"observedGeneration": 2})  # merge patch: other fields stay
-    assert patched["status"]["hpaPodSelector"] == "team=a" and patched["status"]["observedGeneration"] == 2
+    assert patched["status"]["podGangStatuses"] == gangs and patched["status"]["observedGeneration"] == 2
 
     await kube.apply(
         builders.pcs(
