@@ -35,7 +35,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Coroutine, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -81,6 +81,7 @@ FIELD_MANAGER = "grove-gang-admitter"
 COMPONENT = "grove-gang-admitter"
 CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
 REASON_ADMITTED = "GangAdmitted"
+REASON_GANGS_ADMITTED = "GangsAdmitted"  # on the PodCliqueSet: the gangs one pass admitted
 REASON_RESET = "GangReset"
 # Admitted=True, but replacement pods do not all fit (the PodCliqueSet summary reports it as waiting)
 HOSTNAME_LABEL = "kubernetes.io/hostname"
@@ -91,6 +92,7 @@ SETTLE_SECONDS = 1.0
 DEBOUNCE_SECONDS = 0.01  # a burst of watch events makes one pass
 CONCURRENCY = 32
 STATUS_CONCURRENCY = 4
+PHASE_WRITES_PER_SECOND = 20  # gangs marked Running (see Admitter._phase_budget)
 QUIET_SECONDS = 10.0  # a new PodGang waiting for its pods gets its first condition only after this long
 
 
@@ -156,6 +158,7 @@ class Admitter:
         self._unadmitted: dict[tuple[str, str], int] = {}
         self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
+        self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         self.model.add_listener(self._on_capacity)
 
     # -- events -> model ---------------------------------------------------------------------------------
@@ -242,12 +245,13 @@ class Admitter:
             PENDING.labels(reason).set(waiting.get(reason, 0))
         self._pending_reasons |= set(waiting)
         REPLACEMENTS_BLOCKED.set(len(decision.restore_blocked))
-        await asyncio.gather(
+        results = await asyncio.gather(
             *(self._admit(a, now) for a in decision.admit),
             *(self._release(r.namespace, r.pod, r.node) for r in decision.release),
             *(self._reset(r, now) for r in decision.reset),
             *(self._unadmit(u, now) for u in decision.unadmit),
         )
+        await self._report_admitted([r for r in results[: len(decision.admit)] if r is not None], now)
         await self._record_waiting(decision, now)
         await self._record_replacements(decision, now)
         if decision.admit or decision.release or decision.reset or decision.unadmit:
@@ -268,10 +272,17 @@ class Admitter:
 
     # -- carrying decisions out --------------------------------------------------------------------------
 
-    async def _admit(self, admit: Admit, now: datetime) -> None:
+    async def _admit(self, admit: Admit, now: datetime) -> tuple[JSON, int] | None:
+        """Record the admission, then release the pods; the PodGang and the number of pods released, or None
+        when nothing was released. A gang that had to wait gets its own Event; the others are reported
+        together on their PodCliqueSet (`_report_admitted`): an Event per gang would be 500 writes when a
+        big PodCliqueSet starts, while the scheduler needs the apiserver most."""
         podgang = self.podgangs.get(admit.namespace, admit.gang)
         if podgang is None:
-            return
+            return None
+        waited = (cond.get_condition(_conditions(podgang), CONDITION_ADMITTED) or {}).get(
+            "status"
+        ) == cond.FALSE
         nodes = len(set(admit.placements.values()))
         pods = len(admit.placements)
         message = (
@@ -282,7 +293,7 @@ class Admitter:
             await self._set_status(podgang, PHASE_ADMITTED, cond.TRUE, REASON_ADMITTED, message, now)
         except KubeError as err:  # nothing released: the next pass tries again
             log.warning("could not record admission of %s/%s: %s", admit.namespace, admit.gang, err)
-            return
+            return None
         ADMITTED.inc()
         age = _age(podgang, now)
         if age != float("inf"):
@@ -290,7 +301,27 @@ class Admitter:
         await asyncio.gather(
             *(self._release(admit.namespace, pod, node) for pod, node in admit.placements.items())
         )
-        await self._event(podgang, "Normal", REASON_ADMITTED, f"Gang admitted: {message}", now)
+        if waited:
+            await self._event(podgang, "Normal", REASON_ADMITTED, f"Gang admitted: {message}", now)
+        return podgang, pods
+
+    async def _report_admitted(self, admitted: list[tuple[JSON, int]], now: datetime) -> None:
+        """One Normal Event per PodCliqueSet for the gangs this pass admitted."""
+        by_owner: dict[str, tuple[JSON, list[str], int]] = {}
+        for podgang, pods in admitted:
+            pcs = _podcliqueset_of(podgang)
+            if pcs is not None:
+                _, names, count = by_owner.setdefault(pcs["metadata"]["uid"], (pcs, [], 0))
+                names.append(podgang["metadata"]["name"])
+                by_owner[pcs["metadata"]["uid"]] = (pcs, names, count + pods)
+        for pcs, names, pods in by_owner.values():
+            names.sort()
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+            gangs = f"{len(names)} gang{'s' if len(names) != 1 else ''}"
+            message = f"{gangs} admitted ({pods} pods released): {shown}"
+            await self._create_event(
+                event(pcs, "Normal", REASON_GANGS_ADMITTED, message, now, component=COMPONENT)
+            )
 
     async def _release(self, namespace: str, pod: str, node: str) -> None:
         hostname = self.model.hostname_of(node)
@@ -444,15 +475,29 @@ class Admitter:
                 with contextlib.suppress(KubeError):
                     await self._set_status(podgang, PHASE_RUNNING, cond.TRUE, REASON_ADMITTED, message, now)
 
-        writes = []
+        writes: list[Coroutine[Any, Any, None]] = []
+        budget = self._phase_budget()
         for podgang in self.podgangs.list():
+            if len(writes) >= budget:
+                break  # the rest in a later pass
             if (podgang.get("status") or {}).get("phase") != PHASE_ADMITTED:
                 continue
             namespace = podgang["metadata"]["namespace"]
             pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
             if podgang_running(podgang, [p for p in pods if p is not None]):
                 writes.append(running(podgang))
+        self._phase_tokens -= len(writes)
         await asyncio.gather(*writes)
+
+    def _phase_budget(self) -> int:
+        """Phase writes allowed now (a token bucket of PHASE_WRITES_PER_SECOND): when a big PodCliqueSet
+        starts, its gangs turning Running would otherwise add a write per gang while the apiserver is still
+        binding and starting the later pods; the phase is for people, a few seconds late costs nothing."""
+        now = time.monotonic()
+        refill = (now - self._phase_refilled) * PHASE_WRITES_PER_SECOND
+        self._phase_tokens = min(float(PHASE_WRITES_PER_SECOND), self._phase_tokens + refill)
+        self._phase_refilled = now
+        return int(self._phase_tokens)
 
     async def _set_status(
         self, podgang: JSON, phase: str, status: str, reason: str, message: str, now: datetime
@@ -463,10 +508,9 @@ class Admitter:
         await self.client.apply_status(ref, {"phase": phase, "conditions": ours}, FIELD_MANAGER)
 
     async def _event(self, podgang: JSON, type_: str, reason: str, message: str, now: datetime) -> None:
-        """On the PodGang; warnings also on its PodCliqueSet (what `kubectl describe pcs` shows). Normal
-        admissions stay on the PodGang: one per gang on the PodCliqueSet would drown everything else."""
+        """On the PodGang; warnings also on its PodCliqueSet (what `kubectl describe pcs` shows)."""
         meta = podgang["metadata"]
-        events = [
+        await self._create_event(
             event(
                 {"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, **podgang},
                 type_,
@@ -475,29 +519,18 @@ class Admitter:
                 now,
                 component=COMPONENT,
             )
-        ]
-        owner = next(
-            (
-                o
-                for o in meta.get("ownerReferences") or []
-                if o.get("kind") == c.KIND_PODCLIQUESET and o.get("controller")
-            ),
-            None,
         )
-        if owner is not None and type_ == "Warning":
-            pcs = {
-                "apiVersion": c.API_VERSION,
-                "kind": c.KIND_PODCLIQUESET,
-                "metadata": {"name": owner["name"], "namespace": meta["namespace"], "uid": owner["uid"]},
-            }
-            events.append(
+        pcs = _podcliqueset_of(podgang)
+        if pcs is not None and type_ == "Warning":
+            await self._create_event(
                 event(pcs, type_, reason, f"PodGang {meta['name']}: {message}", now, component=COMPONENT)
             )
-        for body in events:
-            try:
-                await self.client.create(body)
-            except KubeError as err:
-                log.warning("could not record an event: %s", err)
+
+    async def _create_event(self, body: JSON) -> None:
+        try:
+            await self.client.create(body)
+        except KubeError as err:
+            log.warning("could not record an event: %s", err)
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -525,6 +558,19 @@ class Admitter:
         finally:
             for informer in informers:
                 informer.stop()
+
+
+def _podcliqueset_of(podgang: JSON) -> JSON | None:
+    """The PodCliqueSet that controls the PodGang, as an object reference Events can name."""
+    meta = podgang["metadata"]
+    for owner in meta.get("ownerReferences") or []:
+        if owner.get("kind") == c.KIND_PODCLIQUESET and owner.get("controller"):
+            return {
+                "apiVersion": c.API_VERSION,
+                "kind": c.KIND_PODCLIQUESET,
+                "metadata": {"name": owner["name"], "namespace": meta["namespace"], "uid": owner["uid"]},
+            }
+    return None
 
 
 def _age(obj: JSON, now: datetime) -> float:

@@ -9,7 +9,12 @@ Scaled PodGang:           <pcs>-<i>-<sg>-<j - sg.minAvailable>
 
 from __future__ import annotations
 
+import hashlib
+
 POD_NAME_SUFFIX_LENGTH = 5  # the apiserver's generateName suffix
+# The apiserver's generateName alphabet (k8s.io/apimachinery/pkg/util/rand): no vowels, no 0/1/3.
+POD_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+MAX_NAME_LENGTH = 63
 
 
 def pcs_replica(pcs: str, replica: int) -> str:
@@ -49,6 +54,15 @@ def headless_service(pcs: str, replica: int) -> str:
 
 def pod_generate_name(podclique: str) -> str:
     return f"{podclique}-"
+
+
+def pod_name(podclique: str, seed: str) -> str:
+    """`<podclique>-<5 chars>`, as generateName would make it, but chosen by us from `seed`: the operator
+    knows a pod's name before creating it, so the PodGang can list the pod in the same pass. Like the
+    apiserver, the prefix is cut so the name fits 63 characters."""
+    digest = hashlib.sha256(seed.encode()).digest()
+    suffix = "".join(POD_NAME_ALPHABET[b % len(POD_NAME_ALPHABET)] for b in digest[:POD_NAME_SUFFIX_LENGTH])
+    return pod_generate_name(podclique)[: MAX_NAME_LENGTH - POD_NAME_SUFFIX_LENGTH] + suffix
 
 
 def pod_hostname(podclique: str, pod_index: int) -> str:

@@ -12,6 +12,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
+from reconciler.kube.client import plain_session
 from webhook import registration
 
 log = logging.getLogger(__name__)
@@ -30,7 +31,7 @@ async def api_client(kubeconfig: str | None, config: OperatorConfiguration) -> A
         kube_config.load_incluster_config(client_configuration=conf)  # type: ignore[no-untyped-call]
     # Watches (later: one per kind) and admission lookups share this pool.
     conf.connection_pool_maxsize = max(100, config.runtime_client_connection.burst)
-    return ApiClient(configuration=conf)
+    return plain_session(ApiClient(configuration=conf))
 
 
 async def _get(client: ApiClient, path: str, accept: str = "application/json") -> Any:

@@ -15,17 +15,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
+import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from kubernetes_asyncio import client
 
 from grove_api import constants as c
+from localcluster import api as api_probe
 from localcluster import cluster as localcluster
 from localcluster import operator
 from localcluster.state import ClusterInfo
@@ -62,6 +67,34 @@ def fixture(replicas: int) -> dict[str, Any]:
     }
 
 
+def pod_phases(pods: list[dict[str, Any]], start: datetime) -> dict[str, dict[str, float]]:
+    """Median, p90 and last second (since `start`) at which the pods were created, bound (PodScheduled) and
+    Ready, from the apiserver's timestamps (1 s resolution): which step of the pipeline is late."""
+
+    def since(stamp: str | None) -> float | None:
+        return None if not stamp else (datetime.fromisoformat(stamp) - start).total_seconds()
+
+    def at(pod: dict[str, Any], kind: str) -> float | None:
+        conds = {x.get("type"): x for x in pod.get("status", {}).get("conditions") or []}
+        return since((conds.get(kind) or {}).get("lastTransitionTime"))
+
+    steps = {
+        "created": [since(p["metadata"].get("creationTimestamp")) for p in pods],
+        "bound": [at(p, "PodScheduled") for p in pods],
+        "ready": [at(p, "Ready") for p in pods],
+    }
+    out = {}
+    for step, values in steps.items():
+        known = sorted(v for v in values if v is not None)
+        if known:
+            out[step] = {
+                "median": known[len(known) // 2],
+                "p90": known[int(len(known) * 0.9)],
+                "last": known[-1],
+            }
+    return out
+
+
 def _ready(pod: dict[str, Any]) -> bool:
     return any(
         cond.get("type") == "Ready" and cond.get("status") == "True"
@@ -70,18 +103,60 @@ def _ready(pod: dict[str, Any]) -> bool:
 
 
 class Sampler:
-    """Counts pods (existing, Ready) with a label selector, recording a timeline."""
+    """Counts pods (existing, Ready) with a label selector from a watch, recording a timeline. (Listing a
+    thousand pods four times a second cost the apiserver about 6 % of its CPU while pods were starting:
+    the observer must not slow down what it measures.)"""
 
     def __init__(self, core: client.CoreV1Api, selector: str) -> None:
         self.core = core
         self.selector = selector
         self.timeline: Timeline = []
+        self._pods: dict[str, dict[str, Any]] = {}
+        self._changed = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
 
-    async def count(self, start: float) -> tuple[int, int]:
+    @property
+    def pods(self) -> list[dict[str, Any]]:
+        return list(self._pods.values())
+
+    async def start(self) -> None:
+        """List, then watch from there (until `stop`)."""
         resp = await self.core.list_namespaced_pod(
             NAMESPACE, label_selector=self.selector, _preload_content=False
         )
-        items = json.loads(await resp.read())["items"]
+        listed = json.loads(await resp.read())
+        self._pods = {p["metadata"]["name"]: p for p in listed["items"]}
+        self._task = asyncio.create_task(self._watch(listed["metadata"]["resourceVersion"]))
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _watch(self, version: str) -> None:
+        while True:
+            resp = await self.core.list_namespaced_pod(
+                NAMESPACE,
+                label_selector=self.selector,
+                watch=True,
+                resource_version=version,
+                allow_watch_bookmarks=True,
+                timeout_seconds=600,
+                _preload_content=False,
+            )
+            async for line in resp.content:
+                event = json.loads(line)
+                pod = event["object"]
+                if event["type"] == "ERROR":
+                    raise RuntimeError(f"pod watch failed: {pod}")
+                version = pod["metadata"]["resourceVersion"]
+                if event["type"] == "DELETED":
+                    self._pods.pop(pod["metadata"]["name"], None)
+                elif event["type"] != "BOOKMARK":
+                    self._pods[pod["metadata"]["name"]] = pod
+                self._changed.set()
+
+    def count(self, start: float) -> tuple[int, int]:
+        items = self.pods
         live = [p for p in items if not p["metadata"].get("deletionTimestamp")]
         counts = (len(items), sum(1 for p in live if _ready(p)))
         self.timeline.append((round(time.perf_counter() - start, 3), *counts))
@@ -89,13 +164,17 @@ class Sampler:
 
     async def until(self, start: float, done: Callable[[int, int], bool], timeout: float = 600) -> float:
         while True:
-            existing, ready = await self.count(start)
+            self._changed.clear()
+            existing, ready = self.count(start)
             elapsed = time.perf_counter() - start
             if done(existing, ready):
                 return round(elapsed, 2)
             if elapsed > timeout:
                 raise TimeoutError(f"milestone not reached after {timeout}s ({existing} pods, {ready} Ready)")
-            await asyncio.sleep(0.25)
+            if self._task is not None and self._task.done():
+                self._task.result()  # the watch failed: say why
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 0.25)
 
 
 async def _bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int = 32) -> None:
@@ -108,9 +187,10 @@ async def _bounded(calls: list[Callable[[], Awaitable[Any]]], limit: int = 32) -
     await asyncio.gather(*(one(call) for call in calls))
 
 
-async def raw_baseline(api: client.ApiClient) -> tuple[dict[str, float], Timeline]:
+async def raw_baseline(api: client.ApiClient, probe: Probe) -> tuple[dict[str, Any], Timeline]:
     core = client.CoreV1Api(api)
     sampler = Sampler(core, "bench=raw")
+    await sampler.start()
 
     def pod(i: int) -> dict[str, Any]:
         return {
@@ -120,27 +200,40 @@ async def raw_baseline(api: client.ApiClient) -> tuple[dict[str, float], Timelin
             "spec": {"containers": [CONTAINER], "tolerations": [TOLERATION]},
         }
 
+    before = probe.snapshot()
+    wall = datetime.now(UTC).replace(microsecond=0)
     start = time.perf_counter()
     await _bounded([lambda i=i: core.create_namespaced_pod(NAMESPACE, pod(i)) for i in range(PODS)])
     created = await sampler.until(start, lambda n, _r: n >= PODS)
     ready = await sampler.until(start, lambda _n, r: r >= PODS)
+    window = {**probe.since(before), "pods": pod_phases(sampler.pods, wall)}
     timeline = list(sampler.timeline)  # the chart shows the create phase
     start_delete = time.perf_counter()
     await _bounded([lambda i=i: core.delete_namespaced_pod(f"raw-{i}", NAMESPACE) for i in range(PODS)])
     deleted = await sampler.until(start_delete, lambda n, _r: n == 0)
-    return {"created": created, "ready": ready, "delete_to_zero": deleted}, timeline
+    sampler.stop()
+    return {
+        "created": created,
+        "ready": ready,
+        "delete_to_zero": deleted,
+        "create_to_ready": window,
+    }, timeline
 
 
-async def with_operator(api: client.ApiClient) -> tuple[dict[str, float], Timeline]:
+async def with_operator(api: client.ApiClient, probe: Probe) -> tuple[dict[str, Any], Timeline]:
     core = client.CoreV1Api(api)
     objects = client.CustomObjectsApi(api)
     sampler = Sampler(core, f"{c.LABEL_PART_OF}={NAME}")
+    await sampler.start()
+    before = probe.snapshot()
+    wall = datetime.now(UTC).replace(microsecond=0)
     start = time.perf_counter()
     await objects.create_namespaced_custom_object(
         c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, fixture(REPLICAS)
     )
     created = await sampler.until(start, lambda n, _r: n >= PODS)
     ready = await sampler.until(start, lambda _n, r: r >= PODS)
+    window = {**probe.since(before), "pods": pod_phases(sampler.pods, wall)}
 
     async def available() -> float:
         while True:
@@ -167,12 +260,14 @@ async def with_operator(api: client.ApiClient) -> tuple[dict[str, float], Timeli
     start_delete = time.perf_counter()
     await objects.delete_namespaced_custom_object(c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, NAME)
     deleted = await sampler.until(start_delete, lambda n, _r: n == 0)
+    sampler.stop()
     return {
         "created": created,
         "ready": ready,
         "pcs_available": pcs_available,
         "scale_500_to_250": scaled,
         "delete_to_zero": deleted,
+        "create_to_ready": window,
     }, timeline
 
 
@@ -182,6 +277,80 @@ def _proc(pid: int) -> dict[str, float]:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = int(fields[11]) + int(fields[12])  # utime + stime
     return {"peak_rss_mb": round(peak / 1024, 1), "cpu_seconds": round(ticks / os.sysconf("SC_CLK_TCK"), 1)}
+
+
+class Probe:
+    """CPU seconds of every cluster process and the apiserver's requests (by verb and resource) over a window:
+    where the time between create and Ready goes (the README's analysis is made from these numbers)."""
+
+    def __init__(self, info: ClusterInfo) -> None:
+        self.info = info
+        self.ctx = api_probe.ssl_context(info.ca_file, info.admin_cert_file, info.admin_key_file)
+
+    def _pids(self) -> dict[str, int]:
+        pids = dict(self.info.pids)
+        state = operator.load_state(self.info.state_dir)
+        if state is not None:
+            pids["grove-operator"] = state.pid
+        return pids
+
+    def _requests(self) -> Counter[str]:
+        """Requests served so far by "VERB resource[/subresource][ code]" (the code only when not 2xx), and
+        under "seconds VERB resource" the time spent serving them (apiserver_request_duration_seconds)."""
+        _status, body = api_probe.get(f"{self.info.apiserver_url}/metrics", self.ctx, timeout=10)
+        counts: Counter[str] = Counter()
+        for line in body.decode().splitlines():
+            metric, _, rest = line.partition("{")
+            if metric not in ("apiserver_request_total", "apiserver_request_duration_seconds_sum"):
+                continue
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', rest.split("}", 1)[0]))
+            resource = "/".join(x for x in (labels.get("resource"), labels.get("subresource")) if x)
+            value = float(line.rsplit(" ", 1)[1])
+            if metric == "apiserver_request_total":
+                code = labels.get("code", "")
+                failed = "" if code.startswith("2") else f" {code}"
+                counts[f"{labels.get('verb')} {resource}{failed}"] += int(value)
+            else:
+                counts[f"seconds {labels.get('verb')} {resource}"] += value
+        return counts
+
+    async def quiet(self, seconds: float = 3.0, timeout: float = 120.0) -> None:
+        """Wait until no pod has been written for `seconds`: KWOK works through pod deletions with four
+        workers, and a backlog left by one phase must not be counted in (nor slow down) the next one."""
+        deadline = time.monotonic() + timeout
+        last = -1
+        while time.monotonic() < deadline:
+            writes = sum(
+                n
+                for key, n in self._requests().items()
+                if key.split(" ")[1].startswith("pods") and not key.startswith(("GET", "LIST", "WATCH"))
+            )
+            if writes == last:
+                return
+            last = writes
+            await asyncio.sleep(seconds)
+        raise TimeoutError(f"the cluster kept writing pods for {timeout}s")
+
+    def snapshot(self) -> tuple[dict[str, float], Counter[str]]:
+        return {name: _proc(pid)["cpu_seconds"] for name, pid in self._pids().items()}, self._requests()
+
+    def since(self, before: tuple[dict[str, float], Counter[str]]) -> dict[str, Any]:
+        cpu, requests = self.snapshot()
+        used = {name: round(cpu[name] - before[0].get(name, 0.0), 1) for name in cpu}
+        grown = requests - before[1]
+        counts = Counter({k: n for k, n in grown.items() if not k.startswith("seconds ")})
+        top = dict(counts.most_common(25))
+        latency = {  # mean milliseconds per request, for the busiest request kinds
+            key: round(1000 * grown[f"seconds {key}"] / n, 1)
+            for key, n in top.items()
+            if f"seconds {key}" in grown
+        }
+        return {
+            "cpu_seconds": dict(sorted(used.items(), key=lambda kv: -kv[1])),
+            "apiserver_requests_total": sum(counts.values()),
+            "apiserver_requests": top,
+            "apiserver_mean_ms": latency,
+        }
 
 
 def chart(raw: Timeline, ours: Timeline, path: Path) -> None:
@@ -205,12 +374,15 @@ def chart(raw: Timeline, ours: Timeline, path: Path) -> None:
 
 
 async def run(info: ClusterInfo) -> dict[str, Any]:
+    probe = Probe(info)
     async with info.api_client() as api:
         await client.CoreV1Api(api).create_namespace(
             client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE))
         )
-        raw, raw_timeline = await raw_baseline(api)
-        ours, our_timeline = await with_operator(api)
+        await probe.quiet()
+        raw, raw_timeline = await raw_baseline(api, probe)
+        await probe.quiet()
+        ours, our_timeline = await with_operator(api, probe)
     return {"raw": raw, "operator": ours, "timelines": {"raw": raw_timeline, "operator": our_timeline}}
 
 

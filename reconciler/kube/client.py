@@ -1,9 +1,11 @@
 """A small typed facade over one kubernetes_asyncio `ApiClient`: raw dicts in, raw dicts out.
 
-Every call goes through `ApiClient.call_api(..., _preload_content=False)` on the generic REST path built from
+Every call is one request on the `ApiClient`'s aiohttp session, on the generic REST path built from
 `resources.Resource`, so core kinds and Grove's custom resources are handled alike and no model objects are
-built. Note that with `_preload_content=False` the library does not raise for HTTP errors: this module checks
-the status itself and maps failures to a small exception hierarchy carrying the apiserver's message:
+built. The library's `call_api` is bypassed: it walks every request body to "sanitize" it, which costs more than
+the request itself at a thousand pods. `plain_session` makes that session skip aiohttp's per-request proxy and
+~/.netrc lookups (a file read in a thread per request). This module checks the status itself and maps failures
+to a small exception hierarchy carrying the apiserver's message:
 
     KubeError
       NotFound (404)   AlreadyExists (409, reason AlreadyExists)   Conflict (409 otherwise)
@@ -17,6 +19,7 @@ import contextlib
 import json
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 import aiohttp
 from kubernetes_asyncio.client import ApiClient
@@ -128,6 +131,21 @@ def _selector(selector: str | dict[str, str] | None) -> str | None:
 
 
 # --- client ------------------------------------------------------------------------------------------------
+def plain_session(api: ApiClient) -> ApiClient:
+    """Give `api` an aiohttp session that ignores the environment (call inside the event loop).
+
+    kubernetes_asyncio opens its session with `trust_env=True`: then every request looks up proxy variables and
+    reads ~/.netrc in the default thread pool, about a tenth of the operator's CPU during a 1,000-pod create.
+    An operator talks to one apiserver whose address and credentials come from its kubeconfig or
+    ServiceAccount, so it has no use for either. The connection pool (and its TLS settings) is kept.
+    """
+    rest = api.rest_client
+    connector = rest.pool_manager.connector
+    rest.pool_manager.detach()  # the old session lets go of the pool without closing it
+    rest.pool_manager = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**21)
+    return api
+
+
 class KubeClient:
     """The operator's only path to the apiserver. One instance wraps one shared `ApiClient`.
 
@@ -158,16 +176,25 @@ class KubeClient:
         timeout: aiohttp.ClientTimeout | None = None,
     ) -> aiohttp.ClientResponse:
         """Send a request and return the unread response (status checked: raises on non-2xx)."""
+        conf = self.api.configuration
+        headers = {
+            "Accept": CONTENT_JSON,
+            "Content-Type": content_type,
+            "User-Agent": str(self.api.user_agent),
+        }
+        token = await conf.get_api_key_with_prefix("BearerToken") if "BearerToken" in conf.api_key else None
+        if token:
+            headers["Authorization"] = str(token)
+        url = f"{conf.host}{path}" + (f"?{urlencode(list(query))}" if query else "")
+        data = body if body is None or isinstance(body, bytes) else json.dumps(body)
         try:
-            resp: aiohttp.ClientResponse = await self.api.call_api(
-                path,
+            resp: aiohttp.ClientResponse = await self.api.rest_client.pool_manager.request(
                 method,
-                query_params=list(query),
-                header_params={"Accept": CONTENT_JSON, "Content-Type": content_type},
-                body=body,
-                auth_settings=["BearerToken"],
-                _preload_content=False,
-                _request_timeout=timeout or self._timeout,
+                url,
+                data=data,
+                headers=headers,
+                timeout=timeout or self._timeout,
+                server_hostname=conf.tls_server_name,
             )
         except (TimeoutError, aiohttp.ClientError, OSError) as err:
             raise Unavailable(f"{method} {path}: {err!r}") from err

@@ -30,7 +30,7 @@ def owner_ref(owner: Mapping[str, Any]) -> dict[str, Any]:
         "apiVersion": owner["apiVersion"],
         "kind": owner["kind"],
         "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
+        "uid": owner["metadata"].get("uid", ""),  # "" for an owner created in the same pass
         "controller": True,
         "blockOwnerDeletion": True,
     }

@@ -11,6 +11,7 @@ PodCliqueSet's; every podgroup by its clique's.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from grove_api import constants as c
@@ -20,6 +21,8 @@ from . import topology
 from .children import default_labels, group_configs, owner_ref, standalone_cliques
 from .pods import is_active
 from .snapshot import Obj, Snapshot, labels_of, name_of
+
+Planned = Mapping[str, Sequence[str]]  # PodClique -> names of the pods this pass creates
 
 
 @dataclass
@@ -34,10 +37,18 @@ class _Gang:
         return bool(self.pack or self.group_packs or any("topologyConstraint" in g for g in self.podgroups))
 
 
-def _podgroup(snap: Snapshot, pclq_name: str, clique: Obj, gang: str) -> Obj:
-    pclq = snap.podcliques.get(pclq_name)
-    pods = snap.pods_of(pclq) if pclq else []
-    refs = sorted(name_of(p) for p in pods if is_active(p) and labels_of(p).get(c.LABEL_PODGANG) == gang)
+def _podgroup(snap: Snapshot, pclq_name: str, clique: Obj, gang: str, planned: Planned) -> Obj:
+    """The podgroup of PodClique `pclq_name`: its active pods of this gang, and the pods this pass creates
+    (their names are ours, so the PodGang lists them at once). While the PodClique's own creates and deletes
+    are not in the cache yet, the PodGang's current list is kept: a half-filled cache would shrink it."""
+    current = _current_refs(snap, gang, pclq_name) if pclq_name in snap.pending else None
+    if current is not None:
+        refs = current
+    else:
+        pclq = snap.podcliques.get(pclq_name)
+        pods = snap.pods_of(pclq) if pclq else []
+        found = {name_of(p) for p in pods if is_active(p) and labels_of(p).get(c.LABEL_PODGANG) == gang}
+        refs = sorted(found | set(planned.get(pclq_name, ())))
     spec = clique.get("spec", {})
     group: Obj = {
         "name": pclq_name,
@@ -50,12 +61,20 @@ def _podgroup(snap: Snapshot, pclq_name: str, clique: Obj, gang: str) -> Obj:
     return group
 
 
+def _current_refs(snap: Snapshot, gang: str, pclq_name: str) -> list[str] | None:
+    podgang = snap.podgangs.get(gang)
+    for group in (podgang or {}).get("spec", {}).get("podgroups") or []:
+        if group.get("name") == pclq_name:
+            return [str(r.get("name")) for r in group.get("podReferences") or []]
+    return None
+
+
 def _clique(snap: Snapshot, clique_name: str) -> Obj:
     found: Obj = next((q for q in snap.template.get("cliques") or [] if q["name"] == clique_name), {})
     return found
 
 
-def _add_scaling_group(snap: Snapshot, gangs: dict[str, _Gang], i: int, group: Obj) -> None:
+def _add_scaling_group(snap: Snapshot, gangs: dict[str, _Gang], i: int, group: Obj, planned: Planned) -> None:
     """The replicas of scaling group `group` of PodCliqueSet replica i: below minAvailable into the base
     gang, each packed by the group's constraint as a group config; the others each a scaled gang, packed by
     the group's constraint, else the PodCliqueSet's."""
@@ -78,11 +97,14 @@ def _add_scaling_group(snap: Snapshot, gangs: dict[str, _Gang], i: int, group: O
             name = naming.scaled_podgang(snap.name, i, group["name"], k, min_available)
             gang = gangs.setdefault(name, _Gang(base=base, pack=pack or gangs[base].pack))
         gang.podgroups += [
-            _podgroup(snap, m, _clique(snap, q), name) for m, q in zip(members, cliques, strict=True)
+            _podgroup(snap, m, _clique(snap, q), name, planned) for m, q in zip(members, cliques, strict=True)
         ]
 
 
-def podgangs(snap: Snapshot) -> list[Obj]:
+def podgangs(snap: Snapshot, planned: Planned | None = None) -> list[Obj]:
+    """Every PodGang the PodCliqueSet should have; `planned`: names of the pods this pass creates, by
+    PodClique."""
+    planned = planned or {}
     gangs: dict[str, _Gang] = {}
     pcs_pack = topology.translate(snap.template.get("topologyConstraint"), snap.topology_levels)
     for i in range(snap.replicas):
@@ -90,9 +112,9 @@ def podgangs(snap: Snapshot) -> list[Obj]:
         gangs[base] = _Gang(pack=pcs_pack)
         for clique in standalone_cliques(snap):
             pclq = naming.standalone_podclique(snap.name, i, clique["name"])
-            gangs[base].podgroups.append(_podgroup(snap, pclq, clique, base))
+            gangs[base].podgroups.append(_podgroup(snap, pclq, clique, base, planned))
         for group in group_configs(snap):
-            _add_scaling_group(snap, gangs, i, group)
+            _add_scaling_group(snap, gangs, i, group, planned)
     topology_name = topology.topology_name(snap.template)
     return [_podgang(snap, name, gang, topology_name) for name, gang in gangs.items()]
 
@@ -121,11 +143,14 @@ def _podgang(snap: Snapshot, name: str, gang: _Gang, topology_name: str) -> Obj:
 
 
 def all_pods_created(snap: Snapshot, gang: Obj) -> bool:
-    """Every PodClique of the gang exists and has as many gang pods as replicas (§2.3 d)."""
+    """Every PodClique of the gang exists and has as many of the gang's pods in the cache as replicas
+    (§2.3 d); pods this pass only creates do not count yet."""
     for group in gang["spec"]["podgroups"]:
         pclq = snap.podcliques.get(group["name"])
         if pclq is None:
             return False
-        if len(group["podReferences"]) < int(pclq.get("spec", {}).get("replicas") or 0):
+        present = {name_of(p) for p in snap.pods_of(pclq) if is_active(p)}
+        listed = sum(1 for r in group["podReferences"] if r["name"] in present)
+        if listed < int(pclq.get("spec", {}).get("replicas") or 0):
             return False
     return True

@@ -176,6 +176,7 @@ def plan(snap: Snapshot) -> Plan:
         if name_of(o) in snap.podcliques
     }
     generation = hashing.generation_hash(snap.pcs)
+    seed = f"{snap.now.isoformat()}/{snap.nonce}"
     ends = termination.decide(snap, _updating_groups(snap))
     doomed = _terminated_podcliques(snap, ends)
     rollout = update.plan_update(
@@ -212,9 +213,12 @@ def plan(snap: Snapshot) -> Plan:
             and name not in snap.pending
             and snap.controls(pclq)
         ):
-            actions += pod_actions(pclq if name in kept else renewed[name], snap.pods_of(pclq))
+            actions += pod_actions(pclq if name in kept else renewed[name], snap.pods_of(pclq), seed)
+    for obj in standalone + members:  # new PodCliques: their pods too (the executor fills in the owner uid)
+        if name_of(obj) not in snap.podcliques:
+            actions += pod_actions(obj, [], seed)
     actions += rollout.actions
-    desired_gangs = gangs.podgangs(snap)
+    desired_gangs = gangs.podgangs(snap, _planned_pods(actions))
     actions += sync(snap, desired_gangs, snap.podgangs)
     actions += prune(snap, desired_gangs, snap.podgangs, c.SCHEDULER_API_VERSION, c.KIND_PODGANG)
     flagged = {name_of(g) for t in ends.replicas for g in _replica_groups(snap, t.replica)}
@@ -224,6 +228,16 @@ def plan(snap: Snapshot) -> Plan:
     waits = [w for w in (ends.wait, ROLLOUT_RETRY_SECONDS if rollout.waiting else None) if w is not None]
     result.requeue_after = min(waits) if waits else None
     return result
+
+
+def _planned_pods(actions: Iterable[Action]) -> dict[str, list[str]]:
+    """PodClique -> names of the pods the actions create."""
+    planned: dict[str, list[str]] = {}
+    for action in actions:
+        if isinstance(action, Create) and action.obj["kind"] == "Pod":
+            meta = action.obj["metadata"]
+            planned.setdefault(meta["labels"][c.LABEL_PODCLIQUE], []).append(meta["name"])
+    return planned
 
 
 def _status_action(obj: Obj, desired: Obj) -> list[Action]:
@@ -260,6 +274,8 @@ def statuses(
         if n in wanted_cliques and not is_deleting(q) and snap.controls(q)
     ]
     for pclq in live_cliques:
+        if name_of(pclq) in snap.pending:
+            continue  # its pods are being created or deleted: counted once the cache has them
         labels = labels_of(pclq)
         # The template's hash, not the PodClique's label: in the pass after a template change the label is
         # still the old one, and the current hashes must not claim the new generation for old pods.
@@ -274,6 +290,7 @@ def statuses(
             standalone=labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE,
             pcs_name=snap.name,
             now=snap.now,
+            reconciled=True,  # its pods are made (Grove: observedGeneration written just before)
             update_progress=rollout.clique_progress.get(name_of(pclq)),
         )
         actions += _status_action(_typed(pclq, c.API_VERSION, c.KIND_PODCLIQUE), desired)
@@ -307,6 +324,8 @@ def statuses(
         existing = snap.podgangs.get(gang["metadata"]["name"])
         if existing is None or is_deleting(existing) or not snap.controls(existing):
             continue
+        if any(g["name"] in snap.pending for g in gang["spec"]["podgroups"]):
+            continue  # its pods are being created or deleted: judged once the cache has them
         desired = status.podgang_status(existing, gangs.all_pods_created(snap, gang), snap.now)
         ours = [
             x

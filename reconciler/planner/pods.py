@@ -86,9 +86,9 @@ def _negate(text: str) -> tuple[int, ...]:
     return tuple(-ord(ch) for ch in text)
 
 
-def build_pod(pclq: Mapping[str, Any], index: int) -> Obj:
+def build_pod(pclq: Mapping[str, Any], index: int, pod_name: str = "") -> Obj:
     """A pod of the PodClique with the given index (reference §1.2.1; gates and grove-initc are added by the
-    pod admission webhook)."""
+    pod admission webhook), named `pod_name` (else generateName: for pods compared, never created)."""
     meta = pclq["metadata"]
     labels = labels_of(pclq)
     pcs = labels[c.LABEL_PART_OF]
@@ -121,7 +121,7 @@ def build_pod(pclq: Mapping[str, Any], index: int) -> Obj:
     pod_labels.pop(c.LABEL_NAME, None)
     pod_labels.pop(c.LABEL_COMPONENT, None)
     pod_meta: Obj = {
-        "generateName": naming.pod_generate_name(name),
+        **({"name": pod_name} if pod_name else {"generateName": naming.pod_generate_name(name)}),
         "namespace": namespace,
         "labels": pod_labels,
         "ownerReferences": [owner_ref(pclq)],
@@ -131,8 +131,10 @@ def build_pod(pclq: Mapping[str, Any], index: int) -> Obj:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta, "spec": spec}
 
 
-def pod_actions(pclq: Obj, pods: list[Obj]) -> list[Action]:
-    """Creates and deletes that bring the PodClique's active pods to spec.replicas."""
+def pod_actions(pclq: Obj, pods: list[Obj], nonce: str = "") -> list[Action]:
+    """Creates and deletes that bring the PodClique's active pods to spec.replicas. New pods are named from
+    the PodClique, the index and `nonce` (different on every pass: a pod recreated with the same index gets
+    a new name, as with generateName)."""
     actions: list[Action] = []
     name = name_of(pclq)
     for pod in pods:
@@ -142,9 +144,28 @@ def pod_actions(pclq: Obj, pods: list[Obj]) -> list[Action]:
     want = int(pclq.get("spec", {}).get("replicas") or 0)
     if len(active) < want:
         for index in free_indices(pods, want - len(active)):
-            actions.append(Create(build_pod(pclq, index), reason=f"{name}: {len(active)}/{want} pods"))
+            pod = build_pod(pclq, index, naming.pod_name(name, f"{index}/{nonce}"))
+            actions.append(Create(pod, reason=f"{name}: {len(active)}/{want} pods"))
     elif len(active) > want:
         expected_hash = labels_of(pclq).get(c.LABEL_POD_TEMPLATE_HASH, "")
         for pod in deletion_order(active, expected_hash)[: len(active) - want]:
             actions.append(Delete(pod_ref(pod), uid_of(pod), reason=f"{name}: scale in to {want}"))
     return actions
+
+
+def with_owner_uid(action: Action, uids: Mapping[tuple[str, str], str]) -> Action | None:
+    """A pod the planner made for a PodClique created in the same pass, with its owner's uid (`uids`:
+    (namespace, name) of the PodCliques created, from the creates' responses); None when that create failed
+    or found the PodClique already there (the next pass makes its pods, from the cache). Other actions are
+    returned as they are."""
+    if not isinstance(action, Create):
+        return action
+    meta = action.obj["metadata"]
+    owners = meta.get("ownerReferences") or []
+    if not owners or owners[0].get("uid"):
+        return action
+    uid = uids.get((meta["namespace"], owners[0]["name"]))
+    if uid is None:
+        return None
+    owner = {**owners[0], "uid": uid}
+    return Create({**action.obj, "metadata": {**meta, "ownerReferences": [owner]}}, action.reason)

@@ -72,6 +72,8 @@ class Snapshot:
     topology_levels: Mapping[str, str] | None = None
     # Room for the replacements of a rolling update; None (no gang admitter): replace without asking.
     room: Room | None = None
+    # Different on every pass (the manager draws it): new pods' names are made from it.
+    nonce: str = ""
 
     @property
     def name(self) -> str:

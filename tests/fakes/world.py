@@ -15,6 +15,7 @@ from typing import Any
 from grove_api.defaulting import default_podcliqueset
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
 from reconciler.planner.plan import Plan, plan
+from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
 
 KINDS = (
@@ -48,6 +49,7 @@ class World:
     objects: dict[tuple[str, str, str], Obj] = field(default_factory=dict)  # (kind, ns, name)
     writes: int = 0
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    passes: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # snapshot nonces
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: datetime | None = None  # the planner's `now` (None: the real clock)
     room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
@@ -73,6 +75,16 @@ class World:
 
     def apply(self, action: Action) -> None:
         self.writes += 1
+        if isinstance(action, Create) and action.obj["kind"] == "Pod":  # as the manager does
+            created = {
+                (n, o["metadata"]["name"]): o["metadata"]["uid"]
+                for (k, n, _), o in self.objects.items()
+                if k == "PodClique"
+            }
+            owned = with_owner_uid(action, created)
+            if owned is None:
+                return
+            action = owned
         if isinstance(action, Create):
             key = (
                 action.obj["kind"],
@@ -167,6 +179,7 @@ class World:
             pcs={**default_podcliqueset(pcs), "metadata": pcs["metadata"]},
             now=self.clock or datetime.now(UTC),
             room=self.room,
+            nonce=str(next(self.passes)),
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
             podgangs=part_of["PodGang"],

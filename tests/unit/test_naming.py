@@ -42,3 +42,12 @@ def test_combined_name_length_counts_only_names() -> None:
     assert naming.combined_name_length("distributed-training", "parameter-server", "training-workers") == 52
     assert naming.combined_name_length("dist-train", "parameter-server", "training-workers") == 42
     assert naming.combined_name_length("pcs", "clique") == 9
+
+
+def test_pod_names_look_like_generated_ones_and_fit() -> None:
+    name = naming.pod_name("pcs-0-a", "seed")
+    assert name.startswith("pcs-0-a-") and len(name) == len("pcs-0-a-") + naming.POD_NAME_SUFFIX_LENGTH
+    assert set(name.removeprefix("pcs-0-a-")) <= set(naming.POD_NAME_ALPHABET)
+    assert naming.pod_name("pcs-0-a", "seed") == name != naming.pod_name("pcs-0-a", "other")
+    long = naming.pod_name("x" * 80, "seed")
+    assert len(long) == naming.MAX_NAME_LENGTH and long.startswith("x" * 58)

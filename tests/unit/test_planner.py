@@ -10,6 +10,7 @@ from collections import Counter
 import pytest
 
 from grove_api import constants as c
+from reconciler.planner.actions import Action, Apply, Create, PatchStatus
 from reconciler.planner.plan import plan
 from tests.fakes.world import World, create_pcs
 from tests.samples import TUTORIAL_PODS, runnable_samples
@@ -90,6 +91,26 @@ def test_scaled_gangs_for_group_replicas_beyond_min_available() -> None:
     assert member is not None
     assert member["metadata"]["labels"][c.LABEL_BASE_PODGANG] == "multinode-disaggregated-0"
     assert member["metadata"]["ownerReferences"][0]["kind"] == "PodCliqueScalingGroup"
+
+
+def test_first_pass_creates_pods_with_their_podclique_and_a_podgang_that_lists_them() -> None:
+    world = World()
+    create_pcs(world, SAMPLES["single-node-aggregated"])
+    first = world.step("default", "single-node-aggregated", run=False)
+    pods = [a.obj for a in first.actions if isinstance(a, Create) and a.obj["kind"] == "Pod"]
+    (gang,) = [a.obj for a in first.actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG]
+    listed = [r["name"] for g in gang["spec"]["podgroups"] for r in g["podReferences"]]
+    assert sorted(listed) == sorted(p["metadata"]["name"] for p in pods) and len(pods) == 2
+    assert all(re.fullmatch(r"single-node-aggregated-0-model-worker-[b-z2-9]{5}", n) for n in listed)
+    # The owner's uid is left to the executor (it comes back from the PodClique's create).
+    assert {p["metadata"]["ownerReferences"][0]["uid"] for p in pods} == {""}
+    later: list[Action] = []
+    for _ in range(5):
+        later += world.step("default", "single-node-aggregated").actions
+    assert not [a for a in later if isinstance(a, Apply) and a.obj["kind"] == c.KIND_PODGANG]
+    initialized = [a for a in later if isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODGANG]
+    assert [x["status"] for a in initialized for x in a.status["conditions"]] == ["True"]
+    assert sorted(names(world, "Pod")) == sorted(listed)
 
 
 def test_converged_podcliqueset_needs_no_writes() -> None:

@@ -142,3 +142,40 @@ def test_recreated_gang_is_unadmitted_once() -> None:
     assert [(e["type"], e["reason"]) for e in api.events] == [("Normal", REASON_RECREATED)]
     asyncio.run(admitter.run_pass())  # informer still shows it admitted: not repeated
     assert len(api.statuses) == 1 and len(api.events) == 1 and api.patched == []
+
+
+def owned(obj: JSON, pcs: str) -> JSON:
+    obj["metadata"].update(
+        uid=f"uid-{obj['metadata']['name']}",
+        resourceVersion="5",
+        ownerReferences=[{"kind": "PodCliqueSet", "name": pcs, "uid": f"uid-{pcs}", "controller": True}],
+    )
+    return obj
+
+
+def test_gangs_admitted_together_make_one_event_on_their_podcliqueset() -> None:
+    admitter, api = setup(node("n0", cpu=4))
+    for gang in ("pcs-0", "pcs-1"):
+        for i in range(2):
+            add_pod(admitter, api, pod(f"{gang}-w-{i}", gang=gang, clique=f"{gang}-w", cpu="1"))
+        members = [f"{gang}-w-0", f"{gang}-w-1"]
+        set_podgang(admitter, owned(podgang(gang, [(f"{gang}-w", 2, members)]), "pcs"))
+    decision = asyncio.run(admitter.run_pass())
+    assert sorted(a.gang for a in decision.admit) == ["pcs-0", "pcs-1"]
+    assert [(e["involvedObject"]["kind"], e["reason"], e["message"]) for e in api.events] == [
+        ("PodCliqueSet", "GangsAdmitted", "2 gangs admitted (4 pods released): pcs-0, pcs-1")
+    ]
+
+
+def test_a_gang_that_waited_gets_its_own_admission_event() -> None:
+    admitter, api = setup(node("n0", cpu=2))
+    for i in range(2):
+        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1"))
+    gang = owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs")
+    gang["status"] = {"conditions": [{"type": "Admitted", "status": "False", "reason": "Unschedulable"}]}
+    set_podgang(admitter, gang)
+    asyncio.run(admitter.run_pass())
+    assert sorted((e["involvedObject"]["kind"], e["reason"]) for e in api.events) == [
+        ("PodCliqueSet", "GangsAdmitted"),
+        ("PodGang", REASON_ADMITTED),
+    ]
