@@ -20,6 +20,10 @@ _OWNED_BY_SCALERS = ("replicas",)
 
 # A rolling update waiting for capacity looks again this often (node changes do not wake the reconciler).
 ROLLOUT_RETRY_SECONDS = 5.0
+# A PodClique status change that only moves counts is written at most this long after it was first seen, or
+# sooner with the next change that matters (a condition): pods of a gang are released, bound and started
+# within moments of each other, and each step written alone is a write per PodClique per step.
+STATUS_HOLD_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     requeue_after: float | None = None
     events: list[Event] = field(default_factory=list)
+    held_statuses: frozenset[str] = frozenset()  # PodCliques whose count-only status change waits
 
 
 def contains(existing: Any, desired: Any) -> bool:
@@ -222,12 +227,36 @@ def plan(snap: Snapshot) -> Plan:
     actions += sync(snap, desired_gangs, snap.podgangs)
     actions += prune(snap, desired_gangs, snap.podgangs, c.SCHEDULER_API_VERSION, c.KIND_PODGANG)
     flagged = {name_of(g) for t in ends.replicas for g in _replica_groups(snap, t.replica)}
-    actions += statuses(snap, wanted - doomed.keys(), desired_gangs, rollout, flagged)
+    written, held, hold_wait = _hold_counts(
+        snap, statuses(snap, wanted - doomed.keys(), desired_gangs, rollout, flagged)
+    )
+    actions += written
     result.actions = _unique(actions)
     result.events = _events(snap, ends, rollout)
-    waits = [w for w in (ends.wait, ROLLOUT_RETRY_SECONDS if rollout.waiting else None) if w is not None]
+    result.held_statuses = held
+    waits = [
+        w for w in (ends.wait, ROLLOUT_RETRY_SECONDS if rollout.waiting else None, hold_wait) if w is not None
+    ]
     result.requeue_after = min(waits) if waits else None
     return result
+
+
+def _hold_counts(snap: Snapshot, actions: list[Action]) -> tuple[list[Action], frozenset[str], float | None]:
+    """The status actions to send now; the PodCliques whose count-only change waits (STATUS_HOLD_SECONDS
+    since it was first held); and when to look again for them."""
+    send: list[Action] = []
+    held: dict[str, float] = {}
+    for action in actions:
+        if (
+            isinstance(action, PatchStatus)
+            and action.ref.kind == c.KIND_PODCLIQUE
+            and status.counts_only(snap.podcliques.get(action.ref.name, {}).get("status"), action.status)
+            and snap.status_holds.get(action.ref.name, 0.0) < STATUS_HOLD_SECONDS
+        ):
+            held[action.ref.name] = STATUS_HOLD_SECONDS - snap.status_holds.get(action.ref.name, 0.0)
+        else:
+            send.append(action)
+    return send, frozenset(held), min(held.values()) if held else None
 
 
 def _planned_pods(actions: Iterable[Action]) -> dict[str, list[str]]:

@@ -651,6 +651,25 @@ def _diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, A
     return out
 
 
+# PodClique status fields that only count pods: a change to these alone may wait a moment (plan.py).
+COUNT_FIELDS: Final = frozenset(
+    {"replicas", "readyReplicas", "scheduledReplicas", "scheduleGatedReplicas", "updatedReplicas"}
+)
+
+
+def counts_only(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> bool:
+    """The patch moves counts only: count fields, and conditions whose messages (which quote the counts)
+    changed but not their status or reason."""
+    if not patch or not patch.keys() <= COUNT_FIELDS | {"conditions"}:
+        return False
+    before = {x.get("type"): x for x in (current or {}).get("conditions") or []}
+    return all(
+        (old := before.get(x.get("type"))) is not None
+        and (old.get("status"), old.get("reason")) == (x.get("status"), x.get("reason"))
+        for x in patch.get("conditions") or []
+    )
+
+
 def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:
     """The JSON merge patch of ``status`` that turns ``current`` into ``desired``, or None when they are
     semantically equal.

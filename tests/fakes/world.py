@@ -14,7 +14,7 @@ from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
-from reconciler.planner.plan import Plan, plan
+from reconciler.planner.plan import STATUS_HOLD_SECONDS, Plan, plan
 from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
 
@@ -50,6 +50,7 @@ class World:
     writes: int = 0
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     passes: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # snapshot nonces
+    held: frozenset[str] = frozenset()  # PodCliques whose count-only status the last pass held back
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: datetime | None = None  # the planner's `now` (None: the real clock)
     room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
@@ -180,6 +181,8 @@ class World:
             now=self.clock or datetime.now(UTC),
             room=self.room,
             nonce=str(next(self.passes)),
+            # A pass of this world stands for the hold's whole length: what one pass held, the next writes.
+            status_holds=dict.fromkeys(self.held, STATUS_HOLD_SECONDS),
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
             podgangs=part_of["PodGang"],
@@ -195,6 +198,7 @@ class World:
     def step(self, ns: str, name: str, run: bool = True) -> Plan:
         """One pass: plan, apply every action, and (`run`) let the scheduler and KWOK run every pod."""
         result = plan(self.snapshot(ns, name))
+        self.held = result.held_statuses
         for action in result.actions:
             self.apply(action)
         if run:
@@ -206,8 +210,9 @@ class World:
         for n in range(1, max_passes + 1):
             if self.get("PodCliqueSet", ns, name) is None:
                 return n
-            actions = plan(self.snapshot(ns, name)).actions
-            if not actions:
+            result = plan(self.snapshot(ns, name))
+            self.held, actions = result.held_statuses, result.actions
+            if not actions and not self.held:
                 return n
             for action in actions:
                 self.apply(action)

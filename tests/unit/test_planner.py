@@ -4,14 +4,16 @@ needs no writes."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
+from typing import Any
 
 import pytest
 
 from grove_api import constants as c
 from reconciler.planner.actions import Action, Apply, Create, PatchStatus
-from reconciler.planner.plan import plan
+from reconciler.planner.plan import STATUS_HOLD_SECONDS, Plan, plan
 from tests.fakes.world import World, create_pcs
 from tests.samples import TUTORIAL_PODS, runnable_samples
 
@@ -111,6 +113,36 @@ def test_first_pass_creates_pods_with_their_podclique_and_a_podgang_that_lists_t
     initialized = [a for a in later if isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODGANG]
     assert [x["status"] for a in initialized for x in a.status["conditions"]] == ["True"]
     assert sorted(names(world, "Pod")) == sorted(listed)
+
+
+def test_a_status_change_of_counts_only_waits_one_hold_and_a_condition_change_does_not() -> None:
+    world = converge("single-node-aggregated")
+    name = "single-node-aggregated-0-model-worker"
+    pclq = world.get("PodClique", "default", name)
+    assert pclq is not None
+    pclq["spec"]["minAvailable"] = 1  # one pod less Ready then changes no condition
+    pod = next(p for p in world.of_kind("Pod") if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == name)
+    pod["status"]["conditions"] = [
+        {"type": "PodScheduled", "status": "True"},
+        {"type": "Ready", "status": "False"},
+    ]
+
+    def status_writes(result: Plan) -> list[dict[str, Any]]:
+        return [a.status for a in result.actions if isinstance(a, PatchStatus) and a.ref.name == name]
+
+    snap = world.snapshot("default", "single-node-aggregated")
+    first = plan(snap)
+    assert status_writes(first) == [] and first.held_statuses == {name}
+    assert first.requeue_after == STATUS_HOLD_SECONDS
+    later = plan(dataclasses.replace(snap, status_holds={name: STATUS_HOLD_SECONDS}))
+    (written,) = status_writes(later)
+    assert written["readyReplicas"] == 1 and later.held_statuses == frozenset()
+
+    # A crashed container below the minimum flips MinAvailableBreached: written at once.
+    pclq["spec"]["minAvailable"] = 2
+    pod["status"]["containerStatuses"] = [{"name": "c", "lastState": {"terminated": {"exitCode": 1}}}]
+    breached = status_writes(plan(world.snapshot("default", "single-node-aggregated")))
+    assert len(breached) == 1 and breached[0]["readyReplicas"] == 1 and "conditions" in breached[0]
 
 
 def test_converged_podcliqueset_needs_no_writes() -> None:
