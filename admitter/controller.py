@@ -307,15 +307,15 @@ class Admitter:
 
     async def _report_admitted(self, admitted: list[tuple[JSON, int]], now: datetime) -> None:
         """One Normal Event per PodCliqueSet for the gangs this pass admitted."""
-        by_owner: dict[str, tuple[JSON, list[str], int]] = {}
-        for podgang, pods in admitted:
+        by_owner: dict[str, tuple[JSON, list[tuple[str, int]]]] = {}
+        for podgang, released in admitted:
             pcs = _podcliqueset_of(podgang)
             if pcs is not None:
-                _, names, count = by_owner.setdefault(pcs["metadata"]["uid"], (pcs, [], 0))
-                names.append(podgang["metadata"]["name"])
-                by_owner[pcs["metadata"]["uid"]] = (pcs, names, count + pods)
-        for pcs, names, pods in by_owner.values():
-            names.sort()
+                gang = (podgang["metadata"]["name"], released)
+                by_owner.setdefault(pcs["metadata"]["uid"], (pcs, []))[1].append(gang)
+        for pcs, gangs_of_pcs in by_owner.values():
+            names = sorted(name for name, _ in gangs_of_pcs)
+            pods = sum(released for _, released in gangs_of_pcs)
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             gangs = f"{len(names)} gang{'s' if len(names) != 1 else ''}"
             message = f"{gangs} admitted ({pods} pods released): {shown}"

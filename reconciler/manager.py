@@ -35,7 +35,10 @@ from reconciler.planner.topology import levels_of, topology_name
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, PodCliqueSet name)
-POD_EVENT_BATCH_SECONDS = 0.25
+# Pod events wake their PodCliqueSet this much later (see Manager._on_pod). A pass over 500 replicas costs
+# about 50 ms of planning; at 0.25 s the operator planned a fifth of the time during a 1,000-pod start, and
+# Ready came 10-15 % later than at 0.5 s (1.0 s measured no better).
+POD_EVENT_BATCH_SECONDS = 0.5
 MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}
 # Children the snapshot holds, by the Snapshot field they fill.
 CHILDREN: dict[str, resources.Resource] = {
