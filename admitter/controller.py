@@ -54,7 +54,7 @@ from reconciler.kube import resources
 from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
 from reconciler.kube.informer import Informer
 from reconciler.planner.actions import Ref
-from reconciler.planner.status import REASON_REPLACEMENTS_BLOCKED, podgang_running
+from reconciler.planner.status import REASON_REPLACEMENTS_BLOCKED, podgang_running, with_podgang_initialized
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +157,8 @@ class Admitter:
         # informer still shows that version, it has not seen our write and the decision is not repeated.
         self._unadmitted: dict[tuple[str, str], int] = {}
         self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
+        self._phase_written: dict[tuple[str, str], int] = {}  # the same for phase Running
+        self._phases: asyncio.Task[None] | None = None  # the phase writes under way
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         self.model.add_listener(self._on_capacity)
@@ -184,6 +186,7 @@ class Admitter:
             self._waiting_written.pop(_key(podgang), None)
             self._unadmitted.pop(_key(podgang), None)
             self._replacements_written.pop(_key(podgang), None)
+            self._phase_written.pop(_key(podgang), None)
         self._wake.set()
 
     def _on_priority(self, kind: str, priority_class: JSON) -> None:
@@ -267,7 +270,9 @@ class Admitter:
                     "decide_ms": round(decided * 1000, 2),
                 },
             )
-        await self._record_phases(now)
+        if self._phases is None or self._phases.done():
+            # Beside the next passes: phase writes (for people) never hold up an admission.
+            self._phases = asyncio.create_task(self._record_phases(now))
         return decision
 
     # -- carrying decisions out --------------------------------------------------------------------------
@@ -474,6 +479,7 @@ class Admitter:
             async with self._status_limit:
                 with contextlib.suppress(KubeError):
                     await self._set_status(podgang, PHASE_RUNNING, cond.TRUE, REASON_ADMITTED, message, now)
+                    self._phase_written[_key(podgang)] = _rv(podgang)
 
         writes: list[Coroutine[Any, Any, None]] = []
         budget = self._phase_budget()
@@ -482,6 +488,8 @@ class Admitter:
                 break  # the rest in a later pass
             if (podgang.get("status") or {}).get("phase") != PHASE_ADMITTED:
                 continue
+            if self._phase_written.get(_key(podgang)) == _rv(podgang):
+                continue  # written; the informer has not shown it yet
             namespace = podgang["metadata"]["namespace"]
             pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
             if podgang_running(podgang, [p for p in pods if p is not None]):
@@ -503,7 +511,18 @@ class Admitter:
         self, podgang: JSON, phase: str, status: str, reason: str, message: str, now: datetime
     ) -> None:
         conds = cond.set_condition(_conditions(podgang), CONDITION_ADMITTED, status, reason, message, now)
-        ours = [x for x in conds if x["type"] == CONDITION_ADMITTED]
+        if status == cond.TRUE and not cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED):
+            # Admitted means every pod exists: Initialized=True goes with it (one write fewer per gang, the
+            # reconciler then finds it written), exactly as the reconciler would have written it.
+            conds = with_podgang_initialized(conds, now)
+        # Initialized is carried in every later write too (it only ever is True): with server-side apply, a
+        # condition this manager wrote and then left out would be removed.
+        ours = [
+            x
+            for x in conds
+            if x["type"] == CONDITION_ADMITTED
+            or (x["type"] == c.CONDITION_PODGANG_INITIALIZED and x.get("status") == cond.TRUE)
+        ]
         ref = Ref(c.SCHEDULER_API_VERSION, c.KIND_PODGANG, *_key(podgang))
         await self.client.apply_status(ref, {"phase": phase, "conditions": ours}, FIELD_MANAGER)
 
@@ -556,6 +575,8 @@ class Admitter:
                 if decision.deferred:  # look again as soon as capacity has settled
                     wait = max(0.0, self._grew_at + SETTLE_SECONDS - time.monotonic()) + DEBOUNCE_SECONDS
         finally:
+            if self._phases is not None:
+                self._phases.cancel()
             for informer in informers:
                 informer.stop()
 

@@ -68,7 +68,7 @@ Pod = Mapping[str, Any]
 SUCCEEDED_ANNOTATION = "grove.io/initc-succeeded"
 SUCCEEDED_VALUE = "true"
 INIT_CONTAINER = c.INIT_CONTAINER_NAME
-# The token volume as the pod webhook adds it (webhook.pods.TOKEN_VOLUME; not imported, to keep the
+# The token volume as the pod webhook adds it (grove_api.pod_admission.TOKEN_VOLUME; not imported, to keep the
 # `grove-cluster` commands quick to start: a unit test keeps the two equal).
 TOKEN_VOLUME = "sa-token-secret-vol"
 NAMESPACE_FILE = "namespace"

@@ -282,6 +282,12 @@ def _read_config(info: ClusterInfo) -> dict[str, Any]:
     return data
 
 
+def metrics_url(info: ClusterInfo) -> str:
+    """The operator's Prometheus endpoint (plain HTTP, `server.metrics` of its configuration)."""
+    endpoint = _read_config(info)["server"]["metrics"]
+    return f"http://{endpoint['bindAddress']}:{endpoint['port']}/metrics"
+
+
 def apply_webhook_configurations(info: ClusterInfo) -> None:
     """The URL-mode rendering of our webhook configurations (caBundle: injected by the operator)."""
     from grove_api.operatorconfig import load
@@ -289,7 +295,9 @@ def apply_webhook_configurations(info: ClusterInfo) -> None:
 
     config = load(config_path(info))
     target = registration.Target.from_config(config)
-    for doc in registration.render(target, authorizer=config.authorizer.enabled):
+    for doc in registration.render(
+        target, authorizer=config.authorizer.enabled, gate=config.gang_admission.enabled
+    ):
         apply(info, doc)
 
 

@@ -19,6 +19,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import time
 from collections import Counter
@@ -102,6 +103,13 @@ def _ready(pod: dict[str, Any]) -> bool:
     )
 
 
+STEPS: dict[str, Callable[[dict[str, Any]], bool]] = {
+    "ungated": lambda pod: not pod["spec"].get("schedulingGates"),
+    "bound": lambda pod: bool(pod["spec"].get("nodeName")),
+    "ready": _ready,
+}
+
+
 class Sampler:
     """Counts pods (existing, Ready) with a label selector from a watch, recording a timeline. (Listing a
     thousand pods four times a second cost the apiserver about 6 % of its CPU while pods were starting:
@@ -114,6 +122,29 @@ class Sampler:
         self._pods: dict[str, dict[str, Any]] = {}
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._origin = time.perf_counter()
+        # step -> pod -> seconds since `mark` when the watch first showed the pod in that step
+        self._reached: dict[str, dict[str, float]] = {step: {} for step in STEPS}
+
+    def mark(self) -> None:
+        """Start the clock of `per_second` (and forget earlier steps)."""
+        self._origin = time.perf_counter()
+        self._reached = {step: {} for step in STEPS}
+
+    def per_second(self) -> dict[str, list[int]]:
+        """Pods that had reached each step (ungated, bound, Ready) by the end of every second since `mark`,
+        as the watch saw them: where the pipeline stalls, at sub-second precision the timestamps lack."""
+        out = {}
+        for step, seen in self._reached.items():
+            end = int(max(seen.values(), default=0)) + 1
+            out[step] = [sum(1 for t in seen.values() if t < s + 1) for s in range(end)]
+        return out
+
+    def _record(self, pod: dict[str, Any]) -> None:
+        name, now = pod["metadata"]["name"], round(time.perf_counter() - self._origin, 3)
+        for step, test in STEPS.items():
+            if name not in self._reached[step] and test(pod):
+                self._reached[step][name] = now
 
     @property
     def pods(self) -> list[dict[str, Any]]:
@@ -153,6 +184,7 @@ class Sampler:
                     self._pods.pop(pod["metadata"]["name"], None)
                 elif event["type"] != "BOOKMARK":
                     self._pods[pod["metadata"]["name"]] = pod
+                    self._record(pod)
                 self._changed.set()
 
     def count(self, start: float) -> tuple[int, int]:
@@ -203,10 +235,15 @@ async def raw_baseline(api: client.ApiClient, probe: Probe) -> tuple[dict[str, A
     before = probe.snapshot()
     wall = datetime.now(UTC).replace(microsecond=0)
     start = time.perf_counter()
+    sampler.mark()
     await _bounded([lambda i=i: core.create_namespaced_pod(NAMESPACE, pod(i)) for i in range(PODS)])
     created = await sampler.until(start, lambda n, _r: n >= PODS)
     ready = await sampler.until(start, lambda _n, r: r >= PODS)
-    window = {**probe.since(before), "pods": pod_phases(sampler.pods, wall)}
+    window = {
+        **probe.since(before),
+        "pods": pod_phases(sampler.pods, wall),
+        "per_second": sampler.per_second(),
+    }
     timeline = list(sampler.timeline)  # the chart shows the create phase
     start_delete = time.perf_counter()
     await _bounded([lambda i=i: core.delete_namespaced_pod(f"raw-{i}", NAMESPACE) for i in range(PODS)])
@@ -228,12 +265,17 @@ async def with_operator(api: client.ApiClient, probe: Probe) -> tuple[dict[str, 
     before = probe.snapshot()
     wall = datetime.now(UTC).replace(microsecond=0)
     start = time.perf_counter()
+    sampler.mark()
     await objects.create_namespaced_custom_object(
         c.GROUP, c.VERSION, NAMESPACE, c.PLURAL_PODCLIQUESET, fixture(REPLICAS)
     )
     created = await sampler.until(start, lambda n, _r: n >= PODS)
     ready = await sampler.until(start, lambda _n, r: r >= PODS)
-    window = {**probe.since(before), "pods": pod_phases(sampler.pods, wall)}
+    window = {
+        **probe.since(before),
+        "pods": pod_phases(sampler.pods, wall),
+        "per_second": sampler.per_second(),
+    }
 
     async def available() -> float:
         while True:
@@ -401,6 +443,10 @@ def main() -> None:
             assert state is not None
             result["operator_process"] = _proc(state.pid)
         finally:
+            # the operator's log (reconcile passes, admission passes, timings) next to the results
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):
+                shutil.copy(operator.log_path(info), args.out.with_suffix(".operator.log"))
             localcluster.down(state_dir)
     raw, ours = result["raw"], result["operator"]
     result["ratios"] = {

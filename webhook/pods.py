@@ -2,122 +2,23 @@
 cliques with startup dependencies get the grove-initc init container.
 
 The gang admitter (`admitter/`) lifts the gate only when the whole gang's minimum fits the cluster, so the
-stock kube-scheduler never sees a partial gang. The gate is added here, at CREATE, and nowhere else: the
+stock kube-scheduler never sees a partial gang. The gate is added at CREATE and nowhere else: the
 apiserver allows removing scheduling gates but never adding them after creation, so a managed pod that
 slipped through ungated could not be held back any more. The webhook's objectSelector matches only pods
 carrying Grove's labels (managed-by and `grove.io/podgang`), so no other workload depends on it.
 
-grove-initc (reference §4.2): the reconciler annotates PodCliques that start after others with
-`grove.io/startup-dependencies` ("<parent>:<minAvailable>,…"; pods inherit it); here it becomes the init
-container `grove-initc` with one `--podcliques=<parent>:<minAvailable>` flag per parent, the downward-API
-volume `pod-info-vol` (namespace, PodGang name) and the PodCliqueSet's initc token Secret mounted over the
-init container's service-account directory, so grove-initc watches pods with its own narrow RBAC.
-
-The rules are pure functions of the pod (`gate_ops`, `initc_ops`); the handler only wraps them.
+The rules are pure functions of the pod (`grove_api.pod_admission`); the handler only wraps them. The
+reconciler applies the same rules to the pods it creates, and the webhook's match condition
+(`webhook.registration.pod_needs_mutation`) skips the call for a pod that already has what the webhook would
+add: the webhook stays the guarantee for any pod that arrives without them, and a large PodCliqueSet's pods
+are created without a webhook round trip each.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from grove_api import constants as c
-from grove_api import naming
 from grove_api.operatorconfig import DEFAULT_INIT_CONTAINER_IMAGE
+from grove_api.pod_admission import gate_ops, initc_ops, is_gang_pod
 from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, patched
-
-GATE = {"name": c.SCHEDULING_GATE_PODGANG_PENDING}
-POD_INFO_VOLUME = "pod-info-vol"
-POD_INFO_PATH = "/var/grove/pod-info"
-TOKEN_VOLUME = "sa-token-secret-vol"
-TOKEN_PATH = "/var/run/secrets/kubernetes.io/serviceaccount"
-
-
-def is_gang_pod(pod: dict[str, Any]) -> bool:
-    """A pod the operator created for a PodGang (what the webhook's objectSelector also selects)."""
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    return labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY_VALUE and bool(labels.get(c.LABEL_PODGANG))
-
-
-def gate_ops(pod: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
-    """JSON patch ops that add Grove's gate (keeping every other gate), and warnings. Idempotent: a pod
-    that already carries the gate gets no ops. A pod created with `spec.nodeName` skips the scheduler
-    altogether and cannot be gated (the apiserver refuses gates on it): it is left alone, with a warning."""
-    spec = pod.get("spec") or {}
-    if spec.get("nodeName"):
-        return [], [
-            f"pod is created with spec.nodeName {spec['nodeName']!r}: it bypasses the scheduler, "
-            "so gang admission cannot hold it back"
-        ]
-    gates = spec.get("schedulingGates")
-    if not gates:
-        return [{"op": "add", "path": "/spec/schedulingGates", "value": [GATE]}], []
-    if any(isinstance(g, dict) and g.get("name") == GATE["name"] for g in gates):
-        return [], []
-    return [{"op": "add", "path": "/spec/schedulingGates/-", "value": GATE}], []
-
-
-def _dependencies(pod: dict[str, Any]) -> list[str] | str:
-    """The `--podcliques` values from the annotation, or an error message."""
-    text = ((pod.get("metadata") or {}).get("annotations") or {}).get(c.ANNOTATION_STARTUP_DEPENDENCIES, "")
-    out = []
-    for item in filter(None, (part.strip() for part in text.split(","))):
-        name, _, count = item.rpartition(":")
-        if not name or not count.isdigit() or int(count) < 1:
-            return (
-                f"metadata.annotations[{c.ANNOTATION_STARTUP_DEPENDENCIES}]: Invalid value: {item!r}: "
-                "expected <PodClique name>:<minAvailable ≥ 1>, comma-separated"
-            )
-        out.append(f"{name}:{int(count)}")
-    return out
-
-
-def _append(spec: dict[str, Any], field: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    if not spec.get(field):
-        return [{"op": "add", "path": f"/spec/{field}", "value": items}]
-    return [{"op": "add", "path": f"/spec/{field}/-", "value": item} for item in items]
-
-
-def initc_ops(pod: dict[str, Any], image: str) -> list[dict[str, Any]] | str:
-    """JSON patch ops adding grove-initc and its volumes (none when the pod has no dependencies or already
-    has the container: idempotent), or an error message for a malformed annotation."""
-    deps = _dependencies(pod)
-    if isinstance(deps, str) or not deps:
-        return deps if isinstance(deps, str) else []
-    spec = pod.get("spec") or {}
-    if any(x.get("name") == c.INIT_CONTAINER_NAME for x in spec.get("initContainers") or []):
-        return []
-    labels = (pod.get("metadata") or {}).get("labels") or {}
-    container = {
-        "name": c.INIT_CONTAINER_NAME,
-        "image": image,
-        "args": [f"--podcliques={d}" for d in deps],
-        "volumeMounts": [
-            {"name": POD_INFO_VOLUME, "mountPath": POD_INFO_PATH, "readOnly": True},
-            {"name": TOKEN_VOLUME, "mountPath": TOKEN_PATH, "readOnly": True},
-        ],
-    }
-    volumes = [
-        {
-            "name": POD_INFO_VOLUME,
-            "downwardAPI": {
-                "items": [
-                    {"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}},
-                    {
-                        "path": "podgangname",
-                        "fieldRef": {"fieldPath": f"metadata.labels['{c.LABEL_PODGANG}']"},
-                    },
-                ]
-            },
-        },
-        {
-            "name": TOKEN_VOLUME,
-            "secret": {
-                "secretName": naming.initc_token_secret(labels.get(c.LABEL_PART_OF, "")),
-                "defaultMode": 0o644,
-            },
-        },
-    ]
-    return _append(spec, "initContainers", [container]) + _append(spec, "volumes", volumes)
 
 
 class PodMutatingHandler:

@@ -183,6 +183,25 @@ def skip_trusted_users(target: Target) -> list[dict[str, str]]:
     ]
 
 
+def pod_needs_mutation(gate: bool) -> list[dict[str, str]]:
+    """Call the pod webhook only for a pod that lacks what it would add (`grove_api.pod_admission.as_admitted`): the
+    gate (when gating) and, for a pod with startup dependencies, grove-initc. The operator creates its pods
+    with both, so a large PodCliqueSet's pods skip a webhook round trip each; a pod without them, from
+    anyone, is still mutated (and one a later webhook stripped of the gate is mutated again)."""
+    gated = (
+        f"has(object.spec.schedulingGates) && "
+        f"object.spec.schedulingGates.exists(g, g.name == '{c.SCHEDULING_GATE_PODGANG_PENDING}')"
+    )
+    initc = (
+        f"!has(object.metadata.annotations) || "
+        f"!('{c.ANNOTATION_STARTUP_DEPENDENCIES}' in object.metadata.annotations) || "
+        f"(has(object.spec.initContainers) && "
+        f"object.spec.initContainers.exists(x, x.name == '{c.INIT_CONTAINER_NAME}'))"
+    )
+    complete = f"({gated}) && ({initc})" if gate else initc
+    return [{"name": "lacks-gate-or-grove-initc", "expression": f"!({complete})"}]
+
+
 def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": ADMISSION_API_VERSION,
@@ -200,9 +219,10 @@ def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, A
 
 
 def render(
-    target: Target, *, authorizer: bool = True, ca_bundle: bytes | None = None
+    target: Target, *, authorizer: bool = True, gate: bool = True, ca_bundle: bytes | None = None
 ) -> list[dict[str, Any]]:
-    """The five configurations (four without the authorizer), in a stable order."""
+    """The five configurations (four without the authorizer), in a stable order. `gate`: whether the pod
+    webhook gates pods (gang admission on), which decides what a pod must carry to skip it."""
     docs = [
         _configuration(
             MUTATING_KIND,
@@ -276,6 +296,7 @@ def render(
                 ca_bundle,
                 namespace_selector=NOT_KUBE_SYSTEM,
                 object_selector=GANG_PODS,
+                match_conditions=pod_needs_mutation(gate),
                 mutating=True,
                 # Should a later mutating webhook drop our gate, we are called again and put it back.
                 reinvocation="IfNeeded",

@@ -16,12 +16,12 @@ to a small exception hierarchy carrying the apiserver's message:
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
+import orjson
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants
@@ -109,7 +109,7 @@ def error_from_status(status: int, payload: JSON | None, context: str = "") -> K
 
 def _error_from_body(status: int, body: bytes, context: str) -> KubeError:
     try:
-        payload = json.loads(body) if body else None
+        payload = orjson.loads(body) if body else None
     except ValueError:
         payload = {"message": body[:500].decode("utf-8", "replace")}
     return error_from_status(status, payload if isinstance(payload, dict) else None, context)
@@ -186,7 +186,7 @@ class KubeClient:
         if token:
             headers["Authorization"] = str(token)
         url = f"{conf.host}{path}" + (f"?{urlencode(list(query))}" if query else "")
-        data = body if body is None or isinstance(body, bytes) else json.dumps(body)
+        data = body if body is None or isinstance(body, bytes) else orjson.dumps(body)
         try:
             resp: aiohttp.ClientResponse = await self.api.rest_client.pool_manager.request(
                 method,
@@ -225,7 +225,7 @@ class KubeClient:
             raise Unavailable(f"{method} {path}: reading the response: {err!r}") from err
         finally:
             resp.release()
-        out: JSON = json.loads(data) if data else {}
+        out: JSON = orjson.loads(data) if data else {}
         return out
 
     # -- reads --

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import builtins
 import contextlib
-import json
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol
 
+import orjson
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants
@@ -346,7 +346,7 @@ class Informer:
                     break  # the server ended the watch (timeoutSeconds)
                 if line.isspace():
                     continue
-                event = json.loads(line)
+                event = orjson.loads(line)
                 event_type: str = event.get("type", "")
                 obj: JSON = event.get("object") or {}
                 if event_type == ERROR:

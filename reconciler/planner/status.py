@@ -598,6 +598,14 @@ def podgang_running(podgang: Obj, pods: Iterable[Obj]) -> bool:
     return total > 0
 
 
+def with_podgang_initialized(conds: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+    """`conds` with Initialized=True/PodGangPodsCreated: every constituent pod exists (also written by the
+    gang admitter with an admission, which implies it)."""
+    return cond.set_condition(
+        conds, c.CONDITION_PODGANG_INITIALIZED, cond.TRUE, REASON_PODGANG_CREATED, MSG_PODGANG_CREATED, now
+    )
+
+
 def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[str, Any]:
     """The part of a PodGang's status the reconciler owns: the ``Initialized`` condition, False/
     PodGangPodsCreationPending until every constituent pod has been created, then True/PodGangPodsCreated,
@@ -605,14 +613,7 @@ def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[
     conditions on the same status are left alone (Grove's merge patch would replace them)."""
     conds: list[dict[str, Any]] = list(_status(podgang).get("conditions") or [])
     if all_pods_created or cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED):
-        conds = cond.set_condition(
-            conds,
-            c.CONDITION_PODGANG_INITIALIZED,
-            cond.TRUE,
-            REASON_PODGANG_CREATED,
-            MSG_PODGANG_CREATED,
-            now,
-        )
+        conds = with_podgang_initialized(conds, now)
     else:
         conds = cond.set_condition(
             conds,

@@ -21,10 +21,10 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.pod_admission import initc_ops
 from localcluster import initrunner, nodes, processes
 from localcluster.state import ClusterInfo
 from tests.waiting import until
-from webhook.pods import initc_ops
 
 IMAGE = "grove-py/grove-initc:e2e"  # never pulled: KWOK runs no containers, the runner runs grove-initc
 

@@ -17,6 +17,7 @@ from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import Configuration
 
 from grove_api import constants as c
+from grove_api import pod_admission
 from initc import main as initc_main
 from localcluster import initrunner, processes
 from localcluster.cluster import ClusterStatus, ComponentStatus
@@ -24,7 +25,6 @@ from localcluster.initrunner import InitRunner, Run
 from localcluster.state import ClusterInfo, Component
 from reconciler.kube.client import CONTENT_MERGE_PATCH, NotFound
 from reconciler.planner.actions import Ref
-from webhook import pods as pod_webhook
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 
@@ -219,7 +219,7 @@ def test_stage_file_uses_the_python_names() -> None:
 
 
 def test_token_volume_is_the_webhooks() -> None:
-    assert initrunner.TOKEN_VOLUME == pod_webhook.TOKEN_VOLUME
+    assert initrunner.TOKEN_VOLUME == pod_admission.TOKEN_VOLUME
 
 
 # --- process management ----------------------------------------------------------------------------------

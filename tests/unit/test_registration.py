@@ -196,3 +196,17 @@ def test_pod_webhook_selects_only_gang_pods_on_create() -> None:
     }
     assert hook["namespaceSelector"] == registration.NOT_KUBE_SYSTEM
     assert hook["reinvocationPolicy"] == "IfNeeded"
+
+
+def test_pod_webhook_is_skipped_only_for_pods_that_have_what_it_adds() -> None:
+    """The match condition: called unless the pod has the gate (when gating) and, with startup dependencies,
+    grove-initc. (Its evaluation by the apiserver is covered in tests/e2e/test_pod_webhook.py.)"""
+    hook = by_name(render(Target()))[paths.POD_MUTATING_CONFIG]["webhooks"][0]
+    assert hook["matchConditions"] == registration.pod_needs_mutation(True)
+    (gated,) = registration.pod_needs_mutation(True)
+    assert "grove.io/podgang-pending-creation" in gated["expression"]
+    assert "grove-initc" in gated["expression"] and "grove.io/startup-dependencies" in gated["expression"]
+    (ungated,) = registration.pod_needs_mutation(False)
+    assert "schedulingGates" not in ungated["expression"] and "grove-initc" in ungated["expression"]
+    hook = by_name(render(Target(), gate=False))[paths.POD_MUTATING_CONFIG]["webhooks"][0]
+    assert hook["matchConditions"] == [ungated]

@@ -179,3 +179,54 @@ def test_a_gang_that_waited_gets_its_own_admission_event() -> None:
         ("PodCliqueSet", "GangsAdmitted"),
         ("PodGang", REASON_ADMITTED),
     ]
+
+
+def test_admission_records_initialized_and_later_writes_keep_it() -> None:
+    """Admitted means every pod exists: the admission write carries Initialized=True (the reconciler then
+    finds it written). Each later write of the admitter carries it again, or server-side apply would remove
+    a condition this manager wrote and then left out."""
+    admitter, api = setup(node("n0", cpu=2))
+    for i in range(2):
+        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1"))
+    set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
+    asyncio.run(admitter.run_pass())
+    (name, status), *_ = api.statuses
+    by_type = {x["type"]: x for x in status["conditions"]}
+    assert (name, status["phase"]) == ("g", "Admitted")
+    assert (by_type["Initialized"]["status"], by_type["Initialized"]["reason"]) == (
+        "True",
+        "PodGangPodsCreated",
+    )
+    assert by_type["Admitted"]["status"] == "True"
+    gang = admitted("g", [("w", 2, ["g-w-0", "g-w-1"])], rv="9", phase="Admitted")
+    gang["status"]["conditions"].append(by_type["Initialized"])
+    for i in range(2):  # bound and Running
+        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0"))
+    set_podgang(admitter, gang)
+    api.statuses.clear()
+
+    async def pass_and_phases() -> None:
+        await admitter.run_pass()
+        assert admitter._phases is not None
+        await admitter._phases
+
+    asyncio.run(pass_and_phases())
+    assert [(n, s["phase"], sorted(x["type"] for x in s["conditions"])) for n, s in api.statuses] == [
+        ("g", "Running", ["Admitted", "Initialized"])
+    ]
+
+
+def test_running_phase_is_written_once_while_the_informer_lags() -> None:
+    admitter, api = setup(node("n0", cpu=2))
+    for i in range(2):
+        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0"))
+    set_podgang(admitter, admitted("g", [("w", 2, ["g-w-0", "g-w-1"])], rv="9", phase="Admitted"))
+
+    async def passes(count: int) -> None:
+        for _ in range(count):
+            await admitter.run_pass()
+            assert admitter._phases is not None
+            await admitter._phases
+
+    asyncio.run(passes(3))  # the PodGang in the cache still says Admitted after our write
+    assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running")]
