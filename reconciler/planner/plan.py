@@ -319,7 +319,6 @@ def statuses(
             standalone=labels.get(c.LABEL_COMPONENT) == c.COMPONENT_PCS_PODCLIQUE,
             pcs_name=snap.name,
             now=snap.now,
-            reconciled=True,  # its pods are made (Grove: observedGeneration written just before)
             update_progress=rollout.clique_progress.get(name_of(pclq)),
         )
         actions += _status_action(_typed(pclq, c.API_VERSION, c.KIND_PODCLIQUE), desired)

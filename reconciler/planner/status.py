@@ -186,15 +186,15 @@ def podclique_status(
     standalone: bool,
     pcs_name: str,
     now: datetime,
-    reconciled: bool | None = None,
     update_progress: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Desired status of a PodClique from its pods (all pods it controls, terminating ones included).
 
     ``expected_hash`` is the pod-template hash of the clique's template now; ``pcs_generation_hash`` the
     PodCliqueSet's ``status.currentGenerationHash`` (None: not computed yet, current hashes stay).
-    Conditions are computed only for a PodClique reconciled before: ``reconciled`` defaults to "its
-    ``status.observedGeneration`` is set"; when not computed the ``conditions`` key is left out.
+    The planner asks only once the PodClique's pods are made (never for one whose creates or deletes are
+    not in the cache yet), so conditions are always computed (Grove computes them once observedGeneration
+    is written, which it does just before).
 
     Counting (§6.2): ``replicas`` = non-terminating pods; ``readyReplicas``, ``scheduledReplicas``,
     ``scheduleGatedReplicas`` count terminating pods too (Grove's rule); ``updatedReplicas`` counts
@@ -246,31 +246,28 @@ def podclique_status(
 
     if not current.get("firstScheduledAt") and scheduled > 0 and scheduled >= podclique_min_available(pclq):
         status["firstScheduledAt"] = cond.format_time(now)
-    if reconciled is None:
-        reconciled = current.get("observedGeneration") is not None
-    if reconciled:
-        erroneous = sum(1 for p in pods if podstate.is_erroneous(p))
-        started = sum(1 for p in pods if podstate.is_started_not_ready(p))
-        conds: list[dict[str, Any]] = list(current.get("conditions") or [])
-        conds = cond.set_condition(
-            conds,
-            c.CONDITION_PODCLIQUE_SCHEDULED,
-            *podclique_scheduled(pclq, scheduled=scheduled),
-            now,
-        )
-        conds = cond.set_condition(
-            conds,
-            c.CONDITION_MIN_AVAILABLE_BREACHED,
-            *min_available_breached(
-                pclq,
-                scheduled=scheduled,
-                erroneous=erroneous,
-                started_not_ready=started,
-                update_in_progress=in_progress,
-            ),
-            now,
-        )
-        status["conditions"] = conds
+    erroneous = sum(1 for p in pods if podstate.is_erroneous(p))
+    started = sum(1 for p in pods if podstate.is_started_not_ready(p))
+    conds: list[dict[str, Any]] = list(current.get("conditions") or [])
+    conds = cond.set_condition(
+        conds,
+        c.CONDITION_PODCLIQUE_SCHEDULED,
+        *podclique_scheduled(pclq, scheduled=scheduled),
+        now,
+    )
+    conds = cond.set_condition(
+        conds,
+        c.CONDITION_MIN_AVAILABLE_BREACHED,
+        *min_available_breached(
+            pclq,
+            scheduled=scheduled,
+            erroneous=erroneous,
+            started_not_ready=started,
+            update_in_progress=in_progress,
+        ),
+        now,
+    )
+    status["conditions"] = conds
     return status
 
 

@@ -247,14 +247,6 @@ def test_podclique_selector_only_for_standalone() -> None:
 
 
 # --- PodClique conditions (§5.1) --------------------------------------------------------------------
-def test_conditions_only_after_first_reconcile() -> None:
-    pods = [running("a"), running("b")]
-    assert "conditions" not in pclq_status(pclq(reconciled=False), pods)
-    assert "conditions" in pclq_status(pclq(reconciled=True), pods)
-    assert "conditions" in pclq_status(pclq(reconciled=False), pods, reconciled=True)
-    assert "conditions" not in pclq_status(pclq(reconciled=True), pods, reconciled=False)
-
-
 @pytest.mark.parametrize(
     ("pods", "min_available", "mab", "sched"),
     [
