@@ -34,6 +34,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from .cluster import ClusterModel
+from .exclusive import is_exclusive
 from .nodes import NodeInfo, PodSpecView, feasible
 from .resources import PODS, Resources
 
@@ -164,7 +165,7 @@ class Board:
         total = 0
         scale = self.scale
         for res, amount in amounts.items():
-            if amount > 0:
+            if amount > 0 and not is_exclusive(res):  # one unit per node: not a measure of room
                 top = scale.get(res)
                 if top:
                     total += amount * SIZE_UNIT // top
@@ -172,7 +173,11 @@ class Board:
 
     def _share(self, request: Resources) -> int:
         return max(
-            (amount * SIZE_UNIT // self.scale[res] for res, amount in request.items() if self.scale.get(res)),
+            (
+                amount * SIZE_UNIT // self.scale[res]
+                for res, amount in request.items()
+                if self.scale.get(res) and not is_exclusive(res)
+            ),
             default=0,
         )
 

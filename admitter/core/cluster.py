@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from .exclusive import is_exclusive
 from .nodes import NodeInfo
 from .pods import PodInfo, PodKey, PodState
 from .resources import ZERO, Resources
@@ -36,6 +37,8 @@ class ClusterModel:
         self._gang_gen: dict[GangKey, int] = {}
         self._generation = 0
         self._listeners: list[NodeListener] = []
+        # Exclusive pseudo-resources some pod has asked for: every node has one unit of each (exclusive.py).
+        self._exclusive: frozenset[str] = frozenset()
 
     # --- listeners -----------------------------------------------------------------------------------
 
@@ -59,8 +62,12 @@ class ClusterModel:
 
     # --- nodes ---------------------------------------------------------------------------------------
 
+    def _with_exclusive(self, info: NodeInfo) -> NodeInfo:
+        missing = {k: 1 for k in self._exclusive if k not in info.allocatable}
+        return replace(info, allocatable=info.allocatable + missing) if missing else info
+
     def upsert_node(self, node: Mapping[str, Any]) -> None:
-        info = NodeInfo.from_dict(node)
+        info = self._with_exclusive(NodeInfo.from_dict(node))
         old = self._nodes.get(info.name)
         if old == info:
             return
@@ -160,6 +167,11 @@ class ClusterModel:
         self._index(old, None)
 
     def _put(self, info: PodInfo) -> None:
+        new_keys = {k for k in info.requests if is_exclusive(k)} - self._exclusive
+        if new_keys:  # a unit of it on every node
+            self._exclusive |= new_keys
+            self._nodes = {name: self._with_exclusive(n) for name, n in self._nodes.items()}
+            self._touch(sorted(self._nodes))
         old = self._pods.get(info.key)
         self._pods[info.key] = info
         self._recharge(info.key, info)

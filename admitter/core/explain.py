@@ -9,6 +9,8 @@ from collections.abc import Iterable
 
 from . import nodes
 from .board import INSUFFICIENT, NO_HOSTNAME
+from .exclusive import PREFIX as EXCLUSIVE_PREFIX
+from .exclusive import is_exclusive
 from .resources import CPU, MEMORY, PODS, Resources
 
 # reason key -> (singular, plural) predicate after "1 node" / "N nodes"
@@ -55,7 +57,7 @@ def amounts(request: Resources) -> str:
     if request.get(MEMORY):
         parts.append(quantity(request[MEMORY]))
     for name in sorted(request):
-        if name not in (CPU, MEMORY, PODS) and request[name]:
+        if name not in (CPU, MEMORY, PODS) and request[name] and not is_exclusive(name):
             parts.append(f"{quantity(request[name])} {name}")
     return ", ".join(parts) or "nothing"
 
@@ -63,8 +65,13 @@ def amounts(request: Resources) -> str:
 def reason_phrase(key: str, count: int) -> str:
     noun = "node" if count == 1 else "nodes"
     if key.startswith(INSUFFICIENT):
+        resource = key[len(INSUFFICIENT) :]
+        if is_exclusive(resource):
+            verb = "has" if count == 1 else "have"
+            what = resource[len(EXCLUSIVE_PREFIX) :]
+            return f"{count} {noun} {verb} a pod it may not share a node with ({what})"
         verb = "lacks" if count == 1 else "lack"
-        return f"{count} {noun} {verb} {key[len(INSUFFICIENT) :]}"
+        return f"{count} {noun} {verb} {resource}"
     singular, plural = _PHRASES.get(key, (f"fails {key}", f"fail {key}"))
     return f"{count} {noun} {singular if count == 1 else plural}"
 

@@ -14,8 +14,9 @@ from typing import Any
 
 from grove_api import constants as c
 
+from .exclusive import pod_demand
 from .nodes import PodSpecView
-from .resources import Resources, pod_requests
+from .resources import Resources
 
 PodKey = tuple[str, str]  # (namespace, name)
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed"})
@@ -74,7 +75,7 @@ class PodInfo:
         return cls(
             key=(meta.get("namespace") or "", meta.get("name") or ""),
             state=state,
-            requests=pod_requests(spec),
+            requests=pod_demand(pod),
             view=view,
             gang=labels.get(c.LABEL_PODGANG) or None,
             podclique=labels.get(c.LABEL_PODCLIQUE) or None,
@@ -109,13 +110,18 @@ def essentials(pod: dict[str, Any]) -> dict[str, Any]:
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
     out_spec: dict[str, Any] = {k: spec[k] for k in _SPEC_FIELDS if k in spec}
-    affinity = (spec.get("affinity") or {}).get("nodeAffinity")
+    affinity = {
+        k: v
+        for k, v in (spec.get("affinity") or {}).items()
+        if k in ("nodeAffinity", "podAntiAffinity") and v
+    }
     if affinity:
-        out_spec["affinity"] = {"nodeAffinity": affinity}
+        out_spec["affinity"] = affinity
     for key in ("containers", "initContainers"):
         if key in spec:
             out_spec[key] = [
-                {k: x[k] for k in ("name", "resources", "restartPolicy") if k in x} for x in spec[key] or []
+                {k: x[k] for k in ("name", "resources", "restartPolicy", "ports") if k in x}
+                for x in spec[key] or []
             ]
     return {
         "apiVersion": pod.get("apiVersion", "v1"),

@@ -25,9 +25,10 @@ from typing import Any
 
 from .board import SIZE_UNIT
 from .cluster import ClusterModel
+from .exclusive import is_exclusive, pod_demand
 from .nodes import NodeInfo, PodSpecView, feasible
 from .pods import PodKey
-from .resources import ZERO, Resources, pod_requests
+from .resources import ZERO, Resources
 
 # (key (namespace, name) of the old pod that will be deleted, or None; the new pod as a raw dict)
 Pair = tuple[PodKey | None, Mapping[str, Any]]
@@ -60,7 +61,7 @@ class ReplacementRoom:
                     node, amount = taken
                     freed[node] = freed.get(node, ZERO) + amount
             spec = pod.get("spec") or {}
-            new.append((pod_requests(spec), PodSpecView.from_pod_spec(spec)))
+            new.append((pod_demand(pod), PodSpecView.from_pod_spec(spec)))
         placed = self._place(new, freed)
         if placed is None:
             return False
@@ -125,12 +126,21 @@ def _accepts(
     return found
 
 
+def _measured(amounts: Mapping[str, int], scale: Mapping[str, int]) -> list[int]:
+    """Each resource as a share of the largest node's, exclusive units left out (as on the board)."""
+    return [
+        v * SIZE_UNIT // scale[r]
+        for r, v in amounts.items()
+        if v > 0 and scale.get(r) and not is_exclusive(r)
+    ]
+
+
 def _size(amounts: Mapping[str, int], scale: Mapping[str, int]) -> int:
-    return sum(v * SIZE_UNIT // scale[r] for r, v in amounts.items() if v > 0 and scale.get(r))
+    return sum(_measured(amounts, scale))
 
 
 def _share(request: Mapping[str, int], scale: Mapping[str, int]) -> int:
-    return max((v * SIZE_UNIT // scale[r] for r, v in request.items() if v > 0 and scale.get(r)), default=0)
+    return max(_measured(request, scale), default=0)
 
 
 __all__ = ["Pair", "ReplacementRoom"]
