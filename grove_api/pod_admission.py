@@ -1,8 +1,8 @@
 """What the pod webhook adds to a gang pod, as pure functions: Grove's scheduling gate and grove-initc.
 
-Shared by the pod mutating webhook (`webhook.pods`), which applies them to every gang pod created without
-them, and the reconciler, which creates its pods already in that form (`as_admitted`), so the webhook's
-match condition (`webhook.registration.pod_needs_mutation`) lets them through without a call.
+Applied by the pod mutating webhook (`webhook.pods`) to every gang pod created without them; the webhook's
+match condition (`webhook.registration.pod_needs_mutation`) lets a pod that already has them through
+without a call.
 
 grove-initc (reference §4.2): the reconciler annotates PodCliques that start after others with
 `grove.io/startup-dependencies` ("<parent>:<minAvailable>,…"; pods inherit it); it becomes the init
@@ -14,8 +14,6 @@ init container's service-account directory, so grove-initc watches pods with its
 from __future__ import annotations
 
 from typing import Any
-
-import jsonpatch
 
 from grove_api import constants as c
 from grove_api import naming
@@ -113,14 +111,3 @@ def initc_ops(pod: dict[str, Any], image: str) -> list[dict[str, Any]] | str:
         },
     ]
     return _append(spec, "initContainers", [container]) + _append(spec, "volumes", volumes)
-
-
-def as_admitted(pod: dict[str, Any], gate: bool, initc_image: str) -> dict[str, Any]:
-    """The pod as this webhook would let it through (a new dict; `pod` is left alone). A pod the webhook
-    would deny (a malformed startup-dependencies annotation) comes back unchanged: the webhook is then
-    called for it and says why."""
-    initc = initc_ops(pod, initc_image)
-    if isinstance(initc, str):
-        return pod
-    ops = (gate_ops(pod)[0] if gate else []) + initc
-    return jsonpatch.apply_patch(pod, ops) if ops else pod

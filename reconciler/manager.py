@@ -20,7 +20,6 @@ from prometheus_client import Counter, Gauge, Histogram
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
-from grove_api.pod_admission import as_admitted
 from reconciler.events import event, events_for, last_errors, same_errors
 from reconciler.kube import resources
 from reconciler.kube.client import KubeClient, KubeError
@@ -242,9 +241,8 @@ class Manager:
     async def _execute(self, actions: list[Action]) -> Report:
         """In stages, so pods reach the scheduler (or go) as early as possible: new PodCliques first; then
         pods: those of the new PodCliques (the planner made them; their owner's uid comes back from the
-        PodClique's create, no need to wait for the watch) and every other pod create or delete, already in
-        the form the pod webhook would give them (`_as_admitted`); then everything else (PodGangs, which list
-        the pods, Services, statuses). (Starting the first gangs sooner was measured no faster to Ready and
+        PodClique's create, no need to wait for the watch) and every other pod create or delete; then
+        everything else (PodGangs, which list the pods, Services, statuses). (Starting the first gangs sooner was measured no faster to Ready and
         much slower to create every pod, whether each new PodGang was created just before its pods, chained
         after its own PodCliques and pods, or gangs went in batches of doubling size: every request waits
         longer once admission and binding run alongside the creates.)"""
@@ -257,18 +255,9 @@ class Manager:
             report.merge(created)
             uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
             pods = [owned for a in pods if (owned := with_owner_uid(a, uids)) is not None]
-        report.merge(await self.executor.run([self._as_admitted(a) for a in pods]))
+        report.merge(await self.executor.run(pods))
         report.merge(await self.executor.run(rest))
         return report
-
-    def _as_admitted(self, action: Action) -> Action:
-        """A pod create carries what the pod webhook would add (gate, grove-initc): the webhook's match
-        condition then skips the call, one round trip less per pod (see `grove_api.pod_admission`)."""
-        if not (isinstance(action, Create) and action.obj["kind"] == "Pod"):
-            return action
-        config = self.config
-        pod = as_admitted(action.obj, config.gang_admission.enabled, config.init_container.image)
-        return Create(pod, action.reason)
 
     # -- lifecycle -------------------------------------------------------------------------------------
 

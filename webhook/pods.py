@@ -8,10 +8,8 @@ slipped through ungated could not be held back any more. The webhook's objectSel
 carrying Grove's labels (managed-by and `grove.io/podgang`), so no other workload depends on it.
 
 The rules are pure functions of the pod (`grove_api.pod_admission`); the handler only wraps them. The
-reconciler applies the same rules to the pods it creates, and the webhook's match condition
-(`webhook.registration.pod_needs_mutation`) skips the call for a pod that already has what the webhook would
-add: the webhook stays the guarantee for any pod that arrives without them, and a large PodCliqueSet's pods
-are created without a webhook round trip each.
+webhook's match condition (`webhook.registration.pod_needs_mutation`) skips the call for a pod that already
+has what the webhook would add.
 """
 
 from __future__ import annotations

@@ -184,10 +184,10 @@ def skip_trusted_users(target: Target) -> list[dict[str, str]]:
 
 
 def pod_needs_mutation(gate: bool) -> list[dict[str, str]]:
-    """Call the pod webhook only for a pod that lacks what it would add (`grove_api.pod_admission.as_admitted`): the
-    gate (when gating) and, for a pod with startup dependencies, grove-initc. The operator creates its pods
-    with both, so a large PodCliqueSet's pods skip a webhook round trip each; a pod without them, from
-    anyone, is still mutated (and one a later webhook stripped of the gate is mutated again)."""
+    """Call the pod webhook only for a pod that lacks what it would add (`grove_api.pod_admission`): the
+    gate (when gating) and, for a pod with startup dependencies, grove-initc. A pod without them, from
+    anyone, is mutated (and one a later webhook stripped of the gate is mutated again); a pod created with
+    both costs no round trip."""
     gated = (
         f"has(object.spec.schedulingGates) && "
         f"object.spec.schedulingGates.exists(g, g.name == '{c.SCHEDULING_GATE_PODGANG_PENDING}')"

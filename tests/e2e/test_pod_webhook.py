@@ -1,6 +1,6 @@
 """The pod webhook's match condition, evaluated by the real apiserver: the webhook is called for a gang pod
 that lacks the gate or grove-initc (whoever creates it: the guarantee), and skipped for a pod that already
-has what it would add, which is every pod the operator creates (one round trip less per pod).
+has what it would add.
 
 The operator's own request counter (`grove_webhook_requests_total` for the pod path) says whether the
 apiserver called it."""
@@ -93,11 +93,11 @@ async def test_a_pod_that_has_it_skips_the_webhook(
     assert await pod_webhook_calls(cluster) == before
 
 
-async def test_the_operators_pods_skip_the_webhook_and_are_gated_with_grove_initc(
+async def test_the_operators_pods_are_gated_with_grove_initc_by_the_webhook(
     cluster: ClusterInfo, api_client: client.ApiClient, namespace: str
 ) -> None:
     """Pods of a clique with a parent carry grove-initc, and every pod is gated (the gang asks for more cpu
-    than the cluster has, so the gates stay), all without a webhook call."""
+    than the cluster has, so the gates stay): one webhook call per pod."""
     before = await pod_webhook_calls(cluster)
     doc = pcs(
         "skip",
@@ -124,4 +124,4 @@ async def test_the_operators_pods_skip_the_webhook_and_are_gated_with_grove_init
     assert all(c.INIT_CONTAINER_NAME in init_names(p) for p in by_clique["skip-0-b"])
     assert not any(init_names(p) for p in by_clique["skip-0-a"])
     assert all(gate_names(p) == [c.SCHEDULING_GATE_PODGANG_PENDING] for p in made)
-    assert await pod_webhook_calls(cluster) == before
+    assert await pod_webhook_calls(cluster) >= before + 4

@@ -10,7 +10,7 @@ import jsonpatch
 import pytest
 
 from grove_api import constants as c
-from grove_api.pod_admission import GATE, as_admitted, gate_ops, initc_ops
+from grove_api.pod_admission import GATE, gate_ops, initc_ops
 from tests.builders import admission_review
 from webhook.admission import parse_review
 from webhook.pods import PodMutatingHandler
@@ -158,28 +158,3 @@ async def test_handler_gates_and_injects_in_one_patch() -> None:
     assert spec["schedulingGates"] == [GATE] and spec["initContainers"][0]["name"] == "grove-initc"
     no_deps = pod()
     assert "initContainers" not in apply(no_deps, gate_ops(no_deps)[0])["spec"]
-
-
-async def _webhook_result(p: dict[str, Any], gate: bool) -> dict[str, Any]:
-    handler = PodMutatingHandler(gate=gate, initc_image="img")
-    response = await handler(parse_review(json.dumps(admission_review(p))))
-    assert response.allowed
-    return apply(p, response.patch or [])
-
-
-@pytest.mark.parametrize("gate", [True, False])
-@pytest.mark.parametrize("deps", [None, "pcs-0-a:1"])
-async def test_as_admitted_is_what_the_webhook_makes_of_the_pod(gate: bool, deps: str | None) -> None:
-    """The reconciler creates its pods in this form; the webhook's match condition then skips them."""
-    p = pod() if deps is None else dependent(deps)
-    before = copy.deepcopy(p)
-    made = as_admitted(p, gate, "img")
-    assert made == await _webhook_result(p, gate)
-    assert p == before  # the planner's pod is left alone
-    assert as_admitted(made, gate, "img") == made  # and the webhook would add nothing more
-
-
-def test_as_admitted_leaves_a_pod_the_webhook_refuses_unchanged() -> None:
-    """The webhook is then called for it and says what is wrong."""
-    p = dependent("pcs-0-a:0")
-    assert as_admitted(p, True, "img") is p
