@@ -158,7 +158,6 @@ class Admitter:
         self._unadmitted: dict[tuple[str, str], int] = {}
         self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
         self._phase_written: dict[tuple[str, str], int] = {}  # the same for phase Running
-        self._phases: asyncio.Task[None] | None = None  # the phase writes under way
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         self.model.add_listener(self._on_capacity)
@@ -270,9 +269,7 @@ class Admitter:
                     "decide_ms": round(decided * 1000, 2),
                 },
             )
-        if self._phases is None or self._phases.done():
-            # Beside the next passes: phase writes (for people) never hold up an admission.
-            self._phases = asyncio.create_task(self._record_phases(now))
+        await self._record_phases(now)
         return decision
 
     # -- carrying decisions out --------------------------------------------------------------------------
@@ -575,8 +572,6 @@ class Admitter:
                 if decision.deferred:  # look again as soon as capacity has settled
                     wait = max(0.0, self._grew_at + SETTLE_SECONDS - time.monotonic()) + DEBOUNCE_SECONDS
         finally:
-            if self._phases is not None:
-                self._phases.cancel()
             for informer in informers:
                 informer.stop()
 
