@@ -10,6 +10,10 @@ pass (`Planner.decide`) over the whole queue and carries the decision out:
   Recording first makes the release restartable: after a crash the admitter knows the gang was granted and
   releases the rest of it (all together, as its replacements), instead of holding a half-released gang; if
   none was released, the gang is un-admitted and queues again (below).
+* **Admit on creation** (`preadmit`, asked by the reconciler before it creates a new gang's pods): while
+  nothing else waits, a new gang that fits is admitted before its pods exist; they are created pinned and
+  ungated, and the admission is put on record (**Record**) once the PodGang exists, with phase Running at
+  once if its pods already run.
 * **Release** a single pod of an admitted gang: its replacement pods (the planner releases those that bring
   it back to its minimum all together, or none), or pods beyond its minimum.
 * **Replacements blocked**: an admitted gang's replacement pods do not all fit. The gang stays admitted
@@ -35,20 +39,21 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable
+from collections.abc import Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.decision import REASON_RECREATED
+from admitter.core.decision import REASON_RECREATED, REASON_RESET, Record
 from admitter.core.plan import Admit, Blocked, Decision, PlanConfig, Planner, Reset, Unadmit, Waiting
 from admitter.core.pods import essentials
 from admitter.core.room import ReplacementRoom
 from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.operatorconfig import GangAdmission
+from grove_api.pod_admission import HOSTNAME_LABEL, admitted_on_create_copy, with_gate
 from reconciler.events import event
 from reconciler.kube import resources
 from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
@@ -68,6 +73,10 @@ REPLACEMENTS_BLOCKED = Gauge(
     "grove_gangs_replacements_blocked", "Admitted PodGangs whose replacement pods do not all fit now."
 )
 RELEASED = Counter("grove_pods_released_total", "Pods pinned and ungated by the gang admitter.")
+PREADMITTED = Counter(
+    "grove_gangs_admitted_on_create_total",
+    "PodGangs admitted before their pods were created (created ungated).",
+)
 ADMISSION_LATENCY = Histogram(
     "grove_gang_admission_latency_seconds",
     "From a PodGang's creation to its admission.",
@@ -82,9 +91,7 @@ COMPONENT = "grove-gang-admitter"
 CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
 REASON_ADMITTED = "GangAdmitted"
 REASON_GANGS_ADMITTED = "GangsAdmitted"  # on the PodCliqueSet: the gangs one pass admitted
-REASON_RESET = "GangReset"
 # Admitted=True, but replacement pods do not all fit (the PodCliqueSet summary reports it as waiting)
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 PHASE_PENDING, PHASE_ADMITTED, PHASE_RUNNING = "Pending", "Admitted", "Running"
 TICK_SECONDS = 2.0  # passes also run this often without events: timeouts and aging move with the clock
 # Capacity counts as settled this long after it last grew (see admitter.core.plan, "Settling").
@@ -158,6 +165,9 @@ class Admitter:
         self._unadmitted: dict[tuple[str, str], int] = {}
         self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
         self._phase_written: dict[tuple[str, str], int] = {}  # the same for phase Running
+        self._recorded: dict[tuple[str, str], int] = {}  # the same for admissions put on record
+        self._placeholders: set[tuple[str, str]] = set()  # pods admitted before creation, not seen yet
+        self.synced = False
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         self.model.add_listener(self._on_capacity)
@@ -173,6 +183,7 @@ class Admitter:
 
     def _on_pod(self, kind: str, pod: JSON) -> None:
         key = _key(pod)
+        self._placeholders.discard(key)
         if kind == "DELETED":
             self._written.pop(key, None)
             self.model.delete_pod(*key)
@@ -186,6 +197,7 @@ class Admitter:
             self._unadmitted.pop(_key(podgang), None)
             self._replacements_written.pop(_key(podgang), None)
             self._phase_written.pop(_key(podgang), None)
+            self._recorded.pop(_key(podgang), None)
         self._wake.set()
 
     def _on_priority(self, kind: str, priority_class: JSON) -> None:
@@ -225,6 +237,73 @@ class Admitter:
         """A fresh capacity oracle over the live model: would these new pods fit once those old pods are
         gone (see admitter.core.room)? One per reconcile pass."""
         return ReplacementRoom(self.model)
+
+    def preadmit(self, podgangs: Sequence[JSON], pods: Sequence[JSON]) -> dict[tuple[str, str], str]:
+        """Admit new gangs before their pods are created: pod -> hostname of the node to create it pinned
+        to, ungated (`grove_api.pod_admission.admitted_on_create_copy`). Only while the admitter has nothing else to decide (no other
+        gang waits, is blocked or is being released), so no gang ever overtakes another; the new gangs are
+        then judged exactly as a pass would judge them once they exist (all or nothing, newest last), and
+        those that do not fit are left out: their pods are created gated and queue as usual.
+
+        The model counts the admitted pods on their nodes at once (the next pass sees the capacity taken);
+        `forget` those whose creation fails. Nothing is written here: the admission is put on record once
+        the PodGang exists (`decision.Record`), which also covers an operator stopped in between."""
+        if not self.synced or not podgangs:
+            return {}
+        now = datetime.now(UTC)
+        created = cond.format_time(now)
+        new = [{**g, "metadata": {**g["metadata"], "creationTimestamp": created}} for g in podgangs]
+        new_keys = {_key(g) for g in new}
+        placeholders = [essentials(with_gate(p)) for p in pods]
+        for pod in placeholders:
+            self.model.upsert_pod(pod)
+        decision = self.planner.decide(
+            self.model, [*self.podgangs.list(), *new], now.timestamp(), self.priority_of, self.settled()
+        )
+        decided: list[Admit | Blocked | Waiting | Reset] = [
+            *decision.admit,
+            *decision.blocked,
+            *decision.waiting,
+            *decision.restore_blocked,
+            *decision.reset,
+        ]
+        busy = (
+            decision.deferred
+            or any(x.key not in new_keys for x in decided)
+            or any((r.namespace, r.gang) not in new_keys for r in decision.release)
+        )
+        placed: dict[tuple[str, str], str] = {}
+        if busy:
+            log.info(
+                "admission on creation declined: other gangs wait",
+                extra={
+                    "gangs": sorted("/".join(k) for k in new_keys),
+                    "deferred": decision.deferred,
+                    "others": sorted({"/".join(x.key) for x in decided if x.key not in new_keys})[:5],
+                },
+            )
+        else:
+            for admit in decision.admit:
+                for name, node in admit.placements.items():
+                    placed[(admit.namespace, name)] = self.model.hostname_of(node)
+        for pod in placeholders:
+            key = _key(pod)
+            if key in placed:
+                self.model.upsert_pod(admitted_on_create_copy(pod, placed[key]))
+                self._placeholders.add(key)
+            else:
+                self.model.delete_pod(*key)
+        if placed:
+            PREADMITTED.inc(len({a.key for a in decision.admit}))
+        return placed
+
+    def forget(self, keys: Iterable[tuple[str, str]]) -> None:
+        """Pods `preadmit` placed that were not created after all: their capacity is free again."""
+        for key in keys:
+            if key in self._placeholders:
+                self._placeholders.discard(key)
+                self.model.delete_pod(*key)
+        self._wake.set()
 
     def settled(self) -> bool:
         return time.monotonic() - self._grew_at >= SETTLE_SECONDS
@@ -267,8 +346,10 @@ class Admitter:
                     "blocked": len(decision.blocked),
                     "replacements_blocked": len(decision.restore_blocked),
                     "decide_ms": round(decided * 1000, 2),
+                    "ms": round((time.perf_counter() - started) * 1000, 1),
                 },
             )
+        await self._record_admissions(decision.record, now)
         await self._record_phases(now)
         return decision
 
@@ -307,8 +388,11 @@ class Admitter:
             await self._event(podgang, "Normal", REASON_ADMITTED, f"Gang admitted: {message}", now)
         return podgang, pods
 
-    async def _report_admitted(self, admitted: list[tuple[JSON, int]], now: datetime) -> None:
-        """One Normal Event per PodCliqueSet for the gangs this pass admitted."""
+    async def _report_admitted(
+        self, admitted: list[tuple[JSON, int]], now: datetime, how: str = "released"
+    ) -> None:
+        """One Normal Event per PodCliqueSet for the gangs this pass admitted (or put on record: their
+        pods were created pinned)."""
         by_owner: dict[str, tuple[JSON, list[tuple[str, int]]]] = {}
         for podgang, released in admitted:
             pcs = _podcliqueset_of(podgang)
@@ -320,7 +404,7 @@ class Admitter:
             pods = sum(released for _, released in gangs_of_pcs)
             shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             gangs = f"{len(names)} gang{'s' if len(names) != 1 else ''}"
-            message = f"{gangs} admitted ({pods} pods released): {shown}"
+            message = f"{gangs} admitted ({pods} pods {how}): {shown}"
             await self._create_event(
                 event(pcs, "Normal", REASON_GANGS_ADMITTED, message, now, component=COMPONENT)
             )
@@ -467,6 +551,36 @@ class Admitter:
             writes.append(record(item, podgang, current))
         await asyncio.gather(*writes)
 
+    async def _record_admissions(self, records: Iterable[Record], now: datetime) -> None:
+        """Gangs admitted in fact (their pods were created admitted, see `preadmit`) get Admitted=True, and
+        phase Running at once when they already run. Not on anyone's critical path: a few at a time."""
+
+        async def record(podgang: JSON, message: str) -> tuple[JSON, int] | None:
+            namespace = podgang["metadata"]["namespace"]
+            found = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
+            pods = [p for p in found if p is not None]
+            running = podgang_running(podgang, pods)
+            async with self._status_limit:
+                try:
+                    phase = PHASE_RUNNING if running else PHASE_ADMITTED
+                    await self._set_status(podgang, phase, cond.TRUE, REASON_ADMITTED, message, now)
+                except KubeError as err:
+                    log.warning("could not record admission of %s: %s", "/".join(_key(podgang)), err)
+                    return None
+            self._recorded[_key(podgang)] = _rv(podgang)
+            if running:
+                self._phase_written[_key(podgang)] = _rv(podgang)
+            ADMITTED.inc()
+            return podgang, len(pods)
+
+        writes = []
+        for item in records:
+            podgang = self.podgangs.get(*item.key)
+            if podgang is not None and self._recorded.get(item.key) != _rv(podgang):
+                writes.append(record(podgang, item.message))
+        done = await asyncio.gather(*writes)
+        await self._report_admitted([r for r in done if r is not None], now, how="created pinned")
+
     async def _record_phases(self, now: datetime) -> None:
         """Admitted gangs become Running once every referenced pod is bound and Running."""
 
@@ -555,6 +669,7 @@ class Admitter:
         informers = [self.nodes, self.pods, self.podgangs, self.priority_classes]
         await asyncio.gather(*(i.start() for i in informers))
         log.info("gang admitter caches synced", extra={"informers": [repr(i) for i in informers]})
+        self.synced = True
         wait = TICK_SECONDS
         try:
             while True:

@@ -19,6 +19,7 @@ from grove_api import constants as c
 from grove_api import naming
 
 GATE = {"name": c.SCHEDULING_GATE_PODGANG_PENDING}
+HOSTNAME_LABEL = "kubernetes.io/hostname"
 POD_INFO_VOLUME = "pod-info-vol"
 POD_INFO_PATH = "/var/grove/pod-info"
 TOKEN_VOLUME = "sa-token-secret-vol"
@@ -31,10 +32,40 @@ def is_gang_pod(pod: dict[str, Any]) -> bool:
     return labels.get(c.LABEL_MANAGED_BY) == c.MANAGED_BY_VALUE and bool(labels.get(c.LABEL_PODGANG))
 
 
+def admitted_on_create(pod: dict[str, Any]) -> bool:
+    """The operator created this pod for a gang the admitter had already admitted (and pinned it to its
+    planned node): it is not gated."""
+    annotations = (pod.get("metadata") or {}).get("annotations") or {}
+    return annotations.get(c.ANNOTATION_ADMITTED_ON_CREATE) == "true"
+
+
+def with_gate(pod: dict[str, Any]) -> dict[str, Any]:
+    """A copy of `pod` carrying Grove's gate (as the webhook would create it)."""
+    spec = pod.get("spec") or {}
+    gates = [g for g in spec.get("schedulingGates") or [] if g.get("name") != GATE["name"]]
+    return {**pod, "spec": {**spec, "schedulingGates": [*gates, GATE]}}
+
+
+def admitted_on_create_copy(pod: dict[str, Any], hostname: str) -> dict[str, Any]:
+    """A copy of `pod` to create for a gang admitted before its pods exist: pinned to `hostname` (the
+    nodeSelector a release patch sets), without Grove's gate, and annotated so the webhook adds none."""
+    meta = pod.get("metadata") or {}
+    spec = dict(pod.get("spec") or {})
+    gates = [g for g in spec.pop("schedulingGates", None) or [] if g.get("name") != GATE["name"]]
+    if gates:
+        spec["schedulingGates"] = gates
+    spec["nodeSelector"] = {**(spec.get("nodeSelector") or {}), HOSTNAME_LABEL: hostname}
+    annotations = {**(meta.get("annotations") or {}), c.ANNOTATION_ADMITTED_ON_CREATE: "true"}
+    return {**pod, "metadata": {**meta, "annotations": annotations}, "spec": spec}
+
+
 def gate_ops(pod: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
     """JSON patch ops that add Grove's gate (keeping every other gate), and warnings. Idempotent: a pod
-    that already carries the gate gets no ops. A pod created with `spec.nodeName` skips the scheduler
-    altogether and cannot be gated (the apiserver refuses gates on it): it is left alone, with a warning."""
+    that already carries the gate gets no ops, nor does a pod admitted on creation. A pod created with
+    `spec.nodeName` skips the scheduler altogether and cannot be gated (the apiserver refuses gates on it):
+    it is left alone, with a warning."""
+    if admitted_on_create(pod):
+        return [], []
     spec = pod.get("spec") or {}
     if spec.get("nodeName"):
         return [], [

@@ -250,7 +250,9 @@ class Operator:
         self.fatal.set()
 
     def _new_manager(self) -> Manager:
-        self.manager = Manager(KubeClient(self.client), self.config, room=self._room)
+        self.manager = Manager(
+            KubeClient(self.client), self.config, room=self._room, admission=lambda: self.admitter
+        )
         return self.manager
 
     def _room(self) -> Room | None:

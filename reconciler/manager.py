@@ -8,18 +8,20 @@ key `(namespace, pcs)`; the queue deduplicates bursts (a thousand pod events bec
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
+from grove_api.pod_admission import admitted_on_create_copy
 from reconciler.events import event, events_for, last_errors, same_errors
 from reconciler.kube import resources
 from reconciler.kube.client import KubeClient, KubeError
@@ -61,6 +63,44 @@ def _is_pod(action: Action) -> bool:
     return isinstance(action, Delete) and action.ref.kind == "Pod"
 
 
+class Admission(Protocol):
+    """What the reconciler asks of the gang admitter (`admitter.controller.Admitter`)."""
+
+    def preadmit(self, podgangs: Sequence[Obj], pods: Sequence[Obj]) -> dict[tuple[str, str], str]: ...
+    def forget(self, keys: Iterable[tuple[str, str]]) -> None: ...
+
+
+def admit_on_create(
+    pods: list[Action], rest: Sequence[Action], admission: Admission
+) -> tuple[list[Action], set[tuple[str, str]]]:
+    """Ask the admitter to admit the PodGangs this pass creates, with the pods it creates for them; the pod
+    creates (those admitted now pinned and ungated) and the pods admitted."""
+    gangs = [a.obj for a in rest if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG]
+    if not gangs:
+        return pods, set()
+    referenced = {
+        (g["metadata"]["namespace"], ref["name"])
+        for g in gangs
+        for group in g["spec"].get("podgroups") or []
+        for ref in group.get("podReferences") or []
+    }
+    new = [a.obj for a in pods if isinstance(a, Create) and _pod_key(a.obj) in referenced]
+    placed = admission.preadmit(gangs, new)
+    if not placed:
+        return pods, set()
+    out: list[Action] = [
+        Create(admitted_on_create_copy(a.obj, placed[_pod_key(a.obj)]), a.reason)
+        if isinstance(a, Create) and _pod_key(a.obj) in placed
+        else a
+        for a in pods
+    ]
+    return out, set(placed)
+
+
+def _pod_key(obj: Obj) -> tuple[str, str]:
+    return (obj["metadata"]["namespace"], obj["metadata"]["name"])
+
+
 class ReconcileError(Exception):
     """Some actions of a pass failed; the key is retried with backoff."""
 
@@ -83,15 +123,19 @@ class Manager:
         client: KubeClient,
         config: OperatorConfiguration,
         room: Callable[[], Room | None] | None = None,
+        admission: Callable[[], Admission | None] | None = None,
     ) -> None:
         """`room`: free capacity for a rolling update's replacements (the gang admitter's model), asked
-        once per pass; without it an update replaces pods without asking (Grove's behaviour)."""
+        once per pass; without it an update replaces pods without asking (Grove's behaviour).
+        `admission`: the gang admitter, asked to admit new gangs as their pods are created (without it,
+        their pods are created gated and the admitter releases them later)."""
         self.client = client
         self.config = config
         self.room = room
+        self.admission = admission
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
-        # PodCliqueSet -> PodClique -> time.monotonic() when its count-only status change was first held back
+        # PodCliqueSet -> PodClique -> time.monotonic() when its progress-only status change was first held back
         self._status_holds: dict[Key, dict[str, float]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
         QUEUE_DEPTH.set_function(lambda: len(self.queue))
@@ -206,6 +250,9 @@ class Manager:
             extra={
                 "podcliqueset": f"{key[0]}/{key[1]}",
                 "actions": len(result.actions),
+                "writes": dict(
+                    collections.Counter(f"{type(a).__name__} {kind_of(a)}" for a in result.actions)
+                ),
                 "ms": round(elapsed * 1000, 1),
                 "ok": report.ok,
             },
@@ -242,20 +289,29 @@ class Manager:
         """In stages, so pods reach the scheduler (or go) as early as possible: new PodCliques first; then
         pods: those of the new PodCliques (the planner made them; their owner's uid comes back from the
         PodClique's create, no need to wait for the watch) and every other pod create or delete; then
-        everything else (PodGangs, which list the pods, Services, statuses). (Starting the first gangs sooner was measured no faster to Ready and
+        everything else: PodGangs first (they list the pods; the admitter waits for them), then Services,
+        statuses. (Starting the first gangs sooner was measured no faster to Ready and
         much slower to create every pod, whether each new PodGang was created just before its pods, chained
         after its own PodCliques and pods, or gangs went in batches of doubling size: every request waits
         longer once admission and binding run alongside the creates.)"""
         cliques = [a for a in actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE]
         pods = [a for a in actions if _is_pod(a)]
         rest = [a for a in actions if not _is_pod(a) and a not in cliques]
+        rest.sort(key=lambda a: not (isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG))
         report = Report()
         if cliques:
             created = await self.executor.run(cliques)
             report.merge(created)
             uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
             pods = [owned for a in pods if (owned := with_owner_uid(a, uids)) is not None]
-        report.merge(await self.executor.run(pods))
+        admission = self.admission() if self.admission is not None else None
+        admitted: set[tuple[str, str]] = set()
+        if admission is not None:
+            pods, admitted = admit_on_create(pods, rest, admission)
+        created = await self.executor.run(pods)
+        report.merge(created)
+        if admission is not None and admitted:
+            admission.forget(admitted - {(r.ref.namespace, r.ref.name) for r in created.created})
         report.merge(await self.executor.run(rest))
         return report
 

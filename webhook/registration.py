@@ -185,12 +185,16 @@ def skip_trusted_users(target: Target) -> list[dict[str, str]]:
 
 def pod_needs_mutation(gate: bool) -> list[dict[str, str]]:
     """Call the pod webhook only for a pod that lacks what it would add (`grove_api.pod_admission`): the
-    gate (when gating) and, for a pod with startup dependencies, grove-initc. A pod without them, from
+    gate (when gating; not for a pod admitted on creation) and, for a pod with startup dependencies,
+    grove-initc. A pod without them, from
     anyone, is mutated (and one a later webhook stripped of the gate is mutated again); a pod created with
     both costs no round trip."""
     gated = (
-        f"has(object.spec.schedulingGates) && "
-        f"object.spec.schedulingGates.exists(g, g.name == '{c.SCHEDULING_GATE_PODGANG_PENDING}')"
+        f"(has(object.spec.schedulingGates) && "
+        f"object.spec.schedulingGates.exists(g, g.name == '{c.SCHEDULING_GATE_PODGANG_PENDING}')) || "
+        f"(has(object.metadata.annotations) && "
+        f"'{c.ANNOTATION_ADMITTED_ON_CREATE}' in object.metadata.annotations && "
+        f"object.metadata.annotations['{c.ANNOTATION_ADMITTED_ON_CREATE}'] == 'true')"
     )
     initc = (
         f"!has(object.metadata.annotations) || "

@@ -21,6 +21,8 @@ REASON_PODS_PENDING = "PodsPending"  # not all pods of the minimum exist yet
 REASON_BASE_PENDING = "BaseGangPending"  # a scaled gang whose base gang is not scheduled yet
 # Reason of Unadmit: none of an admitted gang's pods is bound or released any more (all were recreated).
 REASON_RECREATED = "GangRecreated"
+# Reason of Reset: an admitted gang's minimum was not bound in time.
+REASON_RESET = "GangReset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +106,23 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
+class Record:
+    """A gang that is admitted in fact but not on record: its PodGang has no `Admitted` condition (or one
+    saying it waited for its pods), yet some of its pods are released or bound. Its pods were created
+    already admitted (`admitter.controller.Admitter.preadmit`), or the operator stopped between releasing
+    them and writing the condition. Write `Admitted=True` now; the gang is treated as admitted meanwhile
+    (its other gated pods are its replacements)."""
+
+    namespace: str
+    gang: str
+    message: str
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
 class Reset:
     """An admitted gang whose minimum did not bind in time: delete `pods` (released, not bound; they are
     recreated gated) and clear the `Admitted` condition, so the gang queues again. `reason` is the human
@@ -152,3 +171,4 @@ class Decision:
     # Admitted gangs whose replacement pods (those that bring every podgroup back to its minimum) do not
     # all fit: none is released; the gang stays admitted (condition Admitted=True with its own reason).
     restore_blocked: tuple[Blocked, ...] = ()
+    record: tuple[Record, ...] = ()

@@ -17,9 +17,11 @@ from typing import Any
 from grove_api import constants as c
 
 from .cluster import ClusterModel, GangKey
+from .decision import REASON_BASE_PENDING, REASON_PODS_PENDING
 from .pods import PodInfo, PodKey, PodState, parse_time
 
-# Written True by the I/O layer before it releases any pod of the gang, so a restart knows it was granted.
+# Written True by the I/O layer before it releases any pod of the gang, so a restart knows it was granted
+# (or, for a gang whose pods were created admitted, once its PodGang exists: see decision.Record).
 CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
 
 PriorityLookup = Mapping[str, int] | Callable[[str], int | None]
@@ -65,6 +67,9 @@ class Gang:
     base: GangKey | None = None  # set for a scaled gang: admissible once its base gang is scheduled
     admitted: bool = False
     admitted_at: float | None = None
+    # No decision on record (no Admitted condition, or one saying it waits for its pods): released or bound
+    # pods then mean the gang was admitted (see decision.Record).
+    undecided: bool = True
     pack: Pack | None = None
     group_configs: tuple[GroupConfig, ...] = ()
     # Admission order: higher priority first, then older, then by name.
@@ -106,7 +111,7 @@ class Gang:
             for g in spec.get("topologyConstraintGroupConfigs") or ()
         )
         base = (meta.get("labels") or {}).get(c.LABEL_BASE_PODGANG)
-        admitted, admitted_at = _admitted(podgang)
+        admitted, admitted_at, undecided = _admission(podgang)
         return cls(
             key=(namespace, meta.get("name") or ""),
             podgroups=podgroups,
@@ -117,6 +122,7 @@ class Gang:
             base=(namespace, base) if base else None,
             admitted=admitted,
             admitted_at=admitted_at,
+            undecided=undecided,
             pack=Pack.from_constraint(spec.get("topologyConstraint")),
             group_configs=configs,
         )
@@ -133,11 +139,14 @@ def _priority(class_name: str | None, priorities: PriorityLookup | None) -> int:
     return int(found or 0)
 
 
-def _admitted(podgang: Mapping[str, Any]) -> tuple[bool, float | None]:
+def _admission(podgang: Mapping[str, Any]) -> tuple[bool, float | None, bool]:
+    """Admitted, since when, and whether nothing was decided yet (see `Gang.undecided`)."""
     for cond in (podgang.get("status") or {}).get("conditions") or ():
-        if cond.get("type") == CONDITION_ADMITTED and cond.get("status") == "True":
-            return True, parse_time(cond.get("lastTransitionTime"))
-    return False, None
+        if cond.get("type") == CONDITION_ADMITTED:
+            if cond.get("status") == "True":
+                return True, parse_time(cond.get("lastTransitionTime")), False
+            return False, None, cond.get("reason") in (REASON_PODS_PENDING, REASON_BASE_PENDING)
+    return False, None, True
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,10 @@ One pass, in order:
    queues again. Gated replacements that could not be placed for that long count as a shortfall too, so
    a gang whose replacements stay blocked is eventually reset and queues as a new gang (keeping its age,
    so it soon holds newer gangs back, see *Starvation*).
+   A gang counts as admitted when its PodGang says so, or when nothing is on record yet (no `Admitted`
+   condition, or one saying it waited for its pods) and some of its pods are released or bound: its pods
+   were created already admitted (the controller's `preadmit`), or the operator stopped between releasing
+   them and writing the condition. Such a gang is put on record (`Record`) and treated as admitted.
 2. **Running gangs whole again.** The gated pods that bring an admitted gang's podgroups back up to their
    minimum (replacements of failed or deleted pods) are placed together, all of them or none, before any
    new gang, once every podgroup has its pods (a replacement not created yet is waited for). Pods already
@@ -68,6 +72,7 @@ from .decision import (
     Admit,
     Blocked,
     Decision,
+    Record,
     Release,
     Reset,
     Unadmit,
@@ -118,6 +123,7 @@ class _Entry:
     """What the planner keeps per gang between passes; rebuilt when the gang or its pods change."""
 
     gang: Gang
+    admitted: bool  # on record, or in fact (decision.Record)
     generation: int
     refs: tuple[tuple[PodKey, int], ...]  # referenced pods outside the label index, with generations
     scale_version: int
@@ -229,8 +235,11 @@ class Planner:
         restoring: list[_Entry] = []  # admitted gangs below their minimum whose replacements all exist
         whole: list[_Entry] = []  # admitted gangs at their minimum (or restored in this pass)
         restored: dict[GangKey, dict[PodKey, str]] = {}  # replacements placed in this pass
+        records: list[Record] = []
         for e in entries:
-            if e.gang.admitted:
+            if e.admitted:
+                if not e.gang.admitted:
+                    records.append(_record(e))
                 if not any(g.placed for g in e.members.groups):
                     # Recreated pods waiting (gated): queue again. No pod at all (the PodCliqueSet is being
                     # deleted or scaled in, or the pods are between deletion and re-creation): nothing to
@@ -317,6 +326,7 @@ class Planner:
             deferred,
             tuple(unadmits),
             tuple(restore_blocked),
+            tuple(records),
         )
 
     def _admit_tier(
@@ -372,6 +382,7 @@ class Planner:
     def _build(self, gang: Gang) -> _Entry:
         model, board = self.model, self.board
         found = members(model, gang)
+        admitted = gang.admitted or (gang.undecided and any(g.placed for g in found.groups))
         labelled = {p.key for p in model.gang_pods(*gang.key)}
         refs = tuple(
             (ref, _generation(model, ref))
@@ -387,8 +398,8 @@ class Planner:
             chosen[group.group.name] = list(group.gated[:take])
             extras += group.gated[take:]
             need += take
-        job = _Job(chosen, need, replacements=gang.admitted)
-        nothing = _Job({g.group.name: [] for g in found.groups}, 0, replacements=not gang.admitted)
+        job = _Job(chosen, need, replacements=admitted)
+        nothing = _Job({g.group.name: [] for g in found.groups}, 0, replacements=not admitted)
         shapes = list(
             dict.fromkeys(
                 board.shape(p.view, p.requests) for g in found.groups for p in g.gated if p.pin is None
@@ -396,12 +407,13 @@ class Planner:
         )
         return _Entry(
             gang=gang,
+            admitted=admitted,
             generation=model.gang_generation(*gang.key),
             refs=refs,
             scale_version=board.scale_version,
             members=found,
-            minimum=nothing if gang.admitted else job,
-            restore=job if gang.admitted else nothing,
+            minimum=nothing if admitted else job,
+            restore=job if admitted else nothing,
             extras=extras,
             shapes=shapes,
             extra_shapes=tuple(
@@ -849,3 +861,11 @@ __all__ = [
     "Waiting",
     "plan",
 ]
+
+
+def _record(e: _Entry) -> Record:
+    placed = [p for g in e.members.groups for p in (*g.bound, *g.released)]
+    nodes = {p.node_name or p.pin for p in placed}
+    pods = f"{len(placed)} pod{'s' if len(placed) != 1 else ''}"
+    where = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
+    return Record(e.gang.key[0], e.gang.key[1], f"{pods} placed on {where} (admitted as they were created)")

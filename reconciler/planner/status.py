@@ -603,6 +603,11 @@ def with_podgang_initialized(conds: list[dict[str, Any]], now: datetime) -> list
     )
 
 
+def admission_pending(podgang: Obj) -> bool:
+    """The gang admitter has not written its decision on this PodGang yet (no Admitted condition)."""
+    return cond.get_condition(_status(podgang).get("conditions"), CONDITION_ADMITTED) is None
+
+
 def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[str, Any]:
     """The part of a PodGang's status the reconciler owns: the ``Initialized`` condition, False/
     PodGangPodsCreationPending until every constituent pod has been created, then True/PodGangPodsCreated,
@@ -653,19 +658,31 @@ def _diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -> dict[str, A
 COUNT_FIELDS: Final = frozenset(
     {"replicas", "readyReplicas", "scheduledReplicas", "scheduleGatedReplicas", "updatedReplicas"}
 )
+# Condition statuses that report trouble: a PodClique turning to one of them is written at once.
+_TROUBLE: Final = {
+    c.CONDITION_MIN_AVAILABLE_BREACHED: cond.TRUE,
+    c.CONDITION_PODCLIQUE_SCHEDULED: cond.FALSE,
+}
 
 
-def counts_only(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> bool:
-    """The patch moves counts only: count fields, and conditions whose messages (which quote the counts)
-    changed but not their status or reason."""
-    if not patch or not patch.keys() <= COUNT_FIELDS | {"conditions"}:
+def may_wait(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> bool:
+    """The patch only reports progress, so it may wait a moment (plan.STATUS_HOLD_SECONDS): it moves
+    counts, sets `firstScheduledAt` (then the time it is written, at most that moment late), and its
+    conditions either keep their status and reason (their messages quote the counts) or
+    turn good (scheduled, minimum available). A condition turning to trouble (MinAvailableBreached=True,
+    PodCliqueScheduled=False) goes at once: gang termination and people act on it."""
+    if not patch or not patch.keys() <= COUNT_FIELDS | {"conditions", "firstScheduledAt"}:
         return False
     before = {x.get("type"): x for x in (current or {}).get("conditions") or []}
-    return all(
-        (old := before.get(x.get("type"))) is not None
-        and (old.get("status"), old.get("reason")) == (x.get("status"), x.get("reason"))
-        for x in patch.get("conditions") or []
-    )
+    for x in patch.get("conditions") or []:
+        old = before.get(x.get("type"))
+        if old is None:
+            return False
+        if (old.get("status"), old.get("reason")) == (x.get("status"), x.get("reason")):
+            continue
+        if x.get("status") == _TROUBLE.get(str(x.get("type"))) or x.get("type") not in _TROUBLE:
+            return False
+    return True
 
 
 def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:

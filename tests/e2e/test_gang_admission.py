@@ -21,7 +21,19 @@ import yaml
 from kubernetes_asyncio import client
 
 from grove_api import constants as c
-from tests.gang import GangInvariant, Pool, gated, node_pool, pod_dicts, running_by_podclique, wl1, wl2
+from grove_api.pod_admission import admitted_on_create
+from tests.builders import clique, pcs
+from tests.gang import (
+    GangInvariant,
+    Pool,
+    gated,
+    node_pool,
+    pod_dicts,
+    pool_pod_spec,
+    running_by_podclique,
+    wl1,
+    wl2,
+)
 from tests.kube import kubectl
 from tests.waiting import until
 
@@ -122,9 +134,14 @@ def full_wl(pcs: str, i: int = 0, groups: int = 2) -> dict[str, int]:
 
 
 async def podgang_condition(api: client.ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
-        c.SCHEDULER_GROUP, c.VERSION, namespace, c.PLURAL_PODGANG, name
-    )
+    try:
+        obj = await client.CustomObjectsApi(api).get_namespaced_custom_object(
+            c.SCHEDULER_GROUP, c.VERSION, namespace, c.PLURAL_PODGANG, name
+        )
+    except client.ApiException as err:
+        if err.status == 404:  # not created yet
+            return None
+        raise
     for cond in (obj.get("status") or {}).get("conditions") or []:
         if cond["type"] == "Admitted":
             return dict(cond)
@@ -355,3 +372,65 @@ async def test_two_gangs_of_60_percent_never_deadlock(scenario: Callable[[int], 
     assert cond is not None and cond["status"] == "False" and cond["reason"] == "Unschedulable", cond
     kubectl(s.kubeconfig, "-n", s.namespace, "delete", "pcs", winner, "--wait=false")
     await s.expect(full_wl(loser, groups=1), 6)
+
+
+# --- ours: admission as the pods are created --------------------------------------------------------------
+
+
+async def test_a_gang_that_fits_is_admitted_as_its_pods_are_created(
+    scenario: Callable[[int], Awaitable[Scenario]],
+) -> None:
+    """When nothing else waits, a new gang that fits is admitted before its pods exist: they are created
+    pinned and never gated (no release patch, no webhook call), and the admission is put on record once
+    the PodGang exists. Behind a gang that waits, new gangs queue gated as before. (A PodCliqueSet with
+    scaling groups creates its gang over two passes, and goes the usual way.)"""
+    s = await scenario(20)
+    await s.pool.uncordon(15)
+    spec = pool_pod_spec(s.pool.name)
+
+    def standalone(name: str) -> dict[str, Any]:
+        return pcs(
+            name,
+            namespace=s.namespace,
+            cliques=[
+                clique("pc-a", replicas=2, min_available=2, pod=spec),
+                clique("pc-b", replicas=3, min_available=2, pod=spec),
+            ],
+        )
+
+    def running(*names: str) -> dict[str, int]:
+        return {k: v for n in names for k, v in ((f"{n}-0-pc-a", 2), (f"{n}-0-pc-b", 3))}
+
+    # The uncordoning must have reached the admitter first (with capacity still arriving, it declines):
+    # a gang started and held for a while says it has.
+    s.apply(standalone("warm"))
+    await s.expect(running("warm"), 5)
+    s.apply(standalone("first"))
+    await s.expect(running("warm", "first"), 10)
+    pods = [p for p in await pod_dicts(s.api, s.namespace) if p["metadata"]["name"].startswith("first-")]
+    assert len(pods) == 5 and all(admitted_on_create(p) for p in pods), [p["metadata"] for p in pods]
+
+    async def recorded() -> dict[str, Any] | None:
+        cond = await podgang_condition(s.api, s.namespace, "first-0")
+        ok = cond and cond["status"] == "True" and "admitted as they were created" in cond["message"]
+        return cond if ok else None
+
+    cond = await until("PodGang first-0 to record its admission", recorded, timeout=30)
+    assert cond["reason"] == "GangAdmitted", cond
+
+    s.apply(wl1("second", s.namespace, s.pool.name))  # needs 10 nodes, 5 are free: waits, gated
+    await s.expect(running("warm", "first"), 20)
+    s.apply(standalone("third"))  # would fit, but `second` waits: queued, then admitted by a pass
+
+    async def third_admitted() -> dict[str, Any] | None:
+        cond = await podgang_condition(s.api, s.namespace, "third-0")
+        return cond if cond and cond["status"] == "True" else None
+
+    cond = await until("PodGang third-0 to be admitted", third_admitted, timeout=60)
+    assert "admitted as they were created" not in cond["message"], cond
+    later = [
+        p
+        for p in await pod_dicts(s.api, s.namespace)
+        if p["metadata"]["name"].startswith(("second-", "third-"))
+    ]
+    assert len(later) == 15 and not any(admitted_on_create(p) for p in later)

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from admitter.core.cluster import ClusterModel
+from admitter.core.room import ReplacementRoom
 from grove_api import constants as c
 from reconciler.planner.actions import Action, Apply, Create, PatchStatus
 from reconciler.planner.plan import STATUS_HOLD_SECONDS, Plan, plan
@@ -303,3 +305,24 @@ def test_startup_dependencies_annotated_with_each_parents_min_available() -> Non
     assert coordinator["metadata"]["annotations"][c.ANNOTATION_STARTUP_DEPENDENCIES] == (
         "dist-train-0-training-workers-0-parameter-server:1"
     )
+
+
+def test_with_the_gang_admitter_initialized_waits_for_its_decision() -> None:
+    """The admitter writes Initialized=True with Admitted=True (one write): the reconciler writes it only
+    once the admitter has decided otherwise (Admitted=False), and always without an admitter."""
+    world = converge("single-node-aggregated")
+    gang = world.get("PodGang", "default", "single-node-aggregated-0")
+    assert gang is not None
+    gang["status"] = {}
+    snap = world.snapshot("default", "single-node-aggregated")
+
+    def initialized(result: Plan) -> list[Action]:
+        return [a for a in result.actions if isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODGANG]
+
+    assert len(initialized(plan(snap))) == 1  # no admitter
+    with_admitter = dataclasses.replace(snap, room=ReplacementRoom(ClusterModel()))
+    assert initialized(plan(with_admitter)) == []
+    gang["status"] = {"conditions": [{"type": "Admitted", "status": "False", "reason": "Unschedulable"}]}
+    assert len(initialized(plan(world.snapshot("default", "single-node-aggregated")))) == 1
+    snap = dataclasses.replace(world.snapshot("default", "single-node-aggregated"), room=with_admitter.room)
+    assert len(initialized(plan(snap))) == 1

@@ -10,7 +10,7 @@ import jsonpatch
 import pytest
 
 from grove_api import constants as c
-from grove_api.pod_admission import GATE, gate_ops, initc_ops
+from grove_api.pod_admission import GATE, admitted_on_create_copy, gate_ops, initc_ops, with_gate
 from tests.builders import admission_review
 from webhook.admission import parse_review
 from webhook.pods import PodMutatingHandler
@@ -52,6 +52,20 @@ def test_pod_with_node_name_is_left_alone_with_a_warning() -> None:
     ops, warnings = gate_ops(pod({"containers": [], "nodeName": "n1"}))
     assert ops == []
     assert "bypasses the scheduler" in warnings[0] and "'n1'" in warnings[0]
+
+
+def test_a_pod_admitted_on_creation_is_pinned_ungated_and_not_gated_again() -> None:
+    """The reconciler creates the pods of a gang the admitter already admitted pinned and without the
+    gate; the annotation tells the webhook not to add one. Other gates and node selectors stay."""
+    gated = with_gate(pod({"containers": [], "nodeSelector": {"zone": "a"}}))
+    gated["spec"]["schedulingGates"].insert(0, {"name": "example.com/quota"})
+    admitted = admitted_on_create_copy(gated, "node-7")
+    assert admitted["spec"]["schedulingGates"] == [{"name": "example.com/quota"}]
+    assert admitted["spec"]["nodeSelector"] == {"zone": "a", "kubernetes.io/hostname": "node-7"}
+    assert admitted["metadata"]["annotations"] == {c.ANNOTATION_ADMITTED_ON_CREATE: "true"}
+    assert gate_ops(admitted) == ([], [])
+    assert "schedulingGates" not in admitted_on_create_copy(pod(), "node-7")["spec"]
+    assert gated["spec"]["nodeSelector"] == {"zone": "a"}  # the original is left alone
 
 
 async def test_handler_patches_gang_pods_on_create() -> None:

@@ -977,3 +977,21 @@ def test_a_running_gang_short_of_room_for_its_replacements_is_reported_waiting()
         "ReplacementsBlocked",
         "1 of 1 PodGangs admitted; pcs-0: needs 2 replacement pods; only 1 fit",
     )
+
+
+def test_progress_may_wait_trouble_may_not() -> None:
+    def conditions(breached: str, scheduled: str) -> list[dict[str, str]]:
+        return [
+            {"type": "MinAvailableBreached", "status": breached, "reason": f"r{breached}"},
+            {"type": "PodCliqueScheduled", "status": scheduled, "reason": f"s{scheduled}"},
+        ]
+
+    starting = {"replicas": 2, "readyReplicas": 0, "conditions": conditions("True", "False")}
+    good = {"readyReplicas": 2, "firstScheduledAt": "t", "conditions": conditions("False", "True")}
+    assert st.may_wait(starting, good)  # scheduled, then Ready: progress
+    running = {"replicas": 2, "readyReplicas": 2, "conditions": conditions("False", "True")}
+    assert not st.may_wait(running, {"readyReplicas": 1, "conditions": conditions("True", "True")})
+    assert not st.may_wait(running, {"conditions": conditions("False", "False")})
+    assert st.may_wait(running, {"readyReplicas": 1})  # a count alone
+    assert not st.may_wait(running, {"observedGeneration": 3})  # not progress
+    assert not st.may_wait({}, {"conditions": conditions("False", "True")})  # first conditions

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.decision import Decision
+from admitter.core.decision import REASON_RECREATED, REASON_RESET, Decision
 from admitter.core.gangs import CONDITION_ADMITTED, Gang
 from admitter.core.plan import PlanConfig, Planner, plan
 from grove_api import constants as c
@@ -99,6 +99,12 @@ def pod(
         "status": {"phase": phase or ("Running" if node_name else "Pending")},
     }
     return obj
+
+
+def not_admitted(reason: str, now: float) -> JSON:
+    """The status the controller writes when it un-admits or resets a gang."""
+    condition = {"type": c.CONDITION_PODGANG_ADMITTED, "status": "False", "reason": reason}
+    return {"phase": "Pending", "conditions": [{**condition, "lastTransitionTime": stamp(now)}]}
 
 
 def podgang(
@@ -253,10 +259,14 @@ class Sim:
                 self.release(pod_name, node_name, bind)
         for rel in decision.release:
             self.release(rel.pod, rel.node, bind)
+        for record in decision.record:
+            self.podgangs[record.gang]["status"] = copy.deepcopy(
+                podgang(record.gang, [], admitted_at=now)["status"]
+            )
         for unadmit in decision.unadmit:
-            self.podgangs[unadmit.gang].pop("status", None)
+            self.podgangs[unadmit.gang]["status"] = not_admitted(REASON_RECREATED, now)
         for reset in decision.reset:
-            self.podgangs[reset.gang].pop("status", None)
+            self.podgangs[reset.gang]["status"] = not_admitted(REASON_RESET, now)
             for pod_name in reset.pods:
                 old = self.pods.pop(pod_name)
                 self.model.delete_pod(NS, pod_name)

@@ -220,3 +220,88 @@ def test_running_phase_is_written_once_while_the_informer_lags() -> None:
     for _ in range(3):  # the PodGang in the cache still says Admitted after our write
         asyncio.run(admitter.run_pass())
     assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running")]
+
+
+# --- gangs admitted as their pods are created ----------------------------------------------------------
+
+
+def synced(*nodes: JSON) -> tuple[Admitter, FakeApi]:
+    admitter, api = setup(*nodes)
+    admitter.synced = True
+    admitter._grew_at = 0.0  # the nodes came long ago: capacity has settled
+    return admitter, api
+
+
+def planned(gang: str, size: int, cpu: str = "1") -> tuple[JSON, list[JSON]]:
+    """A PodGang and its pods as the reconciler is about to create them (pods without the gate)."""
+    names = [f"{gang}-w-{i}" for i in range(size)]
+    pods = [pod(name, gang=gang, clique=f"{gang}-w", cpu=cpu, gated=False) for name in names]
+    return podgang(gang, [(f"{gang}-w", size, names)]), pods
+
+
+def test_new_gangs_that_fit_an_idle_cluster_are_admitted_before_their_pods_exist() -> None:
+    admitter, _ = synced(node("n0", cpu=2), node("n1", cpu=1))
+    first, first_pods = planned("a", 2)
+    second, second_pods = planned("b", 2)
+    placed = admitter.preadmit([first, second], first_pods + second_pods)
+    # All or nothing, oldest first: a takes 2 of the 3 cpus; b's two pods do not fit the one left.
+    assert sorted(placed) == [(NS, "a-w-0"), (NS, "a-w-1")] and set(placed.values()) <= {"n0", "n1"}
+    assert sum(admitter.model.free(n).get("cpu") for n in ("n0", "n1")) == 1000  # millicores
+    assert admitter.model.pod(NS, "b-w-0") is None  # left to the usual path: created gated, queued
+    # The capacity stays taken for the next caller, before any pod exists.
+    third, third_pods = planned("c", 2)
+    assert admitter.preadmit([third], third_pods) == {}
+
+
+def test_nothing_is_admitted_on_creation_while_another_gang_waits() -> None:
+    admitter, api = synced(node("n0", cpu=4))
+    add_pod(admitter, api, pod("old-w-0", gang="old", clique="old-w", cpu="8"))
+    set_podgang(admitter, podgang("old", [("old-w", 1, ["old-w-0"])]))  # blocked: needs 8 cpu
+    new, new_pods = planned("new", 1)
+    assert admitter.preadmit([new], new_pods) == {}
+    assert admitter.model.pod(NS, "new-w-0") is None and admitter.model.free("n0").get("cpu") == 4000
+
+
+def test_forget_frees_what_was_not_created_but_never_a_pod_already_seen() -> None:
+    admitter, _api = synced(node("n0", cpu=2))
+    gang, pods = planned("a", 2)
+    assert len(admitter.preadmit([gang], pods)) == 2
+    seen = admitter_view(pods[0], "n0")
+    admitter._on_pod("ADDED", seen)  # the informer has the created pod
+    admitter.forget([(NS, "a-w-0"), (NS, "a-w-1")])  # the second create failed
+    assert admitter.model.pod(NS, "a-w-0") is not None and admitter.model.pod(NS, "a-w-1") is None
+    assert admitter.model.free("n0").get("cpu") == 1000  # millicores
+
+
+def admitter_view(obj: JSON, hostname: str) -> JSON:
+    created = copy.deepcopy(obj)
+    created["metadata"]["resourceVersion"] = "11"
+    created["spec"]["nodeSelector"] = {"kubernetes.io/hostname": hostname}
+    return created
+
+
+def test_a_gang_admitted_on_creation_is_put_on_record_once_running_at_once() -> None:
+    admitter, api = synced(node("n0", cpu=2))
+    for i in range(2):
+        add_pod(
+            admitter,
+            api,
+            pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0", phase="Running"),
+        )
+    set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
+    for _ in range(2):  # the second pass still sees the PodGang without our write
+        decision = asyncio.run(admitter.run_pass())
+        assert decision.admit == () and [r.gang for r in decision.record] == ["g"]
+    ((name, status),) = api.statuses
+    by_type = {x["type"]: x for x in status["conditions"]}
+    assert (name, status["phase"], by_type["Admitted"]["status"], by_type["Initialized"]["status"]) == (
+        "g",
+        "Running",
+        "True",
+        "True",
+    )
+    assert "admitted as they were created" in by_type["Admitted"]["message"]
+    assert api.patched == []
+    assert [(e["involvedObject"]["kind"], e["reason"], e["message"]) for e in api.events] == [
+        ("PodCliqueSet", "GangsAdmitted", "1 gang admitted (2 pods created pinned): g")
+    ]

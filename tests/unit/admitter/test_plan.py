@@ -5,11 +5,21 @@ from __future__ import annotations
 from typing import Any
 
 from admitter.core import decision as d
-from admitter.core.decision import Blocked, Decision, Release, Reset, Unadmit, Waiting
+from admitter.core.decision import REASON_RESET, Blocked, Decision, Release, Reset, Unadmit, Waiting
 from admitter.core.gangs import Gang
 from admitter.core.plan import PlanConfig, Planner, plan
 
-from .builders import HOSTNAME, NS, Sim, admitted_names, blocked_names, by_node, placements, podgang
+from .builders import (
+    HOSTNAME,
+    NS,
+    Sim,
+    admitted_names,
+    blocked_names,
+    by_node,
+    not_admitted,
+    placements,
+    podgang,
+)
 
 ZONE, RACK = "topology.kubernetes.io/zone", "topology.grove.io/rack"
 UNADMITTED = (
@@ -257,13 +267,30 @@ def test_until_capacity_settles_lower_tiers_wait_for_a_blocked_minimum() -> None
     assert admitted_names(burst) == ["second"] and not burst.deferred
 
 
-def test_already_placed_minimum_is_admitted_with_nothing_to_release() -> None:
+def test_placed_pods_of_an_undecided_gang_are_put_on_record_not_admitted_again() -> None:
+    """Pods created already admitted (or released before a restart, ahead of the condition): the gang is
+    admitted in fact, so it is recorded, and its gated pod is a replacement, not a new minimum."""
     sim = cluster(4)
     sim.add_pod("g-w-0", gang="g", clique="w", gated=False, node_name="n0")
-    sim.pods["g-w-0"]["metadata"]["labels"]["grove.io/podgang"] = "g"
-    sim.podgangs["g"] = podgang("g", [("w", 1, ["g-w-0"])])
+    sim.add_pod("g-w-1", gang="g", clique="w")
+    sim.podgangs["g"] = podgang("g", [("w", 2, ["g-w-0", "g-w-1"])])
     decision = sim.full()
-    assert [(a.gang, dict(a.placements)) for a in decision.admit] == [("g", {})]
+    assert decision.admit == () and [r.gang for r in decision.record] == ["g"]
+    assert decision.record[0].message.startswith("1 pod placed on 1 node "), decision.record
+    assert [(r.gang, r.pod) for r in decision.release] == [("g", "g-w-1")]
+    sim.execute(decision)
+    again = sim.full()
+    assert again.record == () and again.admit == () and again.release == ()
+
+
+def test_decided_gangs_are_not_put_on_record_by_their_pods() -> None:
+    """A reset gang keeps its bound pods but is not admitted: they do not make it admitted again."""
+    sim = cluster(4)
+    sim.add_pod("g-w-0", gang="g", clique="w", gated=False, node_name="n0")
+    sim.podgangs["g"] = podgang("g", [("w", 1, ["g-w-0"])])
+    sim.podgangs["g"]["status"] = not_admitted(REASON_RESET, 0.0)
+    decision = sim.full()
+    assert decision.record == ()
 
 
 # --- resets --------------------------------------------------------------------------------------------
