@@ -240,10 +240,12 @@ class Admitter:
 
     def preadmit(self, podgangs: Sequence[JSON], pods: Sequence[JSON]) -> dict[tuple[str, str], str]:
         """Admit new gangs before their pods are created: pod -> hostname of the node to create it pinned
-        to, ungated (`grove_api.pod_admission.admitted_on_create_copy`). Only while the admitter has nothing else to decide (no other
-        gang waits, is blocked or is being released), so no gang ever overtakes another; the new gangs are
-        then judged exactly as a pass would judge them once they exist (all or nothing, newest last), and
-        those that do not fit are left out: their pods are created gated and queue as usual.
+        to, ungated (`grove_api.pod_admission.admitted_on_create_copy`). Only while the admitter has
+        nothing else to decide (no other gang waits, is blocked or is being released, capacity settled), so
+        no gang ever overtakes another; the new gangs are then judged exactly as a pass would judge them
+        once they exist (all or nothing, newest last), and those that do not fit are left out: their pods
+        are created gated and queue as usual. Only pods being created are placed: a gang whose other pods
+        already exist gated is left to the usual path too.
 
         The model counts the admitted pods on their nodes at once (the next pass sees the capacity taken);
         `forget` those whose creation fails. Nothing is written here: the admission is put on record once
@@ -283,9 +285,12 @@ class Admitter:
                 },
             )
         else:
+            planned = {_key(p) for p in placeholders}
             for admit in decision.admit:
-                for name, node in admit.placements.items():
-                    placed[(admit.namespace, name)] = self.model.hostname_of(node)
+                keys = {(admit.namespace, name): node for name, node in admit.placements.items()}
+                if keys.keys() <= planned:  # all or nothing: none of it is released by a patch later
+                    placed.update({k: self.model.hostname_of(n) for k, n in keys.items()})
+                    PREADMITTED.inc()
         for pod in placeholders:
             key = _key(pod)
             if key in placed:
@@ -293,8 +298,6 @@ class Admitter:
                 self._placeholders.add(key)
             else:
                 self.model.delete_pod(*key)
-        if placed:
-            PREADMITTED.inc(len({a.key for a in decision.admit}))
         return placed
 
     def forget(self, keys: Iterable[tuple[str, str]]) -> None:

@@ -5,8 +5,9 @@ through its replicas.
   replaces one Ready pod at a time and each scaling group one replica (all its member PodCliques) at a
   time, in parallel across PodCliques and groups. Old pods that are not Ready go at once (they serve
   nothing). A replica is done when none of its pods is on an old template and every PodClique has its
-  minimum Ready (every scaling group its minimum available); then the next replica is taken: one whose
-  update already began, else one with no pod scheduled, else one whose gang is breached, else the lowest.
+  minimum Ready (every scaling group its minimum available); then the next replica is taken: one with a
+  pod being replaced or not Ready, else one whose update already began, else one with no pod scheduled, else one whose gang
+  is breached, else the lowest. A new generation in the middle keeps the replica being updated.
 * **OnDelete**: nothing is deleted; PodCliques get the new template at once, so a pod deleted by a user (or
   replaced for failing, or added by scale-out) comes back on it, and scale-in takes outdated pods first.
 
@@ -211,6 +212,14 @@ class _Replica:
             q.old and len(q.old) < int(q.pclq["spec"].get("replicas") or 0) for q in self.cliques
         ) or any(any(r.old for r in g.replicas) and any(not r.old for r in g.replicas) for g in self.groups)
 
+    @property
+    def unsettled(self) -> bool:
+        """A pod or scaling-group replica of it is being replaced or is not Ready: whatever the records say
+        (a status not yet seen in the cache), this is the replica being updated, or a broken one."""
+        return any(
+            q.in_flight or q.ready < int(q.pclq["spec"].get("replicas") or 0) for q in self.cliques
+        ) or any(g.in_flight or not all(r.available for r in g.replicas) for g in self.groups)
+
     def scheduled(self, snap: Snapshot) -> int:
         pods = [p for q in self.cliques for p in snap.pods_of(q.pclq)]
         pods += [p for g in self.groups for r in g.replicas for m in r.members for p in snap.pods_of(m)]
@@ -267,7 +276,14 @@ def plan_update(
         out.progress = progress or {"updateStartedAt": started, "updateEndedAt": started}
         return out
     if stored != generation:
+        # The update follows the newest templates, but the replica being updated stays the one: starting
+        # over from the lowest would put a second replica in flight (templates patched in a row, RU-9).
+        carried = [] if progress.get("updateEndedAt") else progress.get("currentlyUpdating") or []
         progress = {"updateStartedAt": now}
+        if carried and carried[0].get("replicaIndex") is not None:
+            progress["currentlyUpdating"] = [
+                {"replicaIndex": carried[0]["replicaIndex"], "updateStartedAt": now}
+            ]
         out.events.append(
             (
                 "Normal",
@@ -320,7 +336,13 @@ def plan_update(
             return out
         target = min(
             left,
-            key=lambda r: (not r.begun, r.scheduled(snap) > 0, r.index not in counting, r.index),
+            key=lambda r: (
+                not r.unsettled,
+                not r.begun,
+                r.scheduled(snap) > 0,
+                r.index not in counting,
+                r.index,
+            ),
         )
         selected = {"replicaIndex": target.index, "updateStartedAt": now}
     out.progress = {"updateStartedAt": progress["updateStartedAt"], "currentlyUpdating": [selected]}

@@ -74,7 +74,7 @@ def run_update(world: World, passes: int = 60) -> list[Plan]:
     for _ in range(passes):
         result = step(world)
         plans.append(result)
-        if not result.actions:
+        if not result.actions and not result.held_statuses:
             return plans
     raise AssertionError("update did not converge")
 
@@ -245,3 +245,32 @@ def test_podcliques_not_yet_updated_keep_their_current_hashes() -> None:
     done = world.get("PodClique", "default", "w-1-pc-a")
     assert done is not None and done["status"]["currentPodCliqueSetGenerationHash"] == generation
     assert "readyPodsSelectedToUpdate" not in done["status"]["updateProgress"]
+
+
+def test_templates_patched_in_a_row_keep_the_replica_being_updated() -> None:
+    """RU-9: a new generation while replica 0 is mid-update. Replica 0 stays the one being updated, even
+    when the PodCliqueSet status in the cache lags (no selection recorded) and replica 1 still reports a
+    breach from before (a PodClique status written late): one replica in flight at a time."""
+    world = running(workload())
+    trigger(world, cliques=(0,))
+    first = step(world, run=False)  # replica 0 selected, a pc-a pod deleted (its replacement not Ready)
+    assert {n.split("-")[1] for n in deleted(first, "Pod")} == {"0"}
+    step(world, run=False)
+    trigger(world, cliques=(0,), value="2")  # patched again: replica 0's new pod is old already
+    stale = pcs(world)["status"]["updateProgress"]
+    stale.pop("currentlyUpdating", None)
+    other = world.get("PodClique", "default", "w-1-pc-a")
+    assert other is not None
+    other["status"]["conditions"] = [
+        {**x, "status": "True", "reason": "InsufficientReadyPods"}
+        if x["type"] == "MinAvailableBreached"
+        else x
+        for x in other["status"]["conditions"]
+    ]
+    for _ in range(3):
+        result = step(world, run=False)
+        assert all(n.startswith("w-0-") for n in deleted(result, "Pod")), deleted(result, "Pod")
+    assert pcs(world)["status"]["updateProgress"]["currentlyUpdating"][0]["replicaIndex"] == 0
+    for _ in range(20):
+        step(world)
+    assert pcs(world)["status"]["updateProgress"].get("updateEndedAt")
