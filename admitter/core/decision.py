@@ -106,12 +106,8 @@ class Waiting:
 
 
 @dataclass(frozen=True, slots=True)
-class Record:
-    """A gang that is admitted in fact but not on record: its PodGang has no `Admitted` condition (or one
-    saying it waited for its pods), yet some of its pods are released or bound. Its pods were created
-    already admitted (`admitter.controller.Admitter.preadmit`), or the operator stopped between releasing
-    them and writing the condition. Write `Admitted=True` now; the gang is treated as admitted meanwhile
-    (its other gated pods are its replacements)."""
+class GangMessage:
+    """A gang and a human message about it (the shape of Record and Unadmit)."""
 
     namespace: str
     gang: str
@@ -120,6 +116,15 @@ class Record:
     @property
     def key(self) -> GangKey:
         return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
+class Record(GangMessage):
+    """A gang that is admitted in fact but not on record: its PodGang has no `Admitted` condition (or one
+    saying it waited for its pods), yet some of its pods are released or bound. Its pods were created
+    already admitted (`admitter.controller.Admitter.preadmit`), or the operator stopped between releasing
+    them and writing the condition. Write `Admitted=True` now; the gang is treated as admitted meanwhile
+    (its other gated pods are its replacements)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,20 +144,12 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
-class Unadmit:
+class Unadmit(GangMessage):
     """An admitted gang none of whose pods is bound or released any more: every pod was deleted and
     recreated (gang termination recreates a PodCliqueSet replica's PodCliques while its PodGang stays), or
     none was released before a restart. Clear the `Admitted` condition (False, REASON_RECREATED, `message`)
     and set phase Pending: the gang then queues as a new gang, all or nothing. It is not a candidate in the
     pass that un-admits it (its admission must be recorded afresh, so the bind timeout counts from then)."""
-
-    namespace: str
-    gang: str
-    message: str
-
-    @property
-    def key(self) -> GangKey:
-        return (self.namespace, self.gang)
 
 
 @dataclass(frozen=True, slots=True)
