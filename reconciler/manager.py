@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
@@ -27,6 +28,7 @@ from reconciler.kube import resources
 from reconciler.kube.client import KubeClient, KubeError
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
+from reconciler.kube.tombstones import Tombstones
 from reconciler.kube.workqueue import WorkQueue, run_workers
 from reconciler.planner.actions import Action, Create, Delete, Ref, kind_of
 from reconciler.planner.plan import Event, plan
@@ -135,6 +137,7 @@ class Manager:
         self.admission = admission
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
+        self.tombstones = Tombstones()  # children deleted, their deletion not in the cache yet
         # PodCliqueSet -> PodClique -> time.monotonic() when its progress-only status change was first held back
         self._status_holds: dict[Key, dict[str, float]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
@@ -160,6 +163,7 @@ class Manager:
         self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
 
     def _on_child(self, event: str, obj: Obj) -> None:
+        self.tombstones.observe(obj, deleted=event == "DELETED")
         meta = obj.get("metadata", {})
         pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
         if pcs:
@@ -195,7 +199,10 @@ class Manager:
         found: dict[str, Any] = {}
         for kind, informer in self.children.items():
             objs = informer.by_label(c.LABEL_PART_OF, name, namespace=namespace)
-            found[kind] = objs if kind == "pods" else {o["metadata"]["name"]: o for o in objs}
+            if kind == "pods":
+                found[kind] = objs
+            else:
+                found[kind] = {o["metadata"]["name"]: self.tombstones.mark(o) for o in objs}
         pending = frozenset(
             pclq for pclq in found["podcliques"] if self.expectations.pending(f"{namespace}/{pclq}")
         )
@@ -298,6 +305,8 @@ class Manager:
         pods = [a for a in actions if _is_pod(a)]
         rest = [a for a in actions if not _is_pod(a) and a not in cliques]
         rest.sort(key=lambda a: not (isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG))
+        deletes = {a.uid for a in actions if isinstance(a, Delete) and not _is_pod(a) and a.uid}
+        self.tombstones.record(deletes, cond.format_time(datetime.now(UTC)))
         report = Report()
         if cliques:
             created = await self.executor.run(cliques)
@@ -313,6 +322,9 @@ class Manager:
         if admission is not None and admitted:
             admission.forget(admitted - {(r.ref.namespace, r.ref.name) for r in created.created})
         report.merge(await self.executor.run(rest))
+        self.tombstones.discard(
+            f.action.uid for f in report.errors if isinstance(f.action, Delete) and f.action.uid in deletes
+        )
         return report
 
     # -- lifecycle -------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +153,12 @@ def bound_node(pod: dict[str, Any]) -> str | None:
     return (pod.get("spec") or {}).get("nodeName")
 
 
+def _pod_state(pod: dict[str, Any]) -> str:
+    if bound_node(pod):
+        return "bound"
+    return "gated" if gated(pod) else "released"
+
+
 def live(pod: dict[str, Any]) -> bool:
     meta = pod.get("metadata") or {}
     phase = (pod.get("status") or {}).get("phase")
@@ -203,8 +209,10 @@ class GangInvariant:
         self._states: dict[str, _GangState] = defaultdict(_GangState)
         self._mins: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
+        self.started = time.monotonic()
 
     async def __aenter__(self) -> GangInvariant:
+        self.started = time.monotonic()
         self._task = asyncio.create_task(self._watch())
         return self
 
@@ -270,11 +278,14 @@ class GangInvariant:
             bound = [min(sum(bool(bound_node(p)) for p in groups.get(g, [])), m) for g, m in mins.items()]
             full = list(mins.values())
             state = self._states[gang]
+            pods = lambda g=groups, m=mins: ", ".join(  # noqa: E731 - only built for a violation
+                f"{p['metadata']['name']}={_pod_state(p)}" for q in m for p in g.get(q, [])
+            )
             state.partial_released_since = self._track(
-                gang, "released", released, full, state.partial_released_since, self.release_window, now
+                gang, "released", released, full, state.partial_released_since, self.release_window, now, pods
             )
             state.partial_bound_since = self._track(
-                gang, "bound", bound, full, state.partial_bound_since, self.bind_window, now
+                gang, "bound", bound, full, state.partial_bound_since, self.bind_window, now, pods
             )
 
     def _track(
@@ -286,6 +297,7 @@ class GangInvariant:
         since: float | None,
         window: float,
         now: float,
+        pods: Callable[[], str],
     ) -> float | None:
         partial = any(counts) and counts != full
         if not partial:
@@ -293,7 +305,8 @@ class GangInvariant:
         since = since if since is not None else now
         if now - since > window:
             self.violations.append(
-                f"gang {gang}: minimum partly {what} for {now - since:.1f}s: {counts} of {full}"
+                f"gang {gang}: minimum partly {what} for {now - since:.1f}s: {counts} of {full} "
+                f"({since - self.started:.1f}s after the start; live pods: {pods()})"
             )
             return now  # report again only after another window
         return since
