@@ -288,7 +288,12 @@ class Admitter:
             planned = {_key(p) for p in placeholders}
             for admit in decision.admit:
                 keys = {(admit.namespace, name): node for name, node in admit.placements.items()}
-                if keys.keys() <= planned:  # all or nothing: none of it is released by a patch later
+                # All or nothing: none of it is released by a patch later, and no pod of another
+                # incarnation (left for the garbage collector) counts towards the minimum.
+                others = {
+                    p.key for p in self.model.gang_pods(admit.namespace, admit.gang) if p.active
+                } - planned
+                if keys.keys() <= planned and not others:
                     placed.update({k: self.model.hostname_of(n) for k, n in keys.items()})
                     PREADMITTED.inc()
         for pod in placeholders:

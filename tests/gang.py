@@ -14,6 +14,7 @@ workloads, and the invariant checker.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import time
 from collections import defaultdict
@@ -210,6 +211,7 @@ class GangInvariant:
         self._mins: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
         self.started = time.monotonic()
+        self._history: collections.deque[str] = collections.deque(maxlen=40)  # the last pod events
 
     async def __aenter__(self) -> GangInvariant:
         self.started = time.monotonic()
@@ -253,14 +255,25 @@ class GangInvariant:
                         else:
                             self.pods[name] = pod
                         self.events += 1
-                        for gang in {
-                            (p["metadata"].get("labels") or {}).get(c.LABEL_PODGANG) for p in [pod]
-                        } - {None}:
-                            await self._minimums(str(gang))
+                        gang = (pod["metadata"].get("labels") or {}).get(c.LABEL_PODGANG)
+                        self._history.append(self._describe(event["type"], pod))
+                        if gang:
+                            await self._minimums(gang)
                         self._evaluate(time.monotonic())
             except client.ApiException as err:
                 if err.status != 410:
                     raise
+
+    def _describe(self, event: str, pod: dict[str, Any]) -> str:
+        meta = pod["metadata"]
+        owner = ",".join(r.get("uid", "")[:8] for r in meta.get("ownerReferences") or [])
+        flags = " deleting" if meta.get("deletionTimestamp") else ""
+        if c.ANNOTATION_ADMITTED_ON_CREATE in (meta.get("annotations") or {}):
+            flags += " admitted-on-create"
+        return (
+            f"{time.monotonic() - self.started:6.2f}s {event:8} {meta['name']} {_pod_state(pod)} "
+            f"node={bound_node(pod)} owner={owner} gang={(meta.get('labels') or {}).get(c.LABEL_PODGANG)}{flags}"
+        )
 
     def _evaluate(self, now: float) -> None:
         by_gang: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -306,7 +319,8 @@ class GangInvariant:
         if now - since > window:
             self.violations.append(
                 f"gang {gang}: minimum partly {what} for {now - since:.1f}s: {counts} of {full} "
-                f"({since - self.started:.1f}s after the start; live pods: {pods()})"
+                f"({since - self.started:.1f}s after the start; live pods: {pods()}); the last pod events:\n  "
+                + "\n  ".join(self._history)
             )
             return now  # report again only after another window
         return since

@@ -11,7 +11,7 @@ from grove_api import hashing, naming
 
 from . import children, gangs, status, termination, update
 from .actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
-from .pods import is_active, pod_actions, pod_ref
+from .pods import delete_podclique, pod_actions, pod_ref
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 
 # Fields a PodClique's or scaling group's owner sets only at creation (kubectl scale / HPAs own them later).
@@ -207,11 +207,7 @@ def plan(snap: Snapshot) -> Plan:
     unwanted = {name_of(q): "scaled in" for q in _unwanted_podcliques(snap, standalone + members)}
     for name, reason in {**unwanted, **doomed}.items():
         pclq = snap.podcliques[name]
-        actions.append(
-            Delete(Ref(c.API_VERSION, c.KIND_PODCLIQUE, snap.namespace, name), uid_of(pclq), reason=reason)
-        )
-        # Their pods are deleted directly too: the garbage collector would be slow (20 req/s).
-        actions += [Delete(pod_ref(p), uid_of(p), reason=reason) for p in snap.pods_of(pclq) if is_active(p)]
+        actions += delete_podclique(pclq, snap.pods_of(pclq), reason)
     for name, pclq in snap.podcliques.items():
         if (
             name in wanted

@@ -30,6 +30,18 @@ def is_active(pod: Obj) -> bool:
     return not is_deleting(pod) and pod.get("status", {}).get("phase") not in TERMINAL_PHASES
 
 
+def delete_podclique(pclq: Mapping[str, Any], pods: list[Obj], reason: str) -> list[Action]:
+    """Delete a PodClique and its active pods (`pods`: those it controls). The pods go directly, gated and
+    unbound ones too: the garbage collector is slow (20 requests/s), and until it gets there they keep their
+    gang's labels, so the gang admitter would count them as members of the gang's new pods."""
+    meta = pclq["metadata"]
+    ref = Ref(c.API_VERSION, c.KIND_PODCLIQUE, str(meta.get("namespace", "")), name_of(pclq))
+    return [
+        Delete(ref, uid_of(pclq), reason=reason),
+        *(Delete(pod_ref(p), uid_of(p), reason=reason) for p in pods if is_active(p)),
+    ]
+
+
 def pod_index(pod: Obj) -> int | None:
     """The index in the pod's label (or, for pods made by Grove, the hostname's last segment)."""
     raw = labels_of(pod).get(c.LABEL_POD_INDEX)

@@ -39,9 +39,9 @@ from grove_api import constants as c
 from grove_api import naming
 
 from . import podstate, status
-from .actions import Action, Delete, Ref
+from .actions import Action, Delete
 from .children import group_configs, standalone_cliques, template_clique_of
-from .pods import build_pod, is_active, pod_index, pod_ref
+from .pods import build_pod, delete_podclique, is_active, pod_index, pod_ref
 from .snapshot import Obj, PodKey, Snapshot, is_deleting, labels_of, name_of, uid_of
 
 CONDITION_UPDATE_IN_PROGRESS: Final = status.CONDITION_UPDATE_IN_PROGRESS
@@ -433,13 +433,15 @@ def _roll_group(
             if r.bound and not _fits_replica(snap, r, desired):
                 blocked.append(f"no room for replica {r.index} of {name}")
                 continue
-            out.actions += _delete_members(r, f"{name}: rolling update (replica {r.index} not available)")
+            out.actions += _delete_members(
+                snap, r, f"{name}: rolling update (replica {r.index} not available)"
+            )
     ready_old = [r for r in g.replicas if r.old and r.complete and r.available]
     need = status.scaling_group_min_available(g.pcsg)
     if ready_old and not g.in_flight and g.available >= need:
         r = ready_old[0]
         if _fits_replica(snap, r, desired):
-            out.actions += _delete_members(r, f"{name}: rolling update (replica {r.index})")
+            out.actions += _delete_members(snap, r, f"{name}: rolling update (replica {r.index})")
             done = list(selection.get("completed") or [])
             if selection.get("current") is not None:
                 done.append(selection["current"])
@@ -459,21 +461,8 @@ def _restart(previous: Mapping[str, Any], generation: str, now: str) -> dict[str
     return {"updateStartedAt": now, "podCliqueSetGenerationHash": generation}
 
 
-def _delete_members(r: _GroupReplica, reason: str) -> list[Action]:
-    actions: list[Action] = []
-    for m in r.members:
-        if is_deleting(m):
-            continue
-        meta = m["metadata"]
-        actions.append(
-            Delete(
-                Ref(c.API_VERSION, c.KIND_PODCLIQUE, meta.get("namespace", ""), meta["name"]),
-                uid_of(m),
-                reason=reason,
-            )
-        )
-        actions += [Delete(pod_ref(p), uid_of(p), reason=reason) for p in r.bound if _owned_by(p, m)]
-    return actions
+def _delete_members(snap: Snapshot, r: _GroupReplica, reason: str) -> list[Action]:
+    return [a for m in r.members if not is_deleting(m) for a in delete_podclique(m, snap.pods_of(m), reason)]
 
 
 def _owned_by(pod: Obj, pclq: Mapping[str, Any]) -> bool:

@@ -274,3 +274,20 @@ def test_templates_patched_in_a_row_keep_the_replica_being_updated() -> None:
     for _ in range(20):
         step(world)
     assert pcs(world)["status"]["updateProgress"].get("updateEndedAt")
+
+
+def test_a_replaced_scaling_group_replica_takes_its_unbound_pods_along() -> None:
+    """Pods not bound yet (gated, or released and waiting for the scheduler) are deleted with their
+    PodClique, not left to the garbage collector: until it came they kept their gang's labels, and the gang
+    admitter counted them with the gang's new pods (a gang seen partly released for seconds)."""
+    world = running(workload(replicas=1))
+    waiting = next(p for p in pods(world) if p["metadata"]["name"].startswith("w-0-sg-x-0-pc-c-"))
+    waiting["spec"].pop("nodeName")
+    waiting["spec"]["schedulingGates"] = [{"name": c.SCHEDULING_GATE_PODGANG_PENDING}]
+    waiting["status"] = {"phase": "Pending"}
+    replica = {p["metadata"]["name"] for p in pods(world) if p["metadata"]["name"].startswith("w-0-sg-x-0-")}
+    trigger(world, cliques=(2,))
+    result = step(world, run=False)
+    assert set(deleted(result, "PodClique")) == {"w-0-sg-x-0-pc-b", "w-0-sg-x-0-pc-c"}
+    assert waiting["metadata"]["name"] in deleted(result, "Pod")
+    assert {n for n in deleted(result, "Pod") if n.startswith("w-0-sg-x-0-")} == replica
