@@ -25,7 +25,7 @@ from grove_api.operatorconfig import OperatorConfiguration
 from grove_api.pod_admission import admitted_on_create_copy
 from reconciler.events import event, events_for, last_errors, same_errors
 from reconciler.kube import resources
-from reconciler.kube.client import KubeClient, KubeError
+from reconciler.kube.client import KubeClient, KubeError, NamespaceTerminating
 from reconciler.kube.executor import Executor, Expectations, Report
 from reconciler.kube.informer import Informer
 from reconciler.kube.tombstones import Tombstones
@@ -43,6 +43,10 @@ Key = tuple[str, str]  # (namespace, PodCliqueSet name)
 # about 50 ms of planning; at 0.25 s the operator planned a fifth of the time during a 1,000-pod start, and
 # Ready came 10-15 % later than at 0.5 s (1.0 s measured no better).
 POD_EVENT_BATCH_SECONDS = 0.5
+# After a create was refused because its namespace is being deleted, creates there wait this long: the
+# namespace controller deletes the children one by one and every deletion wakes the PodCliqueSet, which
+# would otherwise try to put them back (and fail) tens of times a second until it is deleted itself.
+NAMESPACE_TERMINATING_PAUSE_SECONDS = 5.0
 MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}
 # Children the snapshot holds, by the Snapshot field they fill.
 CHILDREN: dict[str, resources.Resource] = {
@@ -57,6 +61,10 @@ CHILDREN: dict[str, resources.Resource] = {
     "secrets": resources.SECRET,
     "hpas": resources.HPA,
 }
+
+
+def _sooner(a: float | None, b: float) -> float:
+    return b if a is None else min(a, b)
 
 
 def _is_pod(action: Action) -> bool:
@@ -138,6 +146,7 @@ class Manager:
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
         self.tombstones = Tombstones()  # children deleted, their deletion not in the cache yet
+        self._terminating: dict[str, float] = {}  # namespace -> when a create there was refused for it
         # PodCliqueSet -> PodClique -> time.monotonic() when its progress-only status change was first held back
         self._status_holds: dict[Key, dict[str, float]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
@@ -244,10 +253,14 @@ class Manager:
             RECONCILES.labels("noop").inc()
             await self._record(snap, Report(), result.events)
             return result.requeue_after
-        report = await self._execute(result.actions)
-        for action in result.actions:
+        actions, paused = self._without_creates_in_terminating(key[0], result.actions)
+        report = await self._execute(actions)
+        for action in actions:
             WRITES.labels(type(action).__name__, kind_of(action)).inc()
-        await self._record(snap, report, result.events)
+        if self._namespace_terminating(key[0], report):
+            paused = NAMESPACE_TERMINATING_PAUSE_SECONDS
+        if not paused:  # else nothing for people to read there any more (and Events cannot be created)
+            await self._record(snap, report, result.events)
         await self._last_errors(snap, report)
         elapsed = time.perf_counter() - started
         RECONCILE_LATENCY.observe(elapsed)
@@ -266,7 +279,34 @@ class Manager:
         )
         if not report.ok:
             raise ReconcileError(report.summary())
-        return result.requeue_after
+        return _sooner(result.requeue_after, paused) if paused else result.requeue_after
+
+    def _without_creates_in_terminating(
+        self, namespace: str, actions: list[Action]
+    ) -> tuple[list[Action], float]:
+        """The actions minus creates while creates in `namespace` wait (NAMESPACE_TERMINATING_PAUSE_SECONDS),
+        and how much longer they wait (0: not waiting)."""
+        since = self._terminating.get(namespace)
+        if since is None:
+            return actions, 0.0
+        left = NAMESPACE_TERMINATING_PAUSE_SECONDS - (time.monotonic() - since)
+        if left <= 0:
+            del self._terminating[namespace]
+            return actions, 0.0
+        return [a for a in actions if not isinstance(a, Create)], left
+
+    def _namespace_terminating(self, namespace: str, report: Report) -> bool:
+        """Creates refused because the namespace is being deleted: not errors to retry (the PodCliqueSet
+        goes with the namespace); creates there wait for a while. Removes them from `report`."""
+        refused = [f for f in report.errors if isinstance(f.error, NamespaceTerminating)]
+        if not refused:
+            return False
+        if namespace not in self._terminating:
+            log.info("namespace is being deleted: creates there wait", extra={"namespace": namespace})
+        self._terminating[namespace] = time.monotonic()
+        report.errors = [f for f in report.errors if f not in refused]
+        report.skipped = []  # pod creates stopped after a refused one
+        return True
 
     async def _record(self, snap: Snapshot, report: Report, decided: list[Event]) -> None:
         """Events for `kubectl describe`: what the pass did and what it decided (gang termination, rolling

@@ -72,6 +72,10 @@ class Forbidden(KubeError):
     pass
 
 
+class NamespaceTerminating(Forbidden):
+    """403 to a create in a namespace that is being deleted: nothing new may appear there any more."""
+
+
 class Gone(KubeError):
     """410: the requested resourceVersion is no longer available (a watch must re-list)."""
 
@@ -96,6 +100,8 @@ def error_from_status(status: int, payload: JSON | None, context: str = "") -> K
         cls = Conflict
     elif status in (400, 422):
         cls = Invalid
+    elif status == 403 and _cause(payload, "NamespaceTerminating"):
+        cls = NamespaceTerminating
     elif status in (401, 403):
         cls = Forbidden
     elif status == 410:
@@ -105,6 +111,12 @@ def error_from_status(status: int, payload: JSON | None, context: str = "") -> K
     else:
         cls = KubeError
     return cls(message, status=status, reason=reason)
+
+
+def _cause(payload: JSON, kind: str) -> bool:
+    """A `details.causes` entry of this kind (a StatusCause's type is serialized as `reason`)."""
+    causes = (payload.get("details") or {}).get("causes") or []
+    return any(isinstance(x, dict) and x.get("reason") == kind for x in causes)
 
 
 def _error_from_body(status: int, body: bytes, context: str) -> KubeError:

@@ -4,18 +4,14 @@ scaling-group replica because the replica it had just deleted still looked compl
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from grove_api import constants as c
-from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.kube.client import KubeError
-from reconciler.kube.resources import Resource
 from reconciler.kube.tombstones import Tombstones
-from reconciler.manager import Manager
 from reconciler.planner.actions import Create, Delete, Ref
 from reconciler.planner.plan import plan
 from reconciler.planner.snapshot import Obj
+from tests.fakes.cluster import FakeCluster, relisted
 from tests.unit.test_rollout import running, trigger, workload
 
 KEY = ("default", "w")
@@ -44,45 +40,6 @@ def test_a_failed_delete_is_discarded_and_lost_events_expire() -> None:
     now[0] = 11.0
     t.record(["c"], "x")
     assert len(t) == 1  # "b" expired
-
-
-class FakeCluster:
-    """The list half of the API (what informers relist) and the write half (what the executor calls);
-    writes do not reach the lists, like a watch that has not delivered yet."""
-
-    def __init__(self, objects: list[Obj]) -> None:
-        self.objects = objects
-        self.refuse: set[str] = set()
-
-    async def list_all(self, resource: Resource, **_: Any) -> tuple[list[Obj], str]:
-        return [copy.deepcopy(o) for o in self.objects if o["kind"] == resource.kind], "1"
-
-    async def watch(self, resource: Resource, **_: Any) -> Any:
-        raise NotImplementedError
-
-    async def create(self, obj: Obj) -> Obj:
-        return {**obj, "metadata": {**obj["metadata"], "uid": f"new-{obj['metadata'].get('name')}"}}
-
-    async def apply(self, obj: Obj, field_manager: str | None = None, force: bool = True) -> Obj:
-        return obj
-
-    async def delete(self, ref: Ref, uid: str | None = None, propagation: str = "Background") -> bool:
-        if ref.name in self.refuse:
-            raise KubeError("the server is currently unable to handle the request", status=503)
-        return True
-
-    async def patch_status(self, ref: Ref, status: Obj) -> Obj:
-        return {"status": status}
-
-    async def apply_status(self, ref: Ref, status: Obj) -> Obj:
-        return {"status": status}
-
-
-async def relisted(cluster: FakeCluster) -> Manager:
-    manager = Manager(cluster, OperatorConfiguration())  # type: ignore[arg-type]
-    for informer in [manager.podcliquesets, *manager.children.values()]:
-        await informer.relist()
-    return manager
 
 
 async def test_a_pass_before_the_watch_event_sees_the_deleted_group_replica_as_being_deleted() -> None:
