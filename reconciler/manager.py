@@ -245,6 +245,7 @@ class Manager:
         snap = self.snapshot(key)
         if snap is None:
             self._status_holds.pop(key, None)
+            self._terminating.pop(key[0], None)
             return None
         started = time.perf_counter()
         result = plan(snap)
@@ -269,10 +270,8 @@ class Manager:
             "reconciled",
             extra={
                 "podcliqueset": f"{key[0]}/{key[1]}",
-                "actions": len(result.actions),
-                "writes": dict(
-                    collections.Counter(f"{type(a).__name__} {kind_of(a)}" for a in result.actions)
-                ),
+                "actions": len(actions),
+                "writes": dict(collections.Counter(f"{type(a).__name__} {kind_of(a)}" for a in actions)),
                 "ms": round(elapsed * 1000, 1),
                 "ok": report.ok,
             },

@@ -49,3 +49,7 @@ async def test_creates_in_a_terminating_namespace_pause_without_an_error() -> No
     tried = cluster.creates
     await manager.reconcile(("default", "w"))  # woken by the next deletion: no create is sent
     assert cluster.creates == tried
+    cluster.objects = [o for o in cluster.objects if o["kind"] != "PodCliqueSet"]
+    await manager.podcliquesets.relist()
+    await manager.reconcile(("default", "w"))  # gone with its namespace: nothing kept for it
+    assert manager._terminating == {}
