@@ -670,7 +670,13 @@ def may_wait(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> boo
     counts, sets `firstScheduledAt` (then the time it is written, at most that moment late), and its
     conditions either keep their status and reason (their messages quote the counts) or
     turn good (scheduled, minimum available). A condition turning to trouble (MinAvailableBreached=True,
-    PodCliqueScheduled=False) goes at once: gang termination and people act on it."""
+    PodCliqueScheduled=False) goes at once: gang termination and people act on it.
+
+    A new PodClique's first status (none written yet) may wait as a whole: its pods were only just
+    created, none was ever scheduled, so nothing acts on its conditions yet (gang termination only
+    counts PodCliques that were scheduled once)."""
+    if not current:
+        return bool(patch)
     if not patch or not patch.keys() <= COUNT_FIELDS | {"conditions", "firstScheduledAt"}:
         return False
     before = {x.get("type"): x for x in (current or {}).get("conditions") or []}
@@ -683,6 +689,24 @@ def may_wait(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> boo
         if x.get("status") == _TROUBLE.get(str(x.get("type"))) or x.get("type") not in _TROUBLE:
             return False
     return True
+
+
+def at_rest(pclq: Obj, patch: Mapping[str, Any]) -> bool:
+    """With `patch` written, every pod the PodClique wants is there, Ready and on the current template, and
+    none is gated: the state its start or update was heading for, which nothing changes without a
+    new cause (a progress change that reaches it is written at once: what people and `kubectl wait`
+    wait for)."""
+    st = {**_status(pclq), **patch}
+    want = _int(_spec(pclq).get("replicas"), 0)
+    return st.get("replicas") == st.get("readyReplicas") == st.get("updatedReplicas") == want and not st.get(
+        "scheduleGatedReplicas"
+    )
+
+
+def with_status(obj: Obj, desired: Mapping[str, Any]) -> dict[str, Any]:
+    """`obj` as it is once `desired` (a status as the planner computes it, None = remove) is written."""
+    merged = {k: v for k, v in {**_status(obj), **desired}.items() if v is not None}
+    return {**obj, "status": merged}
 
 
 def status_patch(current: Mapping[str, Any] | None, desired: Mapping[str, Any]) -> dict[str, Any] | None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import random
 import string
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
-from reconciler.planner.plan import STATUS_HOLD_SECONDS, Plan, plan
+from reconciler.planner.plan import Plan, plan
 from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
 
@@ -154,16 +155,19 @@ class World:
     def run_pods(self) -> None:
         """What the scheduler and KWOK do: every pod bound and Running and Ready."""
         for pod in self.of_kind("Pod"):
-            if pod["metadata"].get("deletionTimestamp"):
-                continue
-            pod["spec"].setdefault("nodeName", "fake-node-000")
-            pod["status"] = {
-                "phase": "Running",
-                "conditions": [
-                    {"type": "PodScheduled", "status": "True"},
-                    {"type": "Ready", "status": "True"},
-                ],
-            }
+            if not pod["metadata"].get("deletionTimestamp"):
+                self.run_pod(pod)
+
+    @staticmethod
+    def run_pod(pod: Obj) -> None:
+        pod["spec"].setdefault("nodeName", "fake-node-000")
+        pod["status"] = {
+            "phase": "Running",
+            "conditions": [
+                {"type": "PodScheduled", "status": "True"},
+                {"type": "Ready", "status": "True"},
+            ],
+        }
 
     def snapshot(self, ns: str, name: str) -> Snapshot:
         pcs = self.get("PodCliqueSet", ns, name)
@@ -182,7 +186,7 @@ class World:
             room=self.room,
             nonce=str(next(self.passes)),
             # A pass of this world stands for the hold's whole length: what one pass held, the next writes.
-            status_holds=dict.fromkeys(self.held, STATUS_HOLD_SECONDS),
+            status_holds=dict.fromkeys(self.held, math.inf),  # every hold has run out
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
             podgangs=part_of["PodGang"],

@@ -4,6 +4,7 @@ needs no writes."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import re
 from collections import Counter
@@ -15,7 +16,7 @@ from admitter.core.cluster import ClusterModel
 from admitter.core.room import ReplacementRoom
 from grove_api import constants as c
 from reconciler.planner.actions import Action, Apply, Create, PatchStatus
-from reconciler.planner.plan import STATUS_HOLD_SECONDS, Plan, plan
+from reconciler.planner.plan import PROGRESS_WRITES_PER_SECOND, STATUS_HOLD_SECONDS, Plan, plan
 from tests.fakes.world import World, create_pcs
 from tests.samples import TUTORIAL_PODS, runnable_samples
 
@@ -145,6 +146,51 @@ def test_a_status_change_of_counts_only_waits_one_hold_and_a_condition_change_do
     pod["status"]["containerStatuses"] = [{"name": "c", "lastState": {"terminated": {"exitCode": 1}}}]
     breached = status_writes(plan(world.snapshot("default", "single-node-aggregated")))
     assert len(breached) == 1 and breached[0]["readyReplicas"] == 1 and "conditions" in breached[0]
+
+
+def test_progress_of_many_podcliques_waits_longer_and_a_podclique_at_rest_is_written_at_once() -> None:
+    doc = copy.deepcopy(SAMPLES["single-node-aggregated"])
+    doc["spec"]["replicas"] = 150
+    doc["spec"]["template"]["cliques"][0]["spec"]["minAvailable"] = 1
+    world = World()
+    create_pcs(world, doc)
+    world.step("default", "single-node-aggregated", run=False)  # PodCliques and their pods
+    snap = world.snapshot("default", "single-node-aggregated")
+    first = plan(snap)
+    # 150 new PodCliques' first statuses: they wait 150 / PROGRESS_WRITES_PER_SECOND, not the 2 s minimum.
+    hold = 150 / PROGRESS_WRITES_PER_SECOND
+    assert hold > STATUS_HOLD_SECONDS
+    assert len(first.held_statuses) == 150 and first.requeue_after == hold
+    assert not clique_status_writes(first)
+    waited = {n: STATUS_HOLD_SECONDS for n in first.held_statuses}
+    assert plan(dataclasses.replace(snap, status_holds=waited)).held_statuses == first.held_statuses
+    name = "single-node-aggregated-7-model-worker"
+    pods = [p for p in world.of_kind("Pod") if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == name]
+
+    def later() -> Plan:
+        return plan(
+            dataclasses.replace(world.snapshot("default", "single-node-aggregated"), status_holds=waited)
+        )
+
+    # One of its two pods Ready: progress, it waits; the PodCliqueSet counts the replica available now.
+    world.run_pod(pods[0])
+    result = later()
+    assert not clique_status_writes(result) and name in result.held_statuses
+    (pcs,) = [a.status for a in result.actions if isinstance(a, PatchStatus) and a.ref.kind == "PodCliqueSet"]
+    assert pcs["availableReplicas"] == 1
+    # Both Ready: at rest, written at once; the others still wait.
+    world.run_pod(pods[1])
+    result = later()
+    (written,) = clique_status_writes(result)
+    assert written.ref.name == name and written.status["readyReplicas"] == 2
+    assert len(result.held_statuses) == 149
+    # Once the hold has run out, every waiting status goes.
+    late = plan(dataclasses.replace(snap, status_holds=dict.fromkeys(first.held_statuses, hold)))
+    assert late.held_statuses == frozenset() and len(clique_status_writes(late)) == 150
+
+
+def clique_status_writes(result: Plan) -> list[PatchStatus]:
+    return [a for a in result.actions if isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODCLIQUE]
 
 
 def test_converged_podcliqueset_needs_no_writes() -> None:

@@ -994,4 +994,27 @@ def test_progress_may_wait_trouble_may_not() -> None:
     assert not st.may_wait(running, {"conditions": conditions("False", "False")})
     assert st.may_wait(running, {"readyReplicas": 1})  # a count alone
     assert not st.may_wait(running, {"observedGeneration": 3})  # not progress
-    assert not st.may_wait({}, {"conditions": conditions("False", "True")})  # first conditions
+    # A new PodClique's first status, trouble and all: none of its pods was ever scheduled.
+    assert st.may_wait(None, {"observedGeneration": 1, "conditions": conditions("True", "False")})
+    assert not st.may_wait({}, {})
+
+
+def test_at_rest_when_every_wanted_pod_is_ready_updated_and_ungated() -> None:
+    pclq = {"spec": {"replicas": 2}, "status": {"replicas": 2, "readyReplicas": 1, "updatedReplicas": 2}}
+    assert not st.at_rest(pclq, {})
+    assert st.at_rest(pclq, {"readyReplicas": 2})
+    assert not st.at_rest(pclq, {"readyReplicas": 2, "scheduleGatedReplicas": 1})
+    assert not st.at_rest(pclq, {"readyReplicas": 2, "updatedReplicas": 1})  # an update goes on
+    # All its pods Ready, but only one of the two it wants exists yet: not there.
+    assert not st.at_rest(
+        {"spec": {"replicas": 2}}, {"replicas": 1, "readyReplicas": 1, "updatedReplicas": 1}
+    )
+
+
+def test_with_status_is_the_object_once_the_status_is_written() -> None:
+    obj = {"metadata": {"name": "a"}, "status": {"replicas": 2, "updateProgress": {"x": 1}}}
+    assert st.with_status(obj, {"readyReplicas": 1, "updateProgress": None}) == {
+        "metadata": {"name": "a"},
+        "status": {"replicas": 2, "readyReplicas": 1},
+    }
+    assert obj["status"] == {"replicas": 2, "updateProgress": {"x": 1}}  # not changed in place
