@@ -51,6 +51,8 @@ class Plan:
 
 def contains(existing: Any, desired: Any) -> bool:
     """Everything in `desired` is in `existing` (the apiserver may have added defaults)."""
+    if existing == desired:  # the usual case, compared at C speed (dicts of unequal size fail at once)
+        return True
     if isinstance(desired, dict):
         return isinstance(existing, dict) and all(
             k in existing and contains(existing[k], v) for k, v in desired.items()
@@ -261,7 +263,11 @@ def _hold_progress(
         waited = snap.status_holds.get(action.ref.name, 0.0)
         if waited < hold:
             held[action.ref.name] = hold - waited
-    send = [a for a in actions if not (isinstance(a, PatchStatus) and a in waiting and a.ref.name in held)]
+    send = [
+        a
+        for a in actions
+        if not (isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODCLIQUE and a.ref.name in held)
+    ]
     return send, frozenset(held), min(held.values()) if held else None
 
 
