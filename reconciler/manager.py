@@ -107,6 +107,17 @@ def admit_on_create(
     return out, set(placed)
 
 
+def _can_wait(event: str, obj: Obj) -> bool:
+    """A change that needs no pass at once: a modification that is no deletion and brings no spec the
+    reconciler has not reconciled (`status.observedGeneration`, where the kind has one, equals
+    `metadata.generation`): a status written by us or the gang admitter, mostly."""
+    meta = obj.get("metadata") or {}
+    if event != "MODIFIED" or meta.get("deletionTimestamp"):
+        return False
+    observed = (obj.get("status") or {}).get("observedGeneration")
+    return observed is None or observed == meta.get("generation")
+
+
 def _pod_key(obj: Obj) -> tuple[str, str]:
     return (obj["metadata"]["namespace"], obj["metadata"]["name"])
 
@@ -167,16 +178,25 @@ class Manager:
 
     # -- events -> keys --------------------------------------------------------------------------------
 
+    def _wake(self, key: Key, event: str, obj: Obj) -> None:
+        """A change that can wait (`_can_wait`) wakes the PodCliqueSet as pod events do, a moment later:
+        every pass that writes statuses would otherwise be followed at once by another, woken by its own
+        writes. Anything else (a new spec, a creation, a deletion) is looked at now."""
+        if _can_wait(event, obj):
+            self.queue.add_after(key, POD_EVENT_BATCH_SECONDS)
+        else:
+            self.queue.add(key)
+
     def _on_podcliqueset(self, event: str, obj: Obj) -> None:
         meta = obj.get("metadata", {})
-        self.queue.add((meta.get("namespace", ""), meta.get("name", "")))
+        self._wake((meta.get("namespace", ""), meta.get("name", "")), event, obj)
 
     def _on_child(self, event: str, obj: Obj) -> None:
         self.tombstones.observe(obj, deleted=event == "DELETED")
         meta = obj.get("metadata", {})
         pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
         if pcs:
-            self.queue.add((meta.get("namespace", ""), pcs))
+            self._wake((meta.get("namespace", ""), pcs), event, obj)
 
     def _on_pod(self, event: str, obj: Obj) -> None:
         """Pod events come in storms (every pod of a large PodCliqueSet goes gated → released → bound →
