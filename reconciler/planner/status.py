@@ -679,7 +679,7 @@ def may_wait(current: Mapping[str, Any] | None, patch: Mapping[str, Any]) -> boo
         return bool(patch)
     if not patch or not patch.keys() <= COUNT_FIELDS | {"conditions", "firstScheduledAt"}:
         return False
-    before = {x.get("type"): x for x in (current or {}).get("conditions") or []}
+    before = {x.get("type"): x for x in current.get("conditions") or []}
     for x in patch.get("conditions") or []:
         old = before.get(x.get("type"))
         if old is None:
@@ -698,9 +698,8 @@ def at_rest(pclq: Obj, patch: Mapping[str, Any]) -> bool:
     wait for)."""
     st = {**_status(pclq), **patch}
     want = _int(_spec(pclq).get("replicas"), 0)
-    return st.get("replicas") == st.get("readyReplicas") == st.get("updatedReplicas") == want and not st.get(
-        "scheduleGatedReplicas"
-    )
+    complete = st.get("replicas") == st.get("readyReplicas") == st.get("updatedReplicas") == want
+    return complete and not st.get("scheduleGatedReplicas")
 
 
 def with_status(obj: Obj, desired: Mapping[str, Any]) -> dict[str, Any]:
