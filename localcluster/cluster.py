@@ -198,6 +198,10 @@ def _apiserver_argv(binary: Path, state_dir: Path, creds: Credentials, p: _Ports
         f"--service-account-signing-key-file={creds.sa_key}",
         f"--service-cluster-ip-range={SERVICE_CIDR}",
         "--allow-privileged=true",
+        # The apiserver listens on loopback only, and the `kubernetes` Service's Endpoints may not hold a
+        # loopback address: left on, its reconciler fails every 10 s (an error in the log and a refused
+        # POST in the request counts). Nothing here routes to that Service (no kube-proxy on KWOK nodes).
+        "--endpoint-reconciler-type=none",
     ]
 
 

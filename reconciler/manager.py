@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -116,6 +117,16 @@ def _can_wait(event: str, obj: Obj) -> bool:
         return False
     observed = (obj.get("status") or {}).get("observedGeneration")
     return observed is None or observed == meta.get("generation")
+
+
+@contextlib.contextmanager
+def _timed(stages: dict[str, float], stage: str) -> Iterator[None]:
+    """Record how long the block took under `stage` (logged with each pass that writes)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        stages[stage] = time.perf_counter() - started
 
 
 def _pod_key(obj: Obj) -> tuple[str, str]:
@@ -268,14 +279,16 @@ class Manager:
             self._terminating.pop(key[0], None)
             return None
         started = time.perf_counter()
-        result = plan(snap)
+        stages: dict[str, float] = {}
+        with _timed(stages, "plan"):
+            result = plan(snap)
         self._record_holds(key, result.held_statuses)
         if not result.actions:
             RECONCILES.labels("noop").inc()
             await self._record(snap, Report(), result.events)
             return result.requeue_after
         actions, paused = self._without_creates_in_terminating(key[0], result.actions)
-        report = await self._execute(actions)
+        report = await self._execute(actions, stages)
         for action in actions:
             WRITES.labels(type(action).__name__, kind_of(action)).inc()
         if self._namespace_terminating(key[0], report):
@@ -293,6 +306,7 @@ class Manager:
                 "actions": len(actions),
                 "writes": dict(collections.Counter(f"{type(a).__name__} {kind_of(a)}" for a in actions)),
                 "ms": round(elapsed * 1000, 1),
+                "stages_ms": {stage: round(t * 1000, 1) for stage, t in stages.items()},
                 "ok": report.ok,
             },
         )
@@ -351,7 +365,7 @@ class Manager:
         except KubeError as err:
             log.warning("could not record lastErrors: %s", err)
 
-    async def _execute(self, actions: list[Action]) -> Report:
+    async def _execute(self, actions: list[Action], stages: dict[str, float] | None = None) -> Report:
         """In stages, so pods reach the scheduler (or go) as early as possible: new PodCliques first; then
         pods: those of the new PodCliques (the planner made them; their owner's uid comes back from the
         PodClique's create, no need to wait for the watch) and every other pod create or delete; then
@@ -359,28 +373,36 @@ class Manager:
         statuses. (Starting the first gangs sooner was measured no faster to Ready and
         much slower to create every pod, whether each new PodGang was created just before its pods, chained
         after its own PodCliques and pods, or gangs went in batches of doubling size: every request waits
-        longer once admission and binding run alongside the creates.)"""
+        longer once admission and binding run alongside the creates. Creating each PodClique's pods as soon
+        as its own create answered, with half the slots kept for pods, was slower too: 1,000 pods took
+        7.2 s instead of 4.9 s, Ready 23.8 s instead of 20.4 s, medians of three rounds.) How long each
+        stage took is logged with the pass (`stages_ms`)."""
         cliques = [a for a in actions if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODCLIQUE]
         pods = [a for a in actions if _is_pod(a)]
         rest = [a for a in actions if not _is_pod(a) and a not in cliques]
         rest.sort(key=lambda a: not (isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG))
         deletes = {a.uid for a in actions if isinstance(a, Delete) and not _is_pod(a) and a.uid}
         self.tombstones.record(deletes, cond.format_time(datetime.now(UTC)))
+        stages = {} if stages is None else stages
         report = Report()
         if cliques:
-            created = await self.executor.run(cliques)
+            with _timed(stages, "podcliques"):
+                created = await self.executor.run(cliques)
             report.merge(created)
             uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
             pods = [owned for a in pods if (owned := with_owner_uid(a, uids)) is not None]
         admission = self.admission() if self.admission is not None else None
         admitted: set[tuple[str, str]] = set()
         if admission is not None:
-            pods, admitted = admit_on_create(pods, rest, admission)
-        created = await self.executor.run(pods)
+            with _timed(stages, "admission"):
+                pods, admitted = admit_on_create(pods, rest, admission)
+        with _timed(stages, "pods"):
+            created = await self.executor.run(pods)
         report.merge(created)
         if admission is not None and admitted:
             admission.forget(admitted - {(r.ref.namespace, r.ref.name) for r in created.created})
-        report.merge(await self.executor.run(rest))
+        with _timed(stages, "rest"):
+            report.merge(await self.executor.run(rest))
         self.tombstones.discard(
             f.action.uid for f in report.errors if isinstance(f.action, Delete) and f.action.uid in deletes
         )

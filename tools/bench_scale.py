@@ -46,9 +46,8 @@ REPLICAS = 500
 PODS = 2 * REPLICAS
 TOLERATION = {"key": "fake-node", "operator": "Exists", "effect": "NoSchedule"}
 CONTAINER = {"name": "expert-worker", "image": "busybox", "resources": {"requests": {"memory": "1Mi"}}}
-# Written all the time by an idle cluster: node leases and status (KWOK), leader leases, and the apiserver's
-# own `kubernetes` Service endpoints every 10 s (refused here: the local cluster has no node network).
-HEARTBEATS = frozenset({"PUT leases", "PATCH nodes/status", "POST endpoints 422"})
+# Written all the time by an idle cluster: node leases and status (KWOK), leader leases.
+HEARTBEATS = frozenset({"PUT leases", "PATCH nodes/status"})
 Timeline = list[tuple[float, int, int]]  # (seconds, pods existing, pods Ready)
 
 
