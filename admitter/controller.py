@@ -12,8 +12,8 @@ pass (`Planner.decide`) over the whole queue and carries the decision out:
   none was released, the gang is un-admitted and queues again (below).
 * **Admit on creation** (`preadmit`, asked by the reconciler before it creates a new gang's pods): while
   nothing else waits, a new gang that fits is admitted before its pods exist; they are created pinned and
-  ungated, and the admission is put on record (**Record**) once the PodGang exists, with phase Running at
-  once if its pods already run.
+  ungated, and the admission is put on record (**Record**) once the PodGang exists and its pods run (phase
+  Running in the same write), or once the PodGang is RECORD_WAIT_SECONDS old.
 * **Release** a single pod of an admitted gang: its replacement pods (the planner releases those that bring
   it back to its minimum all together, or none), or pods beyond its minimum.
 * **Replacements blocked**: an admitted gang's replacement pods do not all fit. The gang stays admitted
@@ -99,6 +99,10 @@ SETTLE_SECONDS = 1.0
 DEBOUNCE_SECONDS = 0.01  # a burst of watch events makes one pass
 CONCURRENCY = 32
 STATUS_CONCURRENCY = 4
+# A gang admitted as its pods were created is put on record once they all run (Admitted, Initialized and phase
+# Running in one write), or once its PodGang is this old (phase Admitted, Running follows): written at once,
+# most of a big start's gangs took a second write when they came to run, amid the start they report on.
+RECORD_WAIT_SECONDS = 30.0
 PHASE_WRITES_PER_SECOND = 20  # gangs marked Running (see Admitter._phase_budget)
 QUIET_SECONDS = 10.0  # a new PodGang waiting for its pods gets its first condition only after this long
 
@@ -166,6 +170,12 @@ class Admitter:
         self._replacements_written: dict[tuple[str, str], int] = {}  # the same for ReplacementsBlocked
         self._phase_written: dict[tuple[str, str], int] = {}  # the same for phase Running
         self._recorded: dict[tuple[str, str], int] = {}  # the same for admissions put on record
+        # Gangs whose record waits for their pods to run, and gangs whose pods or PodGang changed since the
+        # last pass: a waiting gang is looked at again only when touched (or when its wait is over).
+        self._record_waits: set[tuple[str, str]] = set()
+        self._touched: set[tuple[str, str]] = set()
+        # PodCliqueSet uid -> gangs put on record (and their pods) not yet told in an Event
+        self._unreported: dict[str, list[tuple[JSON, int]]] = {}
         self._placeholders: set[tuple[str, str]] = set()  # pods admitted before creation, not seen yet
         self.synced = False
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
@@ -189,6 +199,9 @@ class Admitter:
             self.model.delete_pod(*key)
         elif _rv(pod) >= self._written.get(key, 0):
             self.model.upsert_pod(pod)
+        gang = pod["metadata"].get("labels", {}).get(c.LABEL_PODGANG)
+        if gang:
+            self._touched.add((key[0], gang))
         self._wake.set()
 
     def _on_podgang(self, kind: str, podgang: JSON) -> None:
@@ -198,6 +211,8 @@ class Admitter:
             self._replacements_written.pop(_key(podgang), None)
             self._phase_written.pop(_key(podgang), None)
             self._recorded.pop(_key(podgang), None)
+            self._record_waits.discard(_key(podgang))
+        self._touched.add(_key(podgang))
         self._wake.set()
 
     def _on_priority(self, kind: str, priority_class: JSON) -> None:
@@ -560,14 +575,11 @@ class Admitter:
         await asyncio.gather(*writes)
 
     async def _record_admissions(self, records: Iterable[Record], now: datetime) -> None:
-        """Gangs admitted in fact (their pods were created admitted, see `preadmit`) get Admitted=True, and
-        phase Running at once when they already run. Not on anyone's critical path: a few at a time."""
+        """Gangs admitted in fact (their pods were created admitted, see `preadmit`) get Admitted=True, with
+        phase Running, once their pods run (or once RECORD_WAIT_SECONDS have passed). Not on anyone's critical
+        path: a few at a time. One Event per PodCliqueSet once all its gangs are on record."""
 
-        async def record(podgang: JSON, message: str) -> tuple[JSON, int] | None:
-            namespace = podgang["metadata"]["namespace"]
-            found = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
-            pods = [p for p in found if p is not None]
-            running = podgang_running(podgang, pods)
+        async def record(podgang: JSON, message: str, running: bool) -> tuple[JSON, int] | None:
             async with self._status_limit:
                 try:
                     phase = PHASE_RUNNING if running else PHASE_ADMITTED
@@ -579,15 +591,36 @@ class Admitter:
             if running:
                 self._phase_written[_key(podgang)] = _rv(podgang)
             ADMITTED.inc()
-            return podgang, len(pods)
+            return podgang, len(_references(podgang))
 
         writes = []
+        later: set[str] = set()  # PodCliqueSets with gangs still to be put on record
+        touched, self._touched = self._touched, set()
         for item in records:
             podgang = self.podgangs.get(*item.key)
-            if podgang is not None and self._recorded.get(item.key) != _rv(podgang):
-                writes.append(record(podgang, item.message))
-        done = await asyncio.gather(*writes)
-        await self._report_admitted([r for r in done if r is not None], now, how="created pinned")
+            if podgang is None or self._recorded.get(item.key) == _rv(podgang):
+                continue
+            waited = _age(podgang, now) >= RECORD_WAIT_SECONDS
+            if waited or item.key in touched or item.key not in self._record_waits:
+                running = self._runs(podgang)
+                if running or waited:
+                    self._record_waits.discard(item.key)
+                    writes.append(record(podgang, item.message, running))
+                    continue
+                self._record_waits.add(item.key)
+            later.add(_owner_uid(podgang))
+        for done in await asyncio.gather(*writes):
+            if done is not None:
+                self._unreported.setdefault(_owner_uid(done[0]), []).append(done)
+        told = [uid for uid in self._unreported if uid not in later]
+        gangs = [gang for uid in told for gang in self._unreported.pop(uid)]
+        await self._report_admitted(gangs, now, how="created pinned")
+
+    def _runs(self, podgang: JSON) -> bool:
+        """Every pod of the gang is bound and Running."""
+        namespace = podgang["metadata"]["namespace"]
+        pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
+        return podgang_running(podgang, [p for p in pods if p is not None])
 
     async def _record_phases(self, now: datetime) -> None:
         """Admitted gangs become Running once every referenced pod is bound and Running."""
@@ -609,9 +642,7 @@ class Admitter:
                 continue
             if self._phase_written.get(_key(podgang)) == _rv(podgang):
                 continue  # written; the informer has not shown it yet
-            namespace = podgang["metadata"]["namespace"]
-            pods = [self.pods.get(namespace, ref["name"]) for ref in _references(podgang)]
-            if podgang_running(podgang, [p for p in pods if p is not None]):
+            if self._runs(podgang):
                 writes.append(running(podgang))
         self._phase_tokens -= len(writes)
         await asyncio.gather(*writes)
@@ -697,6 +728,11 @@ class Admitter:
         finally:
             for informer in informers:
                 informer.stop()
+
+
+def _owner_uid(podgang: JSON) -> str:
+    pcs = _podcliqueset_of(podgang)
+    return pcs["metadata"]["uid"] if pcs is not None else ""
 
 
 def _podcliqueset_of(podgang: JSON) -> JSON | None:

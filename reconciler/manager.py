@@ -13,7 +13,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -169,7 +169,7 @@ class Manager:
         self.expectations = Expectations()
         self.tombstones = Tombstones()  # children deleted, their deletion not in the cache yet
         self._terminating: dict[str, float] = {}  # namespace -> when a create there was refused for it
-        # PodCliqueSet -> PodClique -> time.monotonic() when its progress-only status change was first held back
+        # PodCliqueSet -> PodClique -> time.monotonic() when the hold on its progress-only status change ends
         self._status_holds: dict[Key, dict[str, float]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
         QUEUE_DEPTH.set_function(lambda: len(self.queue))
@@ -253,15 +253,15 @@ class Manager:
             topology_levels=self._topology_levels(defaulted),
             room=self.room() if self.room is not None else None,
             nonce=secrets.token_hex(4),
-            status_holds={n: time.monotonic() - t for n, t in self._status_holds.get(key, {}).items()},
+            status_holds={n: t - time.monotonic() for n, t in self._status_holds.get(key, {}).items()},
             **found,
         )
 
-    def _record_holds(self, key: Key, held: frozenset[str]) -> None:
+    def _record_holds(self, key: Key, held: Mapping[str, float]) -> None:
         before = self._status_holds.pop(key, {})
         if held:
             now = time.monotonic()
-            self._status_holds[key] = {name: before.get(name, now) for name in held}
+            self._status_holds[key] = {name: before.get(name, now + left) for name, left in held.items()}
 
     def _topology_levels(self, pcs: Obj) -> dict[str, str] | None:
         """domain -> node label key of the binding the PodCliqueSet's constraints name; None when

@@ -21,14 +21,18 @@ _OWNED_BY_SCALERS = ("replicas",)
 # A rolling update waiting for capacity looks again this often (node changes do not wake the reconciler).
 ROLLOUT_RETRY_SECONDS = 5.0
 # A PodClique status change that only reports progress (counts, conditions turning good, a new PodClique's
-# first status; status.may_wait) waits until it has waited STATUS_HOLD_SECONDS, or n / PROGRESS_WRITES_PER_SECOND
-# when n PodCliques of the PodCliqueSet are waiting, whichever is longer; it goes at once when it brings the
-# PodClique to rest (status.at_rest) or with a change that reports trouble. Pods of a gang are bound,
-# started and become Ready within moments of each other, and each step written alone is a write per PodClique
-# per step: a PodClique status write costs the apiserver about twice a pod create, and a 1,000-pod start
-# wrote ~1,500 of them with a fixed 2 s hold (and ~2,000 at 1 s), slowing the very pods they report on.
+# first status; status.may_wait) is held back; it goes at once when it brings the PodClique to rest
+# (status.at_rest) or with a change that reports trouble, and otherwise when its hold runs out. A hold's
+# length is fixed when it begins: STATUS_HOLD_SECONDS, or as long as the pods of all the PodCliques whose holds
+# begin in the same pass take to start at PODS_STARTED_PER_SECOND, whichever is longer (a 1,000-pod start:
+# 25 s). Pods of a gang are bound, started and become Ready within moments of each other, and each step
+# written alone is a write per PodClique per step: a PodClique status write costs the apiserver about twice a
+# pod create, and a 1,000-pod start wrote ~1,500 of them with a fixed 2 s hold (~2,000 at 1 s, ~1,000 with a
+# hold that shrank as PodCliques came to rest), slowing the very pods they report on; held until each
+# PodClique is at rest, it is one write per PodClique.
 STATUS_HOLD_SECONDS = 2.0
-PROGRESS_WRITES_PER_SECOND = 50.0
+# kube-scheduler binds at most 50 pods a second at its default client rate; starting takes a little longer.
+PODS_STARTED_PER_SECOND = 40.0
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,8 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     requeue_after: float | None = None
     events: list[Event] = field(default_factory=list)
-    held_statuses: frozenset[str] = frozenset()  # PodCliques whose progress-only status change waits
+    # PodCliques whose progress-only status change waits, and how many seconds are left on each hold
+    held_statuses: Mapping[str, float] = field(default_factory=dict)
 
 
 def contains(existing: Any, desired: Any) -> bool:
@@ -246,9 +251,10 @@ def plan(snap: Snapshot) -> Plan:
 
 def _hold_progress(
     snap: Snapshot, actions: list[Action]
-) -> tuple[list[Action], frozenset[str], float | None]:
-    """The status actions to send now; the PodCliques whose progress-only change waits (see
-    STATUS_HOLD_SECONDS; `snap.status_holds`: how long each has waited so far); and when to look again."""
+) -> tuple[list[Action], dict[str, float], float | None]:
+    """The status actions to send now; the PodCliques whose progress-only change waits, with the seconds
+    left on each hold (see STATUS_HOLD_SECONDS; `snap.status_holds`: the seconds left on the holds already
+    running); and when to look again."""
 
     def progress_only(action: PatchStatus) -> bool:
         if action.ref.kind != c.KIND_PODCLIQUE:
@@ -256,19 +262,17 @@ def _hold_progress(
         pclq = snap.podcliques.get(action.ref.name, {})
         return status.may_wait(pclq.get("status"), action.status) and not status.at_rest(pclq, action.status)
 
-    waiting = [a for a in actions if isinstance(a, PatchStatus) and progress_only(a)]
-    hold = max(STATUS_HOLD_SECONDS, len(waiting) / PROGRESS_WRITES_PER_SECOND)
-    held: dict[str, float] = {}
-    for action in waiting:
-        waited = snap.status_holds.get(action.ref.name, 0.0)
-        if waited < hold:
-            held[action.ref.name] = hold - waited
+    waiting = [a.ref.name for a in actions if isinstance(a, PatchStatus) and progress_only(a)]
+    starting = [n for n in waiting if n not in snap.status_holds]
+    pods = sum(status.wanted_replicas(snap.podcliques.get(n, {})) for n in starting)
+    hold = max(STATUS_HOLD_SECONDS, pods / PODS_STARTED_PER_SECOND)
+    held = {n: left for n in waiting if (left := snap.status_holds.get(n, hold)) > 0}
     send = [
         a
         for a in actions
         if not (isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODCLIQUE and a.ref.name in held)
     ]
-    return send, frozenset(held), min(held.values()) if held else None
+    return send, held, min(held.values()) if held else None
 
 
 def _planned_pods(actions: Iterable[Action]) -> dict[str, list[str]]:

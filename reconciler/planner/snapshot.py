@@ -74,8 +74,8 @@ class Snapshot:
     room: Room | None = None
     # Different on every pass (the manager draws it): new pods' names are made from it.
     nonce: str = ""
-    # PodCliques whose status write was held back because only counts changed, and for how many seconds
-    # (the manager remembers when each hold began; see plan.STATUS_HOLD_SECONDS).
+    # PodCliques whose progress-only status write is held back, and the seconds left on each hold (0 or less:
+    # run out; the manager remembers when each hold ends; see plan.STATUS_HOLD_SECONDS).
     status_holds: Mapping[str, float] = field(default_factory=dict)
 
     @property

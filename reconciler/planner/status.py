@@ -697,9 +697,14 @@ def at_rest(pclq: Obj, patch: Mapping[str, Any]) -> bool:
     new cause (a progress change that reaches it is written at once: what people and `kubectl wait`
     wait for)."""
     st = {**_status(pclq), **patch}
-    want = _int(_spec(pclq).get("replicas"), 0)
+    want = wanted_replicas(pclq)
     complete = st.get("replicas") == st.get("readyReplicas") == st.get("updatedReplicas") == want
     return complete and not st.get("scheduleGatedReplicas")
+
+
+def wanted_replicas(pclq: Obj) -> int:
+    """The pods a PodClique wants (its `spec.replicas`)."""
+    return _int(_spec(pclq).get("replicas"), 0)
 
 
 def with_status(obj: Obj, desired: Mapping[str, Any]) -> dict[str, Any]:

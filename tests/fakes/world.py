@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import copy
 import itertools
-import math
 import random
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +51,7 @@ class World:
     writes: int = 0
     uids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     passes: itertools.count[int] = field(default_factory=lambda: itertools.count(1))  # snapshot nonces
-    held: frozenset[str] = frozenset()  # PodCliques whose count-only status the last pass held back
+    held: Mapping[str, float] = field(default_factory=dict)  # PodCliques whose status the last pass held back
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: datetime | None = None  # the planner's `now` (None: the real clock)
     room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
@@ -186,7 +186,7 @@ class World:
             room=self.room,
             nonce=str(next(self.passes)),
             # A pass of this world stands for the hold's whole length: what one pass held, the next writes.
-            status_holds=dict.fromkeys(self.held, math.inf),  # every hold has run out
+            status_holds=dict.fromkeys(self.held, 0.0),  # every hold has run out
             podcliques=part_of["PodClique"],
             scaling_groups=part_of["PodCliqueScalingGroup"],
             podgangs=part_of["PodGang"],

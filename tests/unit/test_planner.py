@@ -16,7 +16,7 @@ from admitter.core.cluster import ClusterModel
 from admitter.core.room import ReplacementRoom
 from grove_api import constants as c
 from reconciler.planner.actions import Action, Apply, Create, PatchStatus
-from reconciler.planner.plan import PROGRESS_WRITES_PER_SECOND, STATUS_HOLD_SECONDS, Plan, plan
+from reconciler.planner.plan import PODS_STARTED_PER_SECOND, STATUS_HOLD_SECONDS, Plan, plan
 from tests.fakes.world import World, create_pcs
 from tests.samples import TUTORIAL_PODS, runnable_samples
 
@@ -135,11 +135,13 @@ def test_a_status_change_of_counts_only_waits_one_hold_and_a_condition_change_do
 
     snap = world.snapshot("default", "single-node-aggregated")
     first = plan(snap)
-    assert status_writes(first) == [] and first.held_statuses == {name}
+    assert status_writes(first) == [] and first.held_statuses == {name: STATUS_HOLD_SECONDS}
     assert first.requeue_after == STATUS_HOLD_SECONDS
-    later = plan(dataclasses.replace(snap, status_holds={name: STATUS_HOLD_SECONDS}))
+    still = plan(dataclasses.replace(snap, status_holds={name: 0.5}))
+    assert status_writes(still) == [] and still.held_statuses == {name: 0.5} and still.requeue_after == 0.5
+    later = plan(dataclasses.replace(snap, status_holds={name: 0.0}))
     (written,) = status_writes(later)
-    assert written["readyReplicas"] == 1 and later.held_statuses == frozenset()
+    assert written["readyReplicas"] == 1 and later.held_statuses == {}
 
     # A crashed container below the minimum flips MinAvailableBreached: written at once.
     pclq["spec"]["minAvailable"] = 2
@@ -157,19 +159,20 @@ def test_progress_of_many_podcliques_waits_longer_and_a_podclique_at_rest_is_wri
     world.step("default", "single-node-aggregated", run=False)  # PodCliques and their pods
     snap = world.snapshot("default", "single-node-aggregated")
     first = plan(snap)
-    # 150 new PodCliques' first statuses: they wait 150 / PROGRESS_WRITES_PER_SECOND, not the 2 s minimum.
-    hold = 150 / PROGRESS_WRITES_PER_SECOND
+    # 150 new PodCliques' first statuses: they wait as long as their 300 pods take to start, not the 2 s
+    # minimum.
+    hold = 300 / PODS_STARTED_PER_SECOND
     assert hold > STATUS_HOLD_SECONDS
-    assert len(first.held_statuses) == 150 and first.requeue_after == hold
-    assert not clique_status_writes(first)
-    waited = {n: STATUS_HOLD_SECONDS for n in first.held_statuses}
-    assert plan(dataclasses.replace(snap, status_holds=waited)).held_statuses == first.held_statuses
+    assert first.held_statuses == dict.fromkeys(first.held_statuses, hold) and len(first.held_statuses) == 150
+    assert first.requeue_after == hold and not clique_status_writes(first)
+    left = dict.fromkeys(first.held_statuses, hold - STATUS_HOLD_SECONDS)
+    assert plan(dataclasses.replace(snap, status_holds=left)).held_statuses == left
     name = "single-node-aggregated-7-model-worker"
     pods = [p for p in world.of_kind("Pod") if p["metadata"]["labels"][c.LABEL_PODCLIQUE] == name]
 
     def later() -> Plan:
         return plan(
-            dataclasses.replace(world.snapshot("default", "single-node-aggregated"), status_holds=waited)
+            dataclasses.replace(world.snapshot("default", "single-node-aggregated"), status_holds=left)
         )
 
     # One of its two pods Ready: progress, it waits; the PodCliqueSet counts the replica available now.
@@ -178,15 +181,15 @@ def test_progress_of_many_podcliques_waits_longer_and_a_podclique_at_rest_is_wri
     assert not clique_status_writes(result) and name in result.held_statuses
     (pcs,) = [a.status for a in result.actions if isinstance(a, PatchStatus) and a.ref.kind == "PodCliqueSet"]
     assert pcs["availableReplicas"] == 1
-    # Both Ready: at rest, written at once; the others still wait.
+    # Both Ready: at rest, written at once; the others still wait, as long as they were going to.
     world.run_pod(pods[1])
     result = later()
     (written,) = clique_status_writes(result)
     assert written.ref.name == name and written.status["readyReplicas"] == 2
-    assert len(result.held_statuses) == 149
+    assert result.held_statuses == {n: t for n, t in left.items() if n != name}
     # Once the hold has run out, every waiting status goes.
-    late = plan(dataclasses.replace(snap, status_holds=dict.fromkeys(first.held_statuses, hold)))
-    assert late.held_statuses == frozenset() and len(clique_status_writes(late)) == 150
+    late = plan(dataclasses.replace(snap, status_holds=dict.fromkeys(first.held_statuses, 0.0)))
+    assert late.held_statuses == {} and len(clique_status_writes(late)) == 150
 
 
 def clique_status_writes(result: Plan) -> list[PatchStatus]:

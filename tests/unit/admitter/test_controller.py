@@ -8,7 +8,7 @@ import copy
 import time
 from typing import Any
 
-from admitter.controller import REASON_ADMITTED, REASON_REPLACEMENTS_BLOCKED, Admitter
+from admitter.controller import REASON_ADMITTED, REASON_REPLACEMENTS_BLOCKED, RECORD_WAIT_SECONDS, Admitter
 from admitter.core.decision import REASON_RECREATED
 from grove_api.operatorconfig import GangAdmission
 from reconciler.planner.actions import Ref
@@ -82,11 +82,13 @@ def add_pod(admitter: Admitter, api: FakeApi, obj: JSON) -> None:
     obj["metadata"]["resourceVersion"] = "1"
     api.pods[obj["metadata"]["name"]] = obj
     admitter.pods._store("ADDED", obj)
-    admitter.model.upsert_pod(obj)
+    admitter._on_pod("ADDED", obj)  # as the informer delivers it
+    admitter.model.upsert_pod(obj)  # even where the admitter's own write of it was newer
 
 
 def set_podgang(admitter: Admitter, obj: JSON) -> None:
     admitter.podgangs._store("MODIFIED", obj)
+    admitter._on_podgang("MODIFIED", obj)
 
 
 def test_blocked_replacements_are_reported_once_then_cleared_when_released() -> None:
@@ -304,6 +306,35 @@ def test_a_gang_admitted_on_creation_is_put_on_record_once_running_at_once() -> 
     assert api.patched == []
     assert [(e["involvedObject"]["kind"], e["reason"], e["message"]) for e in api.events] == [
         ("PodCliqueSet", "GangsAdmitted", "1 gang admitted (2 pods created pinned): g")
+    ]
+
+
+def test_a_gang_admitted_on_creation_goes_on_record_when_its_pods_run_and_is_told_once() -> None:
+    """One status write per gang (Admitted, Initialized and Running together) instead of one at once and
+    another when its pods run; a gang whose pods do not run goes on record after RECORD_WAIT_SECONDS; the
+    PodCliqueSet gets one Event once all its gangs are on record."""
+    admitter, api = synced(node("n0", cpu=4))
+
+    def gang(name: str, phase: str, created: float) -> None:
+        for i in range(2):
+            bound = pod(f"{name}-w-{i}", gang=name, clique="w", gated=False, node_name="n0", phase=phase)
+            add_pod(admitter, api, bound)
+        refs = [f"{name}-w-0", f"{name}-w-1"]
+        set_podgang(admitter, owned(podgang(name, [("w", 2, refs)], created=created), "pcs"))
+
+    gang("g", "Pending", time.time())
+    gang("h", "Pending", time.time())
+    decision = asyncio.run(admitter.run_pass())
+    assert sorted(r.gang for r in decision.record) == ["g", "h"]
+    assert api.statuses == [] and api.events == []
+    gang("g", "Running", time.time())
+    asyncio.run(admitter.run_pass())
+    assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running")] and api.events == []
+    gang("h", "Pending", time.time() - RECORD_WAIT_SECONDS - 1)
+    asyncio.run(admitter.run_pass())
+    assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running"), ("h", "Admitted")]
+    assert [(e["reason"], e["message"]) for e in api.events] == [
+        ("GangsAdmitted", "2 gangs admitted (4 pods created pinned): g, h")
     ]
 
 
