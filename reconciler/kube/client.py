@@ -370,6 +370,11 @@ class KubeClient:
             return False
         return True
 
+    async def replace_spec(self, ref: Ref, spec: JSON) -> JSON:
+        """Replace `spec` whole (JSON patch)."""
+        patch = [{"op": "replace", "path": "/spec", "value": spec}]
+        return await self.patch(ref, patch, content_type=CONTENT_JSON_PATCH)
+
     async def patch_status(self, ref: Ref, status: JSON) -> JSON:
         """JSON merge patch of `status` (lists such as conditions are replaced whole: send them complete)."""
         res = resource_of(ref.api_version, ref.kind)

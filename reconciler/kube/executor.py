@@ -23,7 +23,16 @@ from typing import Protocol
 
 from grove_api import constants
 from reconciler.kube.client import JSON, AlreadyExists, KubeError
-from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
+from reconciler.planner.actions import (
+    Action,
+    Apply,
+    Create,
+    Delete,
+    PatchStatus,
+    Ref,
+    RemoveFinalizer,
+    ReplaceSpec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +42,7 @@ class ActionClient(Protocol):
 
     async def create(self, obj: JSON) -> JSON: ...
     async def apply(self, obj: JSON, field_manager: str | None = None, force: bool = True) -> JSON: ...
+    async def replace_spec(self, ref: Ref, spec: JSON) -> JSON: ...
     async def delete(self, ref: Ref, uid: str | None = None, propagation: str = "Background") -> bool: ...
     async def patch_status(self, ref: Ref, status: JSON) -> JSON: ...
     async def apply_status(self, ref: Ref, status: JSON) -> JSON: ...
@@ -334,6 +344,9 @@ class Executor:
         elif isinstance(action, Apply):
             await self.client.apply(action.obj)
             report.applied.append(Ref.of(action.obj))
+        elif isinstance(action, ReplaceSpec):
+            await self.client.replace_spec(action.ref, action.spec)
+            report.applied.append(action.ref)
         elif isinstance(action, Delete):
             key = self.delete_key(action.ref) if exp is not None and action.uid else None
             if exp is not None and key is not None:

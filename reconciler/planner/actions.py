@@ -42,6 +42,17 @@ class Apply:
 
 
 @dataclass(frozen=True)
+class ReplaceSpec:
+    """Replace the whole spec (a JSON patch), for a kind whose spec is all ours (PodGang): fields the desired
+    state no longer has go too, which a server-side apply cannot do for fields the object was created with
+    by a POST (those belong to the POST's field manager entry, not to the apply's)."""
+
+    ref: Ref
+    spec: dict[str, Any]
+    reason: str = ""
+
+
+@dataclass(frozen=True)
 class Delete:
     """DELETE with a uid precondition (so a newer object of the same name is never deleted); NotFound is
     success. Propagation: background."""
@@ -70,7 +81,7 @@ class RemoveFinalizer:
     resource_version: str = ""
 
 
-Action = Create | Apply | Delete | PatchStatus | RemoveFinalizer
+Action = Create | Apply | ReplaceSpec | Delete | PatchStatus | RemoveFinalizer
 
 
 def kind_of(action: Action) -> str:

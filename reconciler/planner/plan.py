@@ -10,7 +10,7 @@ from grove_api import constants as c
 from grove_api import hashing, naming
 
 from . import children, gangs, status, termination, update
-from .actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
+from .actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer, ReplaceSpec
 from .pods import delete_podclique, pod_actions, pod_ref
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 
@@ -88,6 +88,24 @@ def sync(snap: Snapshot, desired: Iterable[Obj], existing: Mapping[str, Obj]) ->
             actions.append(Create(obj))
         elif snap.controls(current) and not is_deleting(current) and not contains(current, _for_apply(obj)):
             actions.append(Apply(_for_apply(obj)))
+    return actions
+
+
+def sync_whole_spec(snap: Snapshot, desired: Iterable[Obj], existing: Mapping[str, Obj]) -> list[Action]:
+    """`sync` for a kind whose spec is all ours but for what scalers own (PodClique, scaling group, PodGang:
+    no other writer; their defaults are the PodCliqueSet's, already in the desired state): a spec that has
+    fields the desired one no longer has (an env var taken out of the template, topology constraints of a
+    binding that lost a level) is replaced whole, keeping the scaled `replicas`; `sync`'s apply could not
+    remove them."""
+    actions = sync(snap, desired, existing)
+    applied = {name_of(a.obj) for a in actions if isinstance(a, Apply)}
+    for obj in desired:
+        current = existing.get(name_of(obj))
+        if current is None or name_of(obj) in applied or not snap.controls(current) or is_deleting(current):
+            continue
+        spec = {**obj["spec"], **{k: v for k, v in current["spec"].items() if k in _OWNED_BY_SCALERS}}
+        if current.get("spec") != spec:
+            actions.append(ReplaceSpec(Ref.of(obj), spec, reason="fields no longer desired"))
     return actions
 
 
@@ -209,10 +227,10 @@ def plan(snap: Snapshot) -> Plan:
         and labels_of(snap.podcliques[name]).get(c.LABEL_POD_TEMPLATE_HASH)
         != labels_of(renewed[name]).get(c.LABEL_POD_TEMPLATE_HASH)
     }
-    actions += sync(
+    actions += sync_whole_spec(
         snap, [o for o in standalone + members if name_of(o) not in kept | doomed.keys()], snap.podcliques
     )
-    actions += sync(snap, groups, snap.scaling_groups)
+    actions += sync_whole_spec(snap, groups, snap.scaling_groups)
     actions += prune(snap, groups, snap.scaling_groups, c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP)
     unwanted = {name_of(q): "scaled in" for q in _unwanted_podcliques(snap, standalone + members)}
     for name, reason in {**unwanted, **doomed}.items():
@@ -232,7 +250,7 @@ def plan(snap: Snapshot) -> Plan:
             actions += pod_actions(obj, [], seed)
     actions += rollout.actions
     desired_gangs = gangs.podgangs(snap, _planned_pods(actions))
-    actions += sync(snap, desired_gangs, snap.podgangs)
+    actions += sync_whole_spec(snap, desired_gangs, snap.podgangs)
     actions += prune(snap, desired_gangs, snap.podgangs, c.SCHEDULER_API_VERSION, c.KIND_PODGANG)
     flagged = {name_of(g) for t in ends.replicas for g in _replica_groups(snap, t.replica)}
     written, held, hold_wait = _hold_progress(

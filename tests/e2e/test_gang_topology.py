@@ -191,3 +191,23 @@ async def test_gang_waits_gated_until_one_zone_has_room(zoned: Zoned) -> None:
 
     await z.zones["b"].uncordon(2)
     assert await z.running_in_one_zone() == "b"
+
+
+async def test_podgang_loses_a_constraint_its_binding_no_longer_has(zoned: Zoned) -> None:
+    """The reconciler creates PodGangs with a POST, so a later server-side apply that leaves the constraint
+    out would not remove it: the spec is replaced whole."""
+    z = zoned
+    z.apply(packed_workload(z))
+    await z.packed_by_zone("wl-0")
+    objects = client.CustomObjectsApi(z.api)
+    levels = {"spec": {"levels": [{"domain": "rack", "key": RACK}]}}  # the zone level goes
+    await objects.patch_cluster_custom_object(
+        *CTB, z.binding, levels, _content_type="application/merge-patch+json"
+    )
+
+    async def unconstrained() -> dict[str, Any] | None:
+        obj = await z.podgang("wl-0")
+        return obj if obj is not None and "topologyConstraint" not in obj["spec"] else None
+
+    obj = await until("PodGang wl-0 without its zone constraint", unconstrained, timeout=30)
+    assert obj is not None and len(obj["spec"]["podgroups"]) >= 1

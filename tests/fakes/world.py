@@ -14,7 +14,16 @@ from datetime import UTC, datetime
 from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
-from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
+from reconciler.planner.actions import (
+    Action,
+    Apply,
+    Create,
+    Delete,
+    PatchStatus,
+    Ref,
+    RemoveFinalizer,
+    ReplaceSpec,
+)
 from reconciler.planner.plan import Plan, plan
 from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
@@ -107,6 +116,10 @@ class World:
                 current["metadata"]["finalizers"] = sorted(
                     set(current["metadata"].get("finalizers") or []) | set(finalizers)
                 )
+        elif isinstance(action, ReplaceSpec):
+            obj = self.get(action.ref.kind, action.ref.namespace, action.ref.name)
+            if obj is not None:
+                obj["spec"] = copy.deepcopy(action.spec)
         elif isinstance(action, Delete):
             self.delete(action.ref)
         elif isinstance(action, RemoveFinalizer):

@@ -15,7 +15,7 @@ import pytest
 from admitter.core.cluster import ClusterModel
 from admitter.core.room import ReplacementRoom
 from grove_api import constants as c
-from reconciler.planner.actions import Action, Apply, Create, PatchStatus
+from reconciler.planner.actions import Action, Apply, Create, PatchStatus, ReplaceSpec
 from reconciler.planner.plan import PODS_STARTED_PER_SECOND, STATUS_HOLD_SECONDS, Plan, plan
 from tests.fakes.world import World, create_pcs
 from tests.samples import TUTORIAL_PODS, runnable_samples
@@ -190,6 +190,38 @@ def test_progress_of_many_podcliques_waits_longer_and_a_podclique_at_rest_is_wri
     # Once the hold has run out, every waiting status goes.
     late = plan(dataclasses.replace(snap, status_holds=dict.fromkeys(first.held_statuses, 0.0)))
     assert late.held_statuses == {} and len(clique_status_writes(late)) == 150
+
+
+def test_a_podgang_loses_spec_fields_the_desired_state_no_longer_has() -> None:
+    """A PodGang created by a POST keeps fields a server-side apply leaves out (topology constraints of a
+    binding that lost a level): its spec, all ours, is replaced whole; then nothing more is written."""
+    world = converge("single-node-aggregated")
+    (gang,) = world.of_kind("PodGang")
+    desired = copy.deepcopy(gang["spec"])
+    gang["spec"]["topologyConstraint"] = {"packConstraint": {"required": "kubernetes.io/hostname"}}
+    gang["spec"]["podgroups"][0]["topologyConstraint"] = {"packConstraint": {"preferred": "zone"}}
+    result = plan(world.snapshot("default", "single-node-aggregated"))
+    (replace,) = [a for a in result.actions if isinstance(a, ReplaceSpec)]
+    assert (replace.ref.kind, replace.ref.name, replace.spec) == (
+        "PodGang",
+        gang["metadata"]["name"],
+        desired,
+    )
+    world.apply(replace)
+    assert plan(world.snapshot("default", "single-node-aggregated")).actions == []
+
+
+def test_a_podclique_loses_template_fields_and_keeps_its_scaled_replicas() -> None:
+    world = converge("single-node-aggregated")
+    name = "single-node-aggregated-0-model-worker"
+    pclq = world.get("PodClique", "default", name)
+    assert pclq is not None
+    desired = copy.deepcopy(pclq["spec"])
+    pclq["spec"]["replicas"] = 5  # kubectl scale pclq
+    pclq["spec"]["podSpec"]["containers"][0]["workingDir"] = "/old"  # since taken out of the template
+    result = plan(world.snapshot("default", "single-node-aggregated"))
+    (replace,) = [a for a in result.actions if isinstance(a, ReplaceSpec)]
+    assert replace.ref.name == name and replace.spec == {**desired, "replicas": 5}
 
 
 def clique_status_writes(result: Plan) -> list[PatchStatus]:
