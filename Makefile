@@ -10,14 +10,17 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export GROVE_STATE_DIR ?= $(CURDIR)/.grove/cluster
 
-.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale bench-gang lint format crds clean down venv
+.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale bench-gang lint format crds clean down venv image lock release helm
 
 all: lint test
 
-$(STAMP): pyproject.toml
+LOCK := deploy/image/requirements.lock
+
+# The runtime packages at the image's pinned versions (the lock), so tests run what the image ships.
+$(STAMP): pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev]' -c $(LOCK)
 	touch $@
 
 venv: $(STAMP)
@@ -58,8 +61,7 @@ bench-gang: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter initc
-	$(PY) -m webhook.registration --check
+	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter initc tools/image.py tools/release.py
 	$(PY) -m grove_api.crdgen --check
 
 format: $(STAMP)
@@ -68,6 +70,24 @@ format: $(STAMP)
 
 crds: $(STAMP)
 	$(PY) -m grove_api.crdgen
+
+# One container image for grove-operator and grove-initc (docs/image.md); IMAGE_ARGS e.g. --save image.tar
+IMAGE_ARGS ?=
+image: $(STAMP)
+	$(PY) -m tools.image build $(IMAGE_ARGS)
+
+# Re-pin deploy/image/requirements.lock from pyproject.toml's [project].dependencies
+lock: $(STAMP)
+	$(PY) -m tools.image lock
+
+# The release manifest deploy/release/grove-py.yaml: the chart rendered with its defaults (pinned helm,
+# built from the Go module proxy on first use)
+release: $(STAMP)
+	$(PY) -m tools.release
+
+# Print the path of the pinned helm (building it on first use), e.g. `$$(make -s helm) install …`
+helm: $(STAMP)
+	@$(PY) -c 'from localcluster.binaries import ensure_helm; import sys; print(ensure_helm(lambda m: print(m, file=sys.stderr)))'
 
 clean:
 	-[ -x $(VENV)/bin/grove-cluster ] && $(VENV)/bin/grove-cluster down

@@ -39,7 +39,7 @@ import collections
 import contextlib
 import logging
 import time
-from collections.abc import Coroutine, Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -132,9 +132,14 @@ def _key(obj: JSON) -> tuple[str, str]:
 
 
 class Admitter:
-    def __init__(self, client: KubeClient, config: GangAdmission) -> None:
+    def __init__(
+        self, client: KubeClient, config: GangAdmission, progressed: Callable[[], None] = lambda: None
+    ) -> None:
+        """`progressed`: called when a pass ends and when one of its writes lands, for the liveness probe
+        (not on watch events: pods of the whole cluster keep coming while a pass may be stuck); cheap."""
         self.client = client
         self.config = config
+        self.progressed = progressed
         self.model = ClusterModel()
         self.planner = Planner(
             PlanConfig(
@@ -331,6 +336,11 @@ class Admitter:
     def settled(self) -> bool:
         return time.monotonic() - self._grew_at >= SETTLE_SECONDS
 
+    def has_work(self) -> bool:
+        """Events wait for a pass (once the caches are synced): for the liveness probe, which also needs
+        progress to be missing before it fails."""
+        return self.synced and self._wake.is_set()
+
     def decide(self, now: datetime) -> Decision:
         return self.planner.decide(
             self.model, self.podgangs.list(), now.timestamp(), self.priority_of, self.settled()
@@ -445,6 +455,7 @@ class Admitter:
             except KubeError as err:  # the bind timeout resets the gang if this pod never gets placed
                 log.warning("could not release pod %s/%s to %s: %s", namespace, pod, node, err)
                 return
+        self.progressed()
         RELEASED.inc()
         self._written[(namespace, pod)] = _rv(updated)
         self.model.upsert_pod(updated)
@@ -675,6 +686,7 @@ class Admitter:
         ]
         ref = Ref(c.SCHEDULER_API_VERSION, c.KIND_PODGANG, *_key(podgang))
         await self.client.apply_status(ref, {"phase": phase, "conditions": ours}, FIELD_MANAGER)
+        self.progressed()
 
     async def _event(self, podgang: JSON, type_: str, reason: str, message: str, now: datetime) -> None:
         """On the PodGang; warnings also on its PodCliqueSet (what `kubectl describe pcs` shows)."""
@@ -723,6 +735,8 @@ class Admitter:
                 except KubeError as err:
                     log.warning("admission pass failed: %s", err)
                     continue
+                finally:
+                    self.progressed()
                 if decision.deferred:  # look again as soon as capacity has settled
                     wait = max(0.0, self._grew_at + SETTLE_SECONDS - time.monotonic()) + DEBOUNCE_SECONDS
         finally:

@@ -179,6 +179,7 @@ class SecretSnapshot:
     resource_version: str | None = None
     secret_type: str | None = None
     labels: Mapping[str, str] | None = None
+    annotations: Mapping[str, str] | None = None
 
 
 class SecretStore:
@@ -213,12 +214,17 @@ class SecretStore:
             resource_version=_field(meta, "resource_version") or _field(meta, "resourceVersion"),
             secret_type=_field(secret, "type"),
             labels=_field(meta, "labels"),
+            annotations=_field(meta, "annotations"),
         )
 
     def body(self, files: CertFiles, previous: SecretSnapshot | None = None) -> dict[str, Any]:
-        labels = dict((previous.labels if previous else None) or {})
-        labels.update(SECRET_LABELS)
+        # Labels already there win: a Secret the chart made stays Helm's (app.kubernetes.io/managed-by: Helm),
+        # or `helm upgrade` and `helm uninstall` would no longer take it for the release's.
+        labels = {**SECRET_LABELS, **((previous.labels if previous else None) or {})}
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": labels}
+        if previous is not None and previous.annotations:
+            # Kept like the labels: e.g. Helm's release annotations on a Secret the chart made empty.
+            metadata["annotations"] = dict(previous.annotations)
         if previous is not None and previous.resource_version:
             metadata["resourceVersion"] = previous.resource_version
         data = {k: base64.b64encode(v).decode() for k, v in files.entries().items()}

@@ -24,6 +24,8 @@ PLURAL_PODCLIQUE: Final = "podcliques"
 PLURAL_PODCLIQUESCALINGGROUP: Final = "podcliquescalinggroups"
 PLURAL_PODGANG: Final = "podgangs"
 PLURAL_CLUSTERTOPOLOGYBINDING: Final = "clustertopologybindings"
+# Ours: the kubectl category of every kind above, so `kubectl get grove` lists them all (like `get all`).
+CRD_CATEGORY: Final = "grove"
 
 # --- Operator identity -------------------------------------------------------------------------------
 OPERATOR_NAME: Final = "grove-operator"
@@ -92,7 +94,7 @@ ENV_PCSG_TEMPLATE_NUM_PODS: Final = "GROVE_PCSG_TEMPLATE_NUM_PODS"
 
 # Env vars read by the operator.
 ENV_OPERATOR_SERVICE_ACCOUNT_NAME: Final = "GROVE_OPERATOR_SERVICE_ACCOUNT_NAME"
-ENV_INIT_CONTAINER_IMAGE: Final = "GROVE_INIT_CONTAINER_IMAGE"
+ENV_OPERATOR_IMAGE: Final = "GROVE_OPERATOR_IMAGE"  # ours: the image the operator runs from (chart)
 
 # --- Condition types ---------------------------------------------------------------------------------
 CONDITION_MIN_AVAILABLE_BREACHED: Final = "MinAvailableBreached"
@@ -100,6 +102,8 @@ CONDITION_PODCLIQUE_SCHEDULED: Final = "PodCliqueScheduled"
 CONDITION_GANG_TERMINATION_IN_PROGRESS: Final = "GangTerminationInProgress"
 CONDITION_TOPOLOGY_LEVELS_UNAVAILABLE: Final = "TopologyLevelsUnavailable"
 CONDITION_PODGANG_INITIALIZED: Final = "Initialized"
+# Ours, on the PodCliqueSet: every replica is available (`kubectl wait --for=condition=Available pcs/NAME`).
+CONDITION_AVAILABLE: Final = "Available"
 
 # --- Limits and defaults -----------------------------------------------------------------------------
 # len(pcs)+len(clique) (standalone) or len(pcs)+len(pcsg)+len(clique) may not exceed this, so that pod

@@ -1,7 +1,8 @@
 """Generate Grove's CustomResourceDefinitions from the pydantic models (`python -m grove_api.crdgen`).
 
 The models are the single source of truth: types, field names (aliases), descriptions and `Crd` markers
-become the OpenAPI v3 schema; `grove_api.kinds` adds names, scale subresources and printer columns.
+become the OpenAPI v3 schema; `grove_api.kinds` adds names, scale subresources and printer columns. Every
+kind is in the `grove` category, so `kubectl get grove` lists them all at once (Grove's CRDs declare none).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from grove_api.kinds import ALL_KINDS, Kind
 from grove_api.models.base import Crd, K8sModel, ObjectMeta
 from grove_api.openapi import inline
 
-DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "deploy" / "crds"
+DEFAULT_OUT_DIR = Path(__file__).resolve().parent.parent / "deploy" / "helm" / "grove-py" / "crds"
 
 
 def unwrap(tp: Any) -> tuple[Any, list[Crd]]:
@@ -178,6 +179,7 @@ def crd_for(kind: Kind) -> dict[str, Any]:
                 "plural": kind.plural,
                 "singular": kind.singular,
                 "shortNames": list(kind.short_names),
+                "categories": [c.CRD_CATEGORY],
             },
             "scope": "Namespaced" if kind.namespaced else "Cluster",
             "versions": [

@@ -7,23 +7,50 @@ Field names and defaults follow Grove's (reference §7) so a Grove configuration
 from __future__ import annotations
 
 import os
+import re
+from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
-from grove_api.constants import ENV_INIT_CONTAINER_IMAGE
+from grove_api.constants import ENV_OPERATOR_IMAGE
 from grove_api.models.base import K8sModel
 
 CONFIG_API_VERSION = "operator.config.grove.io/v1alpha1"
 CONFIG_KIND = "OperatorConfiguration"
+DEFAULT_NAMESPACE = "grove-system"
 SCHEDULER_PROFILES = ("default-scheduler", "kai-scheduler", "volcano", "lpx-scheduler")
+# Cluster controllers that delete or update the objects the operator manages in their ordinary work; the
+# namespace controller too: deleting a namespace deletes its managed objects, and must not be held up.
 DEFAULT_EXEMPT_USERS = (
     "system:serviceaccount:kube-system:generic-garbage-collector",
     "system:serviceaccount:kube-system:horizontal-pod-autoscaler",
+    "system:serviceaccount:kube-system:namespace-controller",
     "system:kube-controller-manager",
 )
+
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(value: Any) -> Any:
+    """A Go duration string ("15s", "1m30s", "500ms": what Grove's configuration files hold) in seconds;
+    numbers pass through (seconds)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(
+            f"{value!r} is not a duration: use seconds (15) or a Go duration (15s, 1m30s, 500ms)"
+        )
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+Seconds = Annotated[float, BeforeValidator(_seconds)]
 
 
 class ClientConnection(K8sModel):
@@ -33,9 +60,9 @@ class ClientConnection(K8sModel):
 
 class LeaderElection(K8sModel):
     enabled: bool = False
-    lease_duration: float = 15.0
-    renew_deadline: float = 10.0
-    retry_period: float = 2.0
+    lease_duration: Seconds = 15.0
+    renew_deadline: Seconds = 10.0
+    retry_period: Seconds = 2.0
     resource_lock: str = "leases"
     resource_name: str = "grove-operator-leader-election"
     resource_namespace: str = ""
@@ -58,7 +85,12 @@ class WebhookServer(K8sModel):
     mode: Literal["service", "url"] = "service"
     host: str = "127.0.0.1"
     service_name: str = "grove-operator"
-    namespace: str = "grove-system"
+    # Left out: the namespace the operator runs in (its ServiceAccount's namespace file), else
+    # DEFAULT_NAMESPACE, so an install into any namespace works without naming it twice (`with_namespace`).
+    namespace: str = DEFAULT_NAMESPACE
+    # Ours: on SIGTERM, keep accepting webhook calls this long while reporting not-ready, so the apiserver
+    # stops routing to this replica (EndpointSlice, kube-proxy) before its listener closes. 0: close at once.
+    shutdown_delay_seconds: Annotated[Seconds, Field(ge=0)] = 0.0
 
 
 class Endpoint(K8sModel):
@@ -66,10 +98,25 @@ class Endpoint(K8sModel):
     port: int
 
 
+class HealthProbes(Endpoint):
+    port: int = 2751  # so a section that sets only the fields below keeps the default port
+    # Ours: /healthz fails once a controller this replica runs has had work waiting for this long without
+    # any progress (no pass finished, no event handled): wedged, better restarted. 0 turns the check off.
+    liveness_stall_seconds: Annotated[float, Field(ge=0)] = 300.0
+
+
+class MetricsServer(Endpoint):
+    port: int = 2752
+    # Ours (controller-runtime's secure metrics serving): HTTPS with the webhook serving certificate, and
+    # only callers whose bearer token is allowed `get` on the non-resource URL /metrics (TokenReview +
+    # SubjectAccessReview). Off: plain HTTP, anyone who reaches the port may read.
+    secure: bool = False
+
+
 class Server(K8sModel):
     webhooks: WebhookServer = Field(default_factory=WebhookServer)
-    health_probes: Endpoint = Field(default_factory=lambda: Endpoint(port=2751))
-    metrics: Endpoint = Field(default_factory=lambda: Endpoint(port=2752))
+    health_probes: HealthProbes = Field(default_factory=HealthProbes)
+    metrics: MetricsServer = Field(default_factory=MetricsServer)
 
 
 class Concurrency(K8sModel):
@@ -88,19 +135,33 @@ class Authorizer(K8sModel):
     exempt_service_account_user_names: list[str] = Field(default_factory=lambda: list(DEFAULT_EXEMPT_USERS))
 
 
-DEFAULT_INIT_CONTAINER_IMAGE = "grove-py/grove-initc:0.1.0"
+IMAGE_REPOSITORY = "grove-py"
+INIT_CONTAINER_COMMAND = ("grove-initc",)
 
 
-def _init_container_image() -> str:
-    """Grove's way (GROVE_INIT_CONTAINER_IMAGE, tagged with the operator version) still works."""
-    base = os.environ.get(ENV_INIT_CONTAINER_IMAGE)
-    return f"{base}:0.1.0" if base else DEFAULT_INIT_CONTAINER_IMAGE
+def version() -> str:
+    """The installed grove-py version (the image is tagged with it)."""
+    try:
+        return metadata.version("grove-py")
+    except metadata.PackageNotFoundError:
+        return "0.0.0+unknown"
+
+
+def operator_image() -> str:
+    """The image this operator runs from: `GROVE_OPERATOR_IMAGE` (the chart sets it from the very value it
+    gives the container), else the image `make image` builds for this version."""
+    return os.environ.get(ENV_OPERATOR_IMAGE) or f"{IMAGE_REPOSITORY}:{version()}"
 
 
 class InitContainer(K8sModel):
-    """The grove-initc container the pod webhook adds to pods of cliques with startup dependencies."""
+    """The grove-initc container the pod webhook adds to pods of cliques with startup dependencies.
 
-    image: str = Field(default_factory=_init_container_image)
+    By default it runs from the operator's own image and tag (one image has both entry points), so the two
+    never drift; `image` overrides it (a mirror in a private registry), and `command` is what runs in it
+    (empty: the image's own entrypoint, e.g. for an image built with grove-initc as its entrypoint)."""
+
+    image: str = Field(default_factory=operator_image)
+    command: list[str] = Field(default_factory=lambda: list(INIT_CONTAINER_COMMAND))
 
 
 class GangAdmission(K8sModel):
@@ -170,6 +231,18 @@ class OperatorConfiguration(K8sModel):
         if value != CONFIG_KIND:
             raise ValueError(f"kind must be {CONFIG_KIND}")
         return value
+
+
+def with_namespace(config: OperatorConfiguration, running_in: str) -> OperatorConfiguration:
+    """`config` with `server.webhooks.namespace` set to the namespace the operator runs in (`running_in`,
+    "" when unknown) when the file does not name one. Everything namespaced that the operator owns
+    (certificate Secret, the Service names in the certificate, the lease) then follows the install."""
+    hooks = config.server.webhooks
+    if "namespace" in hooks.model_fields_set or not running_in:
+        return config
+    out = config.model_copy(deep=True)
+    out.server.webhooks.namespace = running_in
+    return out
 
 
 def load(path: Path) -> OperatorConfiguration:

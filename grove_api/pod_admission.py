@@ -13,6 +13,7 @@ init container's service-account directory, so grove-initc watches pods with its
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from grove_api import constants as c
@@ -101,9 +102,10 @@ def _append(spec: dict[str, Any], field: str, items: list[dict[str, Any]]) -> li
     return [{"op": "add", "path": f"/spec/{field}/-", "value": item} for item in items]
 
 
-def initc_ops(pod: dict[str, Any], image: str) -> list[dict[str, Any]] | str:
+def initc_ops(pod: dict[str, Any], image: str, command: Sequence[str] = ()) -> list[dict[str, Any]] | str:
     """JSON patch ops adding grove-initc and its volumes (none when the pod has no dependencies or already
-    has the container: idempotent), or an error message for a malformed annotation."""
+    has the container: idempotent), or an error message for a malformed annotation. `command` is what runs
+    in `image` (the operator's image has both entry points); empty: the image's entrypoint."""
     deps = _dependencies(pod)
     if isinstance(deps, str) or not deps:
         return deps if isinstance(deps, str) else []
@@ -111,9 +113,10 @@ def initc_ops(pod: dict[str, Any], image: str) -> list[dict[str, Any]] | str:
     if any(x.get("name") == c.INIT_CONTAINER_NAME for x in spec.get("initContainers") or []):
         return []
     labels = (pod.get("metadata") or {}).get("labels") or {}
-    container = {
+    container: dict[str, Any] = {
         "name": c.INIT_CONTAINER_NAME,
         "image": image,
+        **({"command": list(command)} if command else {}),
         "args": [f"--podcliques={d}" for d in deps],
         "volumeMounts": [
             {"name": POD_INFO_VOLUME, "mountPath": POD_INFO_PATH, "readOnly": True},

@@ -18,13 +18,17 @@ class IdentityError(Exception):
     """The operator cannot tell who it is (the message says what to set)."""
 
 
+def running_namespace(namespace_file: Path = NAMESPACE_FILE) -> str:
+    """The namespace of the pod this process runs in (its ServiceAccount's namespace file), "" outside one."""
+    try:
+        return namespace_file.read_text().strip()
+    except OSError:
+        return ""
+
+
 def operator_namespace(config: OperatorConfiguration, namespace_file: Path = NAMESPACE_FILE) -> str:
     """The in-cluster namespace file when present (running in a pod), else `server.webhooks.namespace`."""
-    try:
-        value = namespace_file.read_text().strip()
-    except OSError:
-        value = ""
-    return value or config.server.webhooks.namespace
+    return running_namespace(namespace_file) or config.server.webhooks.namespace
 
 
 def operator_username(

@@ -1,4 +1,5 @@
-"""The operator's few API calls: building the one ApiClient, lookups the webhooks need, caBundle injection."""
+"""The operator's few API calls: building the one ApiClient, lookups the webhooks need, caBundle injection,
+the reviews that guard /metrics."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ log = logging.getLogger(__name__)
 
 PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
 LOOKUP_TIMEOUT = 5.0  # seconds; an admission request has 10 in all
+REVIEW_TIMEOUT = 10.0  # seconds; controller-runtime's for the reviews behind its metrics endpoint
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
 
@@ -44,6 +46,23 @@ async def _get(client: ApiClient, path: str, accept: str = "application/json") -
         _return_http_data_only=True,
         _request_timeout=LOOKUP_TIMEOUT,
     )
+
+
+async def create_review(client: ApiClient, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """POST a TokenReview or SubjectAccessReview to `path`; the answer (nothing is stored). API errors raise."""
+    answer = await client.call_api(
+        path,
+        "POST",
+        header_params={"Accept": "application/json", "Content-Type": "application/json"},
+        body=body,
+        response_types_map={200: "object", 201: "object"},
+        auth_settings=["BearerToken"],
+        _return_http_data_only=True,
+        _request_timeout=REVIEW_TIMEOUT,
+    )
+    if not isinstance(answer, dict):
+        raise TypeError(f"{path}: expected a JSON object, got {type(answer).__name__}")
+    return answer
 
 
 async def podcliqueset_metadata(client: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:

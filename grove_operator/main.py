@@ -14,24 +14,16 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
-from importlib import metadata
 from pathlib import Path
 
 import uvloop
 from pydantic import ValidationError
 
-from grove_api.operatorconfig import OperatorConfiguration, load
-from grove_operator.identity import IdentityError, operator_username
+from grove_api.operatorconfig import OperatorConfiguration, load, version, with_namespace
+from grove_operator.identity import IdentityError, operator_username, running_namespace
 from webhook.server import configure_logging
 
 log = logging.getLogger("grove_operator")
-
-
-def version() -> str:
-    try:
-        return metadata.version("grove-py")
-    except metadata.PackageNotFoundError:
-        return "0.0.0+unknown"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,9 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def load_config(path: Path | None) -> OperatorConfiguration:
-    if path is None:
-        return OperatorConfiguration()
-    return load(path)
+    """The configuration file (or the defaults), in the namespace the operator runs in unless it names one."""
+    config = OperatorConfiguration() if path is None else load(path)
+    return with_namespace(config, running_namespace())
 
 
 async def _main(args: argparse.Namespace, config: OperatorConfiguration, username: str | None) -> int:

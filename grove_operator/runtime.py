@@ -2,13 +2,15 @@
 
 Startup order (Grove's, reference §5/§7): health endpoints first (so probes get an answer), then the
 serving certificate (auto: self-signed CA in Secret `server.webhooks.secretName`, mirrored to
-`serverCertDir`; manual: user-provided), the HTTPS webhook server, and the CA injected into our webhook
-configurations. Only then is the operator ready. After a certificate rotation the server reloads its
-certificate in place and the CA bundle is injected again; a periodic check re-injects it if somebody
-re-applied a configuration without it.
+`serverCertDir`; manual: user-provided), the metrics endpoint (HTTPS with the same certificate when
+`server.metrics.secure`), the HTTPS webhook server, and the CA injected into our webhook configurations.
+Only then is the operator ready. /healthz fails when the controllers this replica runs are wedged
+(`liveness`). After a certificate rotation the servers reload their certificate in place and the CA bundle
+is injected again; a periodic check re-injects it if somebody re-applied a configuration without it.
 
-On SIGTERM/SIGINT: not ready at once, stop accepting connections, let in-flight admission requests
-finish, exit 0.
+On SIGTERM/SIGINT: not ready at once, hand the Lease over, keep accepting webhook calls for
+`server.webhooks.shutdownDelaySeconds` (while the Service stops routing here), then stop accepting
+connections, let in-flight admission requests finish, exit 0.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import logging
 import signal
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api
@@ -30,7 +33,9 @@ from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import kube
 from grove_operator.health import health_server
 from grove_operator.leader import LeaderElector
+from grove_operator.liveness import Liveness
 from grove_operator.metrics import metrics_server
+from grove_operator.metricsauth import CachePolicy, DecisionCache, Gate
 from reconciler.kube.client import KubeClient
 from reconciler.manager import Manager
 from reconciler.planner.snapshot import Room
@@ -71,7 +76,7 @@ def build_handlers(
         handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
     handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
     handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(
-        gate=config.gang_admission.enabled, initc_image=config.init_container.image
+        gate=config.gang_admission.enabled, initc=config.init_container
     )
     return handlers
 
@@ -111,9 +116,15 @@ class Operator:
             dict(handlers) if handlers is not None else build_handlers(config, client, reconciler_username)
         )
         probes = config.server.health_probes
-        self.health = health_server(self.readiness, probes.bind_address, probes.port)
+        self.liveness = Liveness(probes.liveness_stall_seconds)
+        self.health = health_server(self.readiness, self.liveness, probes.bind_address, probes.port)
         endpoint = config.server.metrics
-        self.metrics = metrics_server(endpoint.bind_address, endpoint.port)
+        gate = (
+            Gate(partial(kube.create_review, client), DecisionCache(CachePolicy()))
+            if endpoint.secure
+            else None
+        )
+        self.metrics = metrics_server(endpoint.bind_address, endpoint.port, gate)
         self.tls: ReloadableTLS | None = None
         self.server: WebhookServer | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -132,6 +143,11 @@ class Operator:
     # -- caBundle ----------------------------------------------------------------------------------------
 
     async def inject(self) -> dict[str, str]:
+        if not self.certs.ca_bundle().strip():
+            # Provided certificates without ca.crt: the caBundle comes from the install (e.g. the chart's
+            # webhooks.caBundle); injecting nothing would erase it.
+            log.warning("no ca.crt with the serving certificate: leaving the webhooks' caBundle alone")
+            return {}
         async with self._inject_lock:
             outcome = await kube.inject_ca_bundle(
                 self.client, self.certs.ca_bundle(), authorizer=self.config.authorizer.enabled
@@ -199,7 +215,6 @@ class Operator:
     async def start(self) -> None:
         hooks = self.config.server.webhooks
         await self.health.start()
-        await self.metrics.start()
         log.info(
             "health endpoints listening",
             extra={
@@ -210,6 +225,15 @@ class Operator:
         self.readiness.reason = "provisioning the webhook serving certificate"
         await self._ensure_certs()
         self.tls = ReloadableTLS(self.certs.cert_dir)
+        secure = self.config.server.metrics.secure
+        await self.metrics.start(self.tls.context if secure else None)
+        log.info(
+            "metrics endpoint listening",
+            extra={
+                "url": f"{'https' if secure else 'http'}://{self.metrics.host}:{self.metrics.port}/metrics",
+                "secure": secure,
+            },
+        )
         self.server = WebhookServer(
             self.handlers,
             host=hooks.bind_address,
@@ -250,9 +274,15 @@ class Operator:
         self.fatal.set()
 
     def _new_manager(self) -> Manager:
+        heartbeat = self.liveness.heartbeat()
         self.manager = Manager(
-            KubeClient(self.client), self.config, room=self._room, admission=lambda: self.admitter
+            KubeClient(self.client),
+            self.config,
+            room=self._room,
+            admission=lambda: self.admitter,
+            progressed=heartbeat.beat,
         )
+        self.liveness.track("reconciler", heartbeat, self.manager.has_work)
         return self.manager
 
     def _room(self) -> Room | None:
@@ -266,7 +296,9 @@ class Operator:
         return self.admitter.replacement_room()
 
     def _new_admitter(self) -> Admitter:
-        self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission)
+        heartbeat = self.liveness.heartbeat()
+        self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission, heartbeat.beat)
+        self.liveness.track("gang admitter", heartbeat, self.admitter.has_work)
         return self.admitter
 
     async def _forever(self, what: str, new: Callable[[], Manager | Admitter]) -> None:
@@ -295,7 +327,8 @@ class Operator:
             await self.elector.release()
         await self.certs.stop()
         if self.server is not None:
-            await self.server.stop(DRAIN_SECONDS)
+            delay = self.config.server.webhooks.shutdown_delay_seconds
+            await self.server.stop(DRAIN_SECONDS, unready_delay=delay)
         await self.metrics.stop()
         await self.health.stop()
         log.info("grove-operator stopped")

@@ -16,17 +16,14 @@ step "grove-operator (webhooks and controllers), restarted so it runs this check
 grove-cluster operator restart
 
 step "Grove CRDs"
-kubectl apply --server-side --force-conflicts -f deploy/crds/
-kubectl wait --for condition=established --timeout=60s -f deploy/crds/ >/dev/null
+kubectl apply --server-side --force-conflicts -f deploy/helm/grove-py/crds/
+kubectl wait --for condition=established --timeout=60s -f deploy/helm/grove-py/crds/ >/dev/null
 
 step "tutorial samples (samples/concept-overview, samples/training)"
 kubectl apply -f samples/concept-overview/ -f samples/training/
 
 step "waiting until every PodCliqueSet is available (pods Running on KWOK nodes)"
-for pcs in $(kubectl get pcs -o name); do
-  replicas=$(kubectl get "$pcs" -o jsonpath='{.spec.replicas}')
-  kubectl wait --for=jsonpath='{.status.availableReplicas}'="$replicas" "$pcs" --timeout=180s
-done
+kubectl wait --for=condition=Available pcs --all --timeout=180s
 
 step "kubectl get pods -l app.kubernetes.io/part-of=comp-inf-ppln -o wide   (the tutorial's 11 pods)"
 kubectl get pods -l app.kubernetes.io/part-of=comp-inf-ppln -o wide

@@ -287,3 +287,31 @@ def ensure(progress: Progress = print, env: Mapping[str, str] | None = None) -> 
                     found[name] = bin_dir / name
             progress(f"built {', '.join(missing)} into {bin_dir}")
     return Binaries.from_mapping({k: v for k, v in found.items() if v is not None})
+
+
+def ensure_helm(progress: Progress = print, env: Mapping[str, str] | None = None) -> Path:
+    """The pinned helm binary (`versions.HELM_VERSION`), built from the Go module proxy into the cache on
+    first use (about 3 minutes), or `$GROVE_HELM` when set (a helm the user already has)."""
+    env = os.environ if env is None else env
+    if env.get("GROVE_HELM"):
+        return Path(env["GROVE_HELM"]).absolute()
+    root = cache_root(env)
+    folder = root / f"helm-{versions.HELM_VERSION}"
+    helm = folder / "helm"
+    if _is_executable(helm):
+        return helm
+    with _locked(root / f"helm-{versions.HELM_VERSION}.lock"):
+        if _is_executable(helm):
+            return helm
+        folder.mkdir(parents=True, exist_ok=True)
+        progress(f"building helm {versions.HELM_VERSION} (first time ~3 min)…")
+        with tempfile.TemporaryDirectory(prefix=".build-", dir=folder) as tmp:
+            _go(
+                ["install", f"{versions.HELM_PACKAGE}@{versions.HELM_VERSION}"],
+                folder,
+                root / "build.log",
+                {"GOBIN": tmp},
+            )
+            os.replace(Path(tmp) / "helm", helm)
+        progress(f"built helm into {folder}")
+    return helm

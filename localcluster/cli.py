@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from localcluster import binaries, cluster, nodes, versions
+from localcluster import binaries, cluster, images, nodes, versions
 from localcluster import operator as grove_operator
 from localcluster.binaries import BuildError
 from localcluster.ports import PortInUseError
@@ -37,11 +37,15 @@ def _require(state_dir: Path) -> ClusterInfo:
 def cmd_up(args: argparse.Namespace) -> int:
     state_dir = _state_dir(args)
     before = cluster.load(state_dir)
+    initc_images = None
+    if args.initc_rootfs or args.initc_image_config:
+        initc_images = list(images.load(args.initc_rootfs, args.initc_image_config).values())
     info = cluster.up(
         state_dir,
         nodes=args.nodes,
         apiserver_port=args.apiserver_port,
         kwok_configs=[Path(c).absolute() for c in args.kwok_config],
+        initc_images=initc_images,
     )
     reused = before is not None and before.pids == info.pids
     # The report goes to stderr so that stdout is exactly the export line (for `eval "$(... up)"`).
@@ -155,6 +159,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--kwok-config", action="append", default=[], help="extra KWOK config file (e.g. Stages); repeatable"
     )
+    p.add_argument(
+        "--initc-rootfs",
+        action="append",
+        default=[],
+        metavar="IMAGE=DIR",
+        help="run grove-initc containers of IMAGE from its filesystem DIR (init runner rootfs mode); repeatable",
+    )
+    p.add_argument(
+        "--initc-image-config",
+        action="append",
+        default=[],
+        metavar="IMAGE=FILE",
+        help="IMAGE's config (inspect JSON)",
+    )
     p.set_defaults(func=cmd_up)
 
     sub.add_parser("down", parents=[state], help="stop the cluster and remove its state").set_defaults(
@@ -199,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code: int = args.func(args)
-    except (BuildError, ComponentFailed, PortInUseError) as err:
+    except (BuildError, ComponentFailed, PortInUseError, images.ImageError) as err:
         print(f"grove-cluster: error: {err}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

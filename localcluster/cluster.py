@@ -23,10 +23,11 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from localcluster import api, binaries, credentials, initrunner, nodes, ports, processes, versions
+from localcluster import api, binaries, credentials, images, initrunner, nodes, ports, processes, versions
 from localcluster import operator as grove_operator
 from localcluster.binaries import Binaries
 from localcluster.credentials import Credentials
+from localcluster.images import ImageRootfs
 from localcluster.nodes import DEFAULT_SHAPE, NodeShape
 from localcluster.processes import ComponentFailed
 from localcluster.state import ClusterInfo, Component, load, save
@@ -300,22 +301,26 @@ async def _create_and_wait_nodes(info: ClusterInfo, count: int, shape: NodeShape
             await asyncio.sleep(0.25)
 
 
-def _start_initrunner(info: ClusterInfo) -> None:
-    info.initrunner = initrunner.spawn(info)
+def _start_initrunner(info: ClusterInfo, rootfs: Sequence[str] = ()) -> None:
+    info.initrunner = initrunner.spawn(info, rootfs)
     save(info)
 
 
-def _ensure_initrunner(info: ClusterInfo, progress: Progress) -> None:
-    """For `up` on a running cluster: restart the init runner when it is not running."""
+def _ensure_initrunner(info: ClusterInfo, progress: Progress, rootfs: Sequence[str] | None = None) -> None:
+    """For `up` on a running cluster: restart the init runner when it is not running, or when `rootfs` (its
+    rootfs-mode flags; None: keep the ones it runs with) differs from what it runs with."""
     runner = info.initrunner
-    if runner is not None and processes.belongs_to(runner.pid, _marker(info.state_dir)):
+    recorded = initrunner.rootfs_flags(runner.argv) if runner is not None else []
+    wanted = recorded if rootfs is None else list(rootfs)
+    alive = runner is not None and processes.belongs_to(runner.pid, _marker(info.state_dir))
+    if alive and wanted == recorded:
         return
-    progress(f"starting {initrunner.NAME} (it was not running)")
+    progress(f"starting {initrunner.NAME} ({'with new rootfs flags' if alive else 'it was not running'})")
     # grove-initc processes a crashed runner left behind: the new runner starts its own.
     survivors = processes.stop(initrunner.stray_pids(info.state_dir), _marker(info.state_dir))
     if survivors:
         raise ComponentFailed(f"could not stop pids {survivors} of the old {initrunner.NAME}")
-    _start_initrunner(info)
+    _start_initrunner(info, wanted)
     assert info.initrunner is not None
     initrunner.wait_ready(info, info.initrunner)
 
@@ -338,6 +343,7 @@ def _start_all(
     kwok_configs: Sequence[Path],
     progress: Progress,
     operator: bool = True,
+    initc_rootfs: Sequence[str] = (),
 ) -> ClusterInfo:
     p = _allocate_ports(apiserver_port)  # first: a taken port must fail before anything is created
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -387,7 +393,7 @@ def _start_all(
         kwok_home = state_dir / "kwok-home"
         kwok_home.mkdir(exist_ok=True)
         _start(info, "kwok", _kwok_argv(bins.kwok, kubeconfig, p, configs), p.kwok, {"HOME": str(kwok_home)})
-        _start_initrunner(info)
+        _start_initrunner(info, initc_rootfs)
         progress(f"creating {node_count} fake node(s) and waiting until they are Ready")
         api.run_sync(_create_and_wait_nodes(info, node_count, shape, NODES_TIMEOUT))
         dead = _dead_component(info)
@@ -425,6 +431,12 @@ def _cleanup(state_dir: Path) -> list[int]:
     return ours
 
 
+def _initc_flags(state_dir: Path, initc_images: Sequence[ImageRootfs] | None) -> list[str] | None:
+    """The init runner's rootfs-mode flags for `initc_images` (None: not asked for); configs built in Python
+    are written into the state dir, where the runner reads them."""
+    return None if initc_images is None else images.flags(initc_images, state_dir / "image-configs")
+
+
 def up(
     state_dir: Path | None = None,
     nodes: int = 20,
@@ -434,6 +446,7 @@ def up(
     kwok_configs: Sequence[Path] = (),
     progress: Progress = _stderr,
     operator: bool = True,
+    initc_images: Sequence[ImageRootfs] | None = None,
 ) -> ClusterInfo:
     """Start a cluster in `state_dir` (or return the healthy one already recorded there).
 
@@ -441,13 +454,15 @@ def up(
     `kwok_configs` are KWOK config files (e.g. custom Stages) passed to kwok with `--config`.
     With `operator` (the default) the Grove CRDs are installed and the grove operator runs under its own
     ServiceAccount (see localcluster/operator.py); on a running cluster it is restarted if it is not running.
+    `initc_images`: images whose grove-initc the init runner runs from their filesystem (its rootfs mode,
+    localcluster/initrunner.py); None keeps what a running cluster's runner does (default mode when new).
     """
     state_dir = Path(state_dir).absolute() if state_dir is not None else default_state_dir()
     node_count = nodes
     with _state_lock(state_dir):
         existing = load(state_dir)
         if existing is not None and is_healthy(existing):
-            _ensure_initrunner(existing, progress)
+            _ensure_initrunner(existing, progress, _initc_flags(state_dir, initc_images))
             if operator:
                 grove_operator.ensure_running(existing, progress)
             return existing
@@ -458,8 +473,9 @@ def up(
                 + (f" (stopped pids {killed})" if killed else "")
             )
         bins = binaries.ensure(progress)
+        initc = _initc_flags(state_dir, initc_images) or ()
         return _start_all(
-            state_dir, bins, node_count, node_shape, apiserver_port, kwok_configs, progress, operator
+            state_dir, bins, node_count, node_shape, apiserver_port, kwok_configs, progress, operator, initc
         )
 
 

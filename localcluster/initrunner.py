@@ -29,8 +29,21 @@ CPU-second, so at most `--max-starts` processes are starting at once (see STARTE
 run in this process's process group, so stopping the group (what `grove-cluster down` does) stops them
 all; `stray_pids` finds any left behind by a crash (`up` stops those before it restarts a dead runner).
 
+Rootfs mode (`--rootfs IMAGE=DIR`, optionally `--image-config IMAGE=FILE`; `grove-cluster up
+--initc-rootfs`): when the image of a pod's grove-initc container is one of those, the runner runs that
+container as its spec says instead: its `command` + `args` (or the image's entrypoint and cmd) with chroot in
+the image's filesystem, as the container's user (runAsUser/runAsGroup, else the image's, e.g. 65532), with
+the volumes it mounts written per pod and mounted where the pod spec says (pod-info-vol at
+/var/grove/pod-info, the token Secret at /var/run/secrets/kubernetes.io/serviceaccount), so grove-initc
+uses its in-cluster configuration. Pods on KWOK nodes have no network of their own and no service proxy, so
+it runs in the host's network with KUBERNETES_SERVICE_HOST/PORT pointing at the apiserver's own address.
+The host node's container machinery does it (localcluster/podworker.py `container_argv`, sandbox.py): a
+private mount namespace per run, an overlay of the image, so runs of many pods never see each other's files.
+It needs root, as the host node does.
+
 The process-management half (spawn, readiness, strays) is used by `localcluster.cluster`; the runner half
-runs with `python -m localcluster.initrunner --kubeconfig <admin kubeconfig> --work-dir <state>/initc`.
+runs with `python -m localcluster.initrunner --kubeconfig <admin kubeconfig> --work-dir <state>/initc
+[--rootfs IMAGE=DIR [--image-config IMAGE=FILE]]...`.
 """
 
 from __future__ import annotations
@@ -50,12 +63,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import yaml
 
 from grove_api import constants as c
 from grove_api import naming
-from localcluster import processes
+from localcluster import images, podspec, processes, sandbox
+from localcluster.images import ImageRootfs
+from localcluster.podspec import ConfigError, MissingObject
 from localcluster.state import ClusterInfo, Component
 
 if TYPE_CHECKING:
@@ -256,6 +272,7 @@ class InitRunner:
     max_starts: int = MAX_STARTS
     backoff: tuple[float, float] = BACKOFF
     env: Mapping[str, str] = field(default_factory=child_env)
+    images: Mapping[str, ImageRootfs] = field(default_factory=dict)  # rootfs mode for these images
 
     def __post_init__(self) -> None:
         from reconciler.kube.informer import Informer
@@ -410,12 +427,9 @@ class InitRunner:
         failures = 0
         while True:
             token, ca = await self._token(run)
-            pod_info, kubeconfig = self._prepare(run, token, ca)
-            argv = initc_argv(self.command, run, pod_info, kubeconfig)
             active.attempts += 1
-            log.info("%s: starting grove-initc (attempt %d): %s", run, active.attempts, shlex.join(argv))
             try:
-                code = await self._process(active, argv)
+                code = await self._attempt(active, token, ca)
             finally:
                 shutil.rmtree(self.work_dir / run.namespace / run.uid, ignore_errors=True)
             if code == 0:
@@ -427,6 +441,43 @@ class InitRunner:
             delay = backoff_delay(failures, self.backoff)
             log.warning("%s: grove-initc exited %d; running it again in %.1f s", run, code, delay)
             await asyncio.sleep(delay)
+
+    async def _attempt(self, active: _Active, token: str, ca: bytes) -> int:
+        """One run; a container that cannot be made (its volumes' sources missing) counts as a failed run
+        and is tried again after the back-off, as a kubelet retries."""
+        run = active.run
+        try:
+            argv = self._argv(run, token, ca)
+        except (ConfigError, MissingObject) as err:
+            log.warning("%s: grove-initc cannot be started: %s", run, err)
+            return sandbox.EXIT_START_ERROR
+        log.info("%s: starting grove-initc (attempt %d): %s", run, active.attempts, shlex.join(argv))
+        return await self._process(active, argv)
+
+    def _argv(self, run: Run, token: str, ca: bytes) -> list[str]:
+        """grove-initc's command line: from its image's filesystem when the runner has it (rootfs mode),
+        else this checkout's grove-initc with the pod's files passed as flags."""
+        pod = self.pods.get(run.namespace, run.name)
+        container = init_container(pod) if pod is not None else None
+        image = self.images.get(str((container or {}).get("image")))
+        if pod is None or container is None or image is None:
+            pod_info, kubeconfig = self._prepare(run, token, ca)
+            return initc_argv(self.command, run, pod_info, kubeconfig)
+        from localcluster import podworker
+
+        volumes = (pod.get("spec") or {}).get("volumes") or []
+        refs = podspec.referenced_objects({"spec": {"volumes": volumes, "containers": [container]}})
+        objects = {
+            (kind, name): self.secrets.get(run.namespace, name) if kind == podspec.SECRET else None
+            for kind, name in refs
+        }
+        url = urlsplit(self.server)
+        services = {
+            "KUBERNETES_SERVICE_HOST": url.hostname or "",
+            "KUBERNETES_SERVICE_PORT": str(url.port or 443),
+        }
+        pod_dir = self.work_dir / run.namespace / run.uid
+        return podworker.container_argv(pod, container, image, pod_dir, objects, services)
 
     # -- lifecycle --
     async def start(self, timeout: float = 60.0) -> None:
@@ -480,6 +531,7 @@ async def _serve(args: argparse.Namespace) -> int:
             work_dir,
             command=args.initc_command,
             max_starts=args.max_starts,
+            images=args.images,
         )
         try:
             await runner.start()
@@ -508,11 +560,30 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help=f"grove-initc command line (default: ${COMMAND_ENV} or `python -m initc.main`)",
     )
+    parser.add_argument(
+        "--rootfs",
+        action="append",
+        default=[],
+        metavar="IMAGE=DIR",
+        help="run grove-initc of this image from DIR",
+    )
+    parser.add_argument(
+        "--image-config",
+        action="append",
+        default=[],
+        metavar="IMAGE=FILE",
+        help="the image's config (inspect JSON)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.images = images.load(args.rootfs, args.image_config)
+    except images.ImageError as err:
+        parser.error(str(err))
     if args.initc_command is None:
         args.initc_command = default_command()
     logging.basicConfig(
@@ -531,20 +602,27 @@ def log_path(state_dir: Path) -> Path:
     return state_dir / "logs" / f"{NAME}.log"
 
 
-def argv(info: ClusterInfo) -> list[str]:
+def argv(info: ClusterInfo, rootfs: Sequence[str] = ()) -> list[str]:
+    """The runner's command line; `rootfs`: its rootfs-mode flags (`images.flags`)."""
     return [
         sys.executable,
         "-m",
         MODULE,
         f"--kubeconfig={info.kubeconfig}",
         f"--work-dir={work_dir(info.state_dir)}",
+        *rootfs,
     ]
 
 
-def spawn(info: ClusterInfo) -> Component:
+def rootfs_flags(args: Sequence[str]) -> list[str]:
+    """The rootfs-mode flags of a runner's recorded command line (kept when a dead runner is restarted)."""
+    return [arg for arg in args if arg.startswith(("--rootfs=", "--image-config="))]
+
+
+def spawn(info: ClusterInfo, rootfs: Sequence[str] = ()) -> Component:
     """Start the runner detached (like the other components); its readiness: `wait_ready`."""
     (work_dir(info.state_dir) / READY_FILE).unlink(missing_ok=True)
-    args = argv(info)
+    args = argv(info, rootfs)
     log = log_path(info.state_dir)
     pid = processes.spawn(args, log, child_env())
     return Component(name=NAME, pid=pid, port=None, log=log, argv=args)
@@ -568,7 +646,8 @@ def wait_ready(info: ClusterInfo, component: Component, timeout: float = READY_T
 
 
 def stray_pids(state_dir: Path) -> list[int]:
-    """Runner and grove-initc processes of this cluster, recorded or not (their arguments name the work dir)."""
+    """Runner and grove-initc processes (rootfs mode: their sandbox helpers) of this cluster, recorded or not
+    (their arguments name the work dir)."""
     marker = str(work_dir(state_dir))
     found: list[int] = []
     for proc in Path("/proc").iterdir():
@@ -577,7 +656,7 @@ def stray_pids(state_dir: Path) -> list[int]:
         args = processes.cmdline(int(proc.name))
         if not any(marker in arg for arg in args):
             continue
-        if MODULE in args or any(arg.startswith("--pod-info-dir=") for arg in args):
+        if MODULE in args or sandbox.MODULE in args or any(arg.startswith("--pod-info-dir=") for arg in args):
             found.append(int(proc.name))
     return [pid for pid in found if processes.is_alive(pid)]
 

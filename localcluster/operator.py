@@ -1,8 +1,8 @@
 """The grove operator on the local cluster: installed by `up`, run as a host process under its own identity.
 
-`install` (once per cluster) server-side-applies the CRDs (`deploy/crds`) and the operator's RBAC
-(`deploy/operator`: namespace, ServiceAccount, ClusterRole, ClusterRoleBinding — not the Deployment or
-Service: there is no container runtime here), writes an OperatorConfiguration in URL mode (webhooks on
+`install` (once per cluster) server-side-applies the CRDs (`deploy/helm/grove-py/crds`) and the operator's RBAC
+(from the release manifest `deploy/release/grove-py.yaml`: namespace, ServiceAccount, ClusterRoles, Role and
+bindings — not the Deployment or Service), writes an OperatorConfiguration in URL mode (webhooks on
 127.0.0.1:<free port>, certificates under the state dir) and applies the URL-mode webhook configurations.
 
 `start` mints a token for ServiceAccount grove-system/grove-operator (TokenRequest), writes
@@ -45,11 +45,12 @@ from localcluster.processes import ComponentFailed
 from localcluster.state import ClusterInfo
 
 ROOT = Path(__file__).resolve().parent.parent
-CRD_DIR = ROOT / "deploy" / "crds"
-OPERATOR_DIR = ROOT / "deploy" / "operator"
-# What the local cluster applies from deploy/operator (the Deployment, Service and ConfigMap are for a
-# real in-cluster install).
-RBAC_FILES = ("namespace.yaml", "serviceaccount.yaml", "clusterrole.yaml", "clusterrolebinding.yaml")
+CRD_DIR = ROOT / "deploy" / "helm" / "grove-py" / "crds"
+RELEASE_MANIFEST = ROOT / "deploy" / "release" / "grove-py.yaml"
+# What the local cluster applies from the release manifest (the chart rendered for grove-system): the
+# operator's identity and rights, exactly as an install grants them. Not the Deployment, Service or
+# webhook configurations: the operator runs as a host process here, reached by URL.
+RBAC_KINDS = ("Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding")
 NAMESPACE = "grove-system"
 SERVICE_ACCOUNT = "grove-operator"
 FIELD_MANAGER = "grove-cluster"
@@ -58,9 +59,6 @@ STATE_FILE = "operator.json"
 KUBECONFIG = "operator.kubeconfig"
 TOKEN_SECONDS = 365 * 24 * 3600
 READY_TIMEOUT = 60.0
-# Cluster machinery that deletes namespace contents besides the garbage collector: exempt so that
-# deleting a namespace is not held up by the managed-resource protection.
-EXTRA_EXEMPT = ("system:serviceaccount:kube-system:namespace-controller",)
 
 Progress = Callable[[str], None]
 
@@ -179,6 +177,8 @@ _PLURALS = {
     "ServiceAccount": "serviceaccounts",
     "ClusterRole": "clusterroles",
     "ClusterRoleBinding": "clusterrolebindings",
+    "Role": "roles",
+    "RoleBinding": "rolebindings",
     "MutatingWebhookConfiguration": "mutatingwebhookconfigurations",
     "ValidatingWebhookConfiguration": "validatingwebhookconfigurations",
 }
@@ -233,8 +233,8 @@ def install_crds(info: ClusterInfo) -> None:
 
 
 def install_rbac(info: ClusterInfo) -> None:
-    for name in RBAC_FILES:
-        for doc in _yaml_docs(OPERATOR_DIR / name):
+    for doc in _yaml_docs(RELEASE_MANIFEST):
+        if doc["kind"] in RBAC_KINDS:
             apply(info, doc)
 
 
@@ -243,8 +243,6 @@ def install_rbac(info: ClusterInfo) -> None:
 
 def write_config(info: ClusterInfo, webhook_port: int, health_port: int, metrics_port: int) -> Path:
     """The operator's OperatorConfiguration: URL mode on loopback, certificates under the state dir."""
-    from grove_api.operatorconfig import DEFAULT_EXEMPT_USERS
-
     config = {
         "apiVersion": "operator.config.grove.io/v1alpha1",
         "kind": "OperatorConfiguration",
@@ -263,10 +261,7 @@ def write_config(info: ClusterInfo, webhook_port: int, health_port: int, metrics
             "healthProbes": {"bindAddress": ports.HOST, "port": health_port},
             "metrics": {"bindAddress": ports.HOST, "port": metrics_port},
         },
-        "authorizer": {
-            "enabled": True,
-            "exemptServiceAccountUserNames": [*DEFAULT_EXEMPT_USERS, *EXTRA_EXEMPT],
-        },
+        "authorizer": {"enabled": True},
         # The fake nodes carry zone/block/rack labels: topology constraints work here as on a real cluster.
         "topologyAwareScheduling": {"enabled": True},
     }
@@ -293,11 +288,7 @@ def apply_webhook_configurations(info: ClusterInfo) -> None:
     from grove_api.operatorconfig import load
     from webhook import registration
 
-    config = load(config_path(info))
-    target = registration.Target.from_config(config)
-    for doc in registration.render(
-        target, authorizer=config.authorizer.enabled, gate=config.gang_admission.enabled
-    ):
+    for doc in registration.for_config(load(config_path(info)), SERVICE_ACCOUNT):
         apply(info, doc)
 
 

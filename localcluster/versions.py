@@ -20,3 +20,8 @@ ALL_BINARIES = ("etcd", *K8S_BINARIES, "kwok")
 def bin_dir_name() -> str:
     """Name of the cache subfolder holding this exact set of binaries."""
     return f"bin-k8s-{K8S_VERSION}-etcd-{ETCD_VERSION}-kwok-{KWOK_VERSION}"
+
+
+# Helm, for the chart tests and the release manifest (not part of the cluster): built like the rest.
+HELM_VERSION = "v4.3.2"
+HELM_PACKAGE = "helm.sh/helm/v4/cmd/helm"

@@ -156,15 +156,19 @@ class Manager:
         config: OperatorConfiguration,
         room: Callable[[], Room | None] | None = None,
         admission: Callable[[], Admission | None] | None = None,
+        progressed: Callable[[], None] = lambda: None,
     ) -> None:
         """`room`: free capacity for a rolling update's replacements (the gang admitter's model), asked
         once per pass; without it an update replaces pods without asking (Grove's behaviour).
         `admission`: the gang admitter, asked to admit new gangs as their pods are created (without it,
-        their pods are created gated and the admitter releases them later)."""
+        their pods are created gated and the admitter releases them later).
+        `progressed`: called when a pass ends and on every event of a PodCliqueSet or a child, for the
+        liveness probe (a long pass shows its progress through the events of its own writes); cheap."""
         self.client = client
         self.config = config
         self.room = room
         self.admission = admission
+        self.progressed = progressed
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
         self.tombstones = Tombstones()  # children deleted, their deletion not in the cache yet
@@ -193,6 +197,7 @@ class Manager:
         """A change that can wait (`_can_wait`) wakes the PodCliqueSet as pod events do, a moment later:
         every pass that writes statuses would otherwise be followed at once by another, woken by its own
         writes. Anything else (a new spec, a creation, a deletion) is looked at now."""
+        self.progressed()
         if _can_wait(event, obj):
             self.queue.add_after(key, POD_EVENT_BATCH_SECONDS)
         else:
@@ -213,6 +218,7 @@ class Manager:
         """Pod events come in storms (every pod of a large PodCliqueSet goes gated → released → bound →
         Ready within seconds); they wake the PodCliqueSet after a short batching delay, so a storm makes a
         few passes over the whole tree rather than one per event, leaving the CPU to the admitter."""
+        self.progressed()
         self.expectations.observe(obj, deleted=event == "DELETED")
         meta = obj.get("metadata", {})
         pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
@@ -226,7 +232,19 @@ class Manager:
             if topology_name(pcs.get("spec", {}).get("template", {})) == name:
                 self._on_podcliqueset(event, pcs)
 
+    def has_work(self) -> bool:
+        """PodCliqueSets waiting for a worker or being reconciled (not those due later): for the liveness
+        probe, which also needs progress to be missing before it fails."""
+        return len(self.queue) > 0 or bool(self.queue.processing())
+
     # -- one pass --------------------------------------------------------------------------------------
+
+    async def _pass(self, key: Key) -> float | None:
+        """`reconcile`, and a finished pass (whatever its result) is progress."""
+        try:
+            return await self.reconcile(key)
+        finally:
+            self.progressed()
 
     def snapshot(self, key: Key) -> Snapshot | None:
         namespace, name = key
@@ -418,9 +436,7 @@ class Manager:
         for pcs in self.podcliquesets.list():
             self._on_podcliqueset("SYNC", pcs)
         try:
-            await run_workers(
-                self.queue, self.reconcile, self.config.controllers.pod_clique_set.concurrent_syncs
-            )
+            await run_workers(self.queue, self._pass, self.config.controllers.pod_clique_set.concurrent_syncs)
         finally:
             self.queue.shutdown()
             for informer in informers:

@@ -6,6 +6,7 @@ Markers are applied by directory so `pytest -m unit` needs no per-file decoratio
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient, Configuration
 
     from localcluster.state import ClusterInfo
+    from tools.image import BuiltImage, Rootfs
 
 # Property tests explore new examples on every local run (that is how they find bugs); CI runs the same
 # examples each time (HYPOTHESIS_PROFILE=ci), so a landing is never decided by the draw.
@@ -25,8 +27,9 @@ settings.register_profile("ci", derandomize=True, print_blob=True)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "default"))
 
 TESTS_DIR = Path(__file__).parent
-MARKER_BY_DIR = {"unit": "unit", "integration": "integration", "e2e": "e2e"}
+MARKER_BY_DIR = {"unit": "unit", "integration": "integration", "e2e": "e2e", "image": "image"}
 TEST_NODES = 5
+BUILT_IMAGE: pytest.StashKey[BuiltImage] = pytest.StashKey()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -41,15 +44,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Build missing cluster binaries before the first test, outside any per-test timeout.
+    """Build missing cluster binaries, helm and this tree's container image before the first test, outside
+    any per-test timeout.
 
-    A cold build takes minutes; inside the `cluster` fixture it would count against the first test's
-    pytest-timeout budget.
+    A cold build takes minutes; inside the `cluster` (or `image_rootfs`) fixture it would count against the
+    first test's pytest-timeout budget.
     """
-    if any("cluster" in getattr(item, "fixturenames", ()) for item in session.items):
-        from localcluster import binaries
 
+    def wanted(fixture: str) -> bool:
+        return any(fixture in getattr(item, "fixturenames", ()) for item in session.items)
+
+    from localcluster import binaries
+
+    if wanted("cluster"):
         binaries.ensure()
+    if wanted("helm"):
+        binaries.ensure_helm()
+    if wanted("image_rootfs") and not session.config.option.collectonly:
+        from tools import image
+
+        session.config.stash[BUILT_IMAGE] = image.ensure_image()
 
 
 @pytest.fixture(scope="session")
@@ -77,6 +91,23 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ClusterInfo]:
         yield info
     finally:
         localcluster.down(state_dir)
+
+
+@pytest.fixture(scope="session")
+def image_rootfs(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Rootfs]:
+    """This tree's container image, built first if it is not yet (never skipped: a machine that cannot build
+    it fails), unpacked once per session. Run its files as a container would, as root:
+    `subprocess.run(image_rootfs.command(["grove-operator", ...]), env=image_rootfs.env)`."""
+    from tools import image
+
+    # The image built before the first test: the tree may change under a long session, the image under test
+    # should not.
+    built = request.config.stash.get(BUILT_IMAGE, None) or image.ensure_image()
+    dest = tmp_path_factory.mktemp("image-rootfs")
+    yield image.export_rootfs(built.config.image_id, dest, built.engine)
+    shutil.rmtree(dest, ignore_errors=True)  # a few hundred MB
 
 
 @pytest.fixture(scope="session")

@@ -54,7 +54,7 @@ def _rss_mb(pid: int) -> float | None:
 
 def install_crds(info: ClusterInfo) -> None:
     kubectl = ["kubectl", "--kubeconfig", str(info.kubeconfig)]
-    crds = str(ROOT / "deploy" / "crds")
+    crds = str(ROOT / "deploy" / "helm" / "grove-py" / "crds")
     subprocess.run([*kubectl, "apply", "--server-side", "-f", crds], check=True, capture_output=True)
     subprocess.run(
         [*kubectl, "wait", "--for", "condition=established", "--timeout=60s", "-f", crds],

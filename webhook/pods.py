@@ -14,7 +14,7 @@ has what the webhook would add.
 
 from __future__ import annotations
 
-from grove_api.operatorconfig import DEFAULT_INIT_CONTAINER_IMAGE
+from grove_api.operatorconfig import InitContainer
 from grove_api.pod_admission import gate_ops, initc_ops, is_gang_pod
 from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, patched
 
@@ -23,9 +23,9 @@ class PodMutatingHandler:
     """CREATE of a gang pod: add the gate and grove-initc. Anything else is allowed unchanged. With `gate`
     off (gang admission disabled in the operator configuration) nothing gates: no admitter would lift it."""
 
-    def __init__(self, gate: bool = True, initc_image: str = DEFAULT_INIT_CONTAINER_IMAGE) -> None:
+    def __init__(self, gate: bool = True, initc: InitContainer | None = None) -> None:
         self.gate = gate
-        self.initc_image = initc_image
+        self.initc = initc or InitContainer()
 
     async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
         pod = request.object
@@ -33,7 +33,7 @@ class PodMutatingHandler:
             return allow()
         if not isinstance(pod.get("spec"), dict):
             return deny("spec: Required value: a pod needs a spec", code=422, reason="Invalid")
-        initc = initc_ops(pod, self.initc_image)
+        initc = initc_ops(pod, self.initc.image, self.initc.command)
         if isinstance(initc, str):
             return deny(initc, code=422, reason="Invalid")
         ops, warnings = gate_ops(pod) if self.gate else ([], [])

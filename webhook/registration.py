@@ -4,26 +4,23 @@
 - `url` mode (operator running outside the cluster, as on the local cluster): `clientConfig.url`
   `https://<host>:<port><path>`.
 
-Names, rules and settings follow Grove's chart (reference §2, §3.0, §3.7, §4): failurePolicy Fail,
+Names, rules and settings follow Grove's chart: failurePolicy Fail,
 sideEffects None, timeoutSeconds 10, matchPolicy Exact, admissionReviewVersions [v1]. Where Grove selects
 all namespaces, we keep `kube-system` out for namespaced rules, so a broken operator can never block
 the cluster's own components. The `caBundle` is left out here: the operator injects it at runtime
-(`grove_operator.cabundle`), or a caller passes it in.
+(`grove_operator.kube.inject_ca_bundle`), or a caller passes it in.
 
-Pure: no I/O except the generator at the bottom (`python -m webhook.registration --out deploy/webhooks`).
+Pure, no I/O. The Helm chart's templates (deploy/helm/grove-py/templates/webhooks.yaml) render the same
+configurations for an install (tests/integration/test_chart.py compares them); the local cluster applies
+`for_config` in url mode.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
-
-import yaml
 
 from grove_api import constants as c
 from grove_api.operatorconfig import DEFAULT_EXEMPT_USERS, OperatorConfiguration
@@ -36,9 +33,8 @@ SERVICE_PORT = 443
 TIMEOUT_SECONDS = 10
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 EXCLUDED_NAMESPACES = ("kube-system",)
-DEFAULT_OUT = Path(__file__).resolve().parent.parent / "deploy" / "webhooks"
 
-# (kind, configuration name): what `cabundle` patches and `kubectl get` finds.
+# (kind, configuration name): what the caBundle injection patches and `kubectl get` finds.
 CONFIGURATIONS: tuple[tuple[str, str], ...] = (
     (MUTATING_KIND, paths.DEFAULTING_CONFIG),
     (VALIDATING_KIND, paths.VALIDATING_CONFIG),
@@ -169,11 +165,18 @@ def _webhook(
     return hook
 
 
-def skip_trusted_users(target: Target) -> list[dict[str, str]]:
+def trusted_users(
+    namespace: str, service_account: str = c.OPERATOR_NAME, exempt: Sequence[str] = DEFAULT_EXEMPT_USERS
+) -> list[str]:
+    """The operator's own username (its ServiceAccount in the namespace it is installed in) and the exempt
+    controllers' (`authorizer.exemptServiceAccountUserNames`): whom the authorizer always allows."""
+    return list(dict.fromkeys([f"system:serviceaccount:{namespace}:{service_account}", *exempt]))
+
+
+def skip_trusted_users(users: Sequence[str]) -> list[dict[str, str]]:
     """The authorizer would allow the operator itself and the exempt controllers anyway: with this CEL match
     condition the apiserver does not even call it for them, which takes a webhook round trip off every
     object the operator creates (thousands when a large PodCliqueSet is created or scaled)."""
-    users = [f"system:serviceaccount:{target.namespace}:{c.OPERATOR_NAME}", *DEFAULT_EXEMPT_USERS]
     listed = ", ".join(f"'{u}'" for u in users)
     return [
         {
@@ -223,10 +226,16 @@ def _configuration(kind: str, name: str, webhook: dict[str, Any]) -> dict[str, A
 
 
 def render(
-    target: Target, *, authorizer: bool = True, gate: bool = True, ca_bundle: bytes | None = None
+    target: Target,
+    *,
+    authorizer: bool = True,
+    gate: bool = True,
+    ca_bundle: bytes | None = None,
+    trusted: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
     """The five configurations (four without the authorizer), in a stable order. `gate`: whether the pod
-    webhook gates pods (gang admission on), which decides what a pod must carry to skip it."""
+    webhook gates pods (gang admission on), which decides what a pod must carry to skip it. `trusted`: the
+    usernames the authorizer is not even called for (default: `trusted_users` of the target's namespace)."""
     docs = [
         _configuration(
             MUTATING_KIND,
@@ -270,7 +279,9 @@ def render(
                     # renewing an expired certificate would otherwise be refused by its own webhook).
                     namespace_selector=not_in_namespaces(target.namespace),
                     object_selector={"matchLabels": {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}},
-                    match_conditions=skip_trusted_users(target),
+                    match_conditions=skip_trusted_users(
+                        trusted if trusted is not None else trusted_users(target.namespace)
+                    ),
                 ),
             )
         )
@@ -310,59 +321,24 @@ def render(
     return docs
 
 
+def for_config(
+    config: OperatorConfiguration, service_account: str = c.OPERATOR_NAME, ca_bundle: bytes | None = None
+) -> list[dict[str, Any]]:
+    """The configurations an operator running with `config` under ServiceAccount `service_account` (in
+    `server.webhooks.namespace`) serves: what an install applies, whatever installs it."""
+    return render(
+        Target.from_config(config),
+        authorizer=config.authorizer.enabled,
+        gate=config.gang_admission.enabled,
+        ca_bundle=ca_bundle,
+        trusted=trusted_users(
+            config.server.webhooks.namespace,
+            service_account,
+            config.authorizer.exempt_service_account_user_names,
+        ),
+    )
+
+
 def configuration_names(*, authorizer: bool = True) -> list[tuple[str, str]]:
     """(kind, name) of every configuration `render` produces."""
     return [(kind, name) for kind, name in CONFIGURATIONS if authorizer or name != paths.AUTHORIZER_CONFIG]
-
-
-def to_yaml(docs: Sequence[dict[str, Any]]) -> str:
-    return "---\n".join(yaml.safe_dump(doc, sort_keys=False) for doc in docs)
-
-
-HEADER = "# Generated by `python -m webhook.registration` from webhook/registration.py; do not edit.\n"
-
-
-def files(target: Target | None = None) -> dict[str, str]:
-    """file name -> content of the service-mode rendering committed in deploy/webhooks/."""
-    docs = render(target or Target())
-    return {f"{doc['metadata']['name']}.yaml": HEADER + to_yaml([doc]) for doc in docs}
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m webhook.registration",
-        description="Write the service-mode webhook configurations (or check that they are up to date).",
-    )
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"directory (default {DEFAULT_OUT})")
-    parser.add_argument(
-        "--check", action="store_true", help="fail if the files differ from the generated ones"
-    )
-    args = parser.parse_args(argv)
-    wanted = files()
-    if args.check:
-        stale = [
-            name
-            for name, text in wanted.items()
-            if not (args.out / name).is_file() or (args.out / name).read_text() != text
-        ]
-        extra = (
-            sorted(p.name for p in args.out.glob("*.yaml") if p.name not in wanted)
-            if args.out.is_dir()
-            else []
-        )
-        if stale or extra:
-            print(
-                f"stale webhook configurations in {args.out}: {stale + extra}; run `python -m webhook.registration`",
-                file=sys.stderr,
-            )
-            return 1
-        return 0
-    args.out.mkdir(parents=True, exist_ok=True)
-    for name, text in wanted.items():
-        (args.out / name).write_text(text)
-        print(args.out / name)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -41,6 +41,8 @@ REASON_PCSG_SUFFICIENT: Final = "SufficientAvailablePodCliqueScalingGroupReplica
 REASON_GANG_TERMINATION_ACTIVE: Final = "GangTerminationActive"
 REASON_PODGANG_PENDING: Final = "PodGangPodsCreationPending"
 REASON_PODGANG_CREATED: Final = "PodGangPodsCreated"
+REASON_ALL_REPLICAS_AVAILABLE: Final = "AllReplicasAvailable"
+REASON_REPLICAS_UNAVAILABLE: Final = "ReplicasUnavailable"
 
 MSG_UPDATE_IN_PROGRESS: Final = "Update is in progress"
 MSG_IDLE: Final = "PodClique is intentionally idle with replicas 0"
@@ -446,6 +448,21 @@ def scaling_group_config_names(pcs: Obj) -> list[str]:
     return [str(g.get("name")) for g in _template(pcs).get("podCliqueScalingGroups") or []]
 
 
+def podcliqueset_available(replicas: int, available: int) -> tuple[str, str, str]:
+    """(status, reason, message) of the PodCliqueSet's ``Available`` condition (ours, docs/decisions.md), what
+    `kubectl wait --for=condition=Available` waits for: True when every one of the ``spec.replicas``
+    replicas is available (``status.availableReplicas``, whatever template a replica runs), and so at 0
+    replicas, where nothing is missing. The condition carries no observedGeneration of its own, so kubectl
+    takes ``status.observedGeneration``: a True from before the operator saw a new spec does not count.
+
+    The message quotes the two counts the same status carries, so it only changes in a write made anyway
+    for ``availableReplicas`` or ``replicas``: no extra status write while a big PodCliqueSet starts."""
+    message = f"{available} of {replicas} replicas available"
+    if available >= replicas:
+        return cond.TRUE, REASON_ALL_REPLICAS_AVAILABLE, message
+    return cond.FALSE, REASON_REPLICAS_UNAVAILABLE, message
+
+
 def podcliqueset_status(
     pcs: Obj,
     standalone: Iterable[Obj],
@@ -459,7 +476,8 @@ def podcliqueset_status(
 ) -> dict[str, Any]:
     """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
     status). Children are matched by their generated names; strays are ignored. ``podgangs`` give the
-    ``PodGangsAdmitted`` condition (`gang_admission_condition`).
+    ``PodGangsAdmitted`` condition (`gang_admission_condition`); the counts give ``Available``
+    (`podcliqueset_available`).
 
     ``updateProgress``: the times and ``currentlyUpdating`` come from the rolling update
     (``update_progress``, see ``update.py``; the stored ones when not given), the counts of updated
@@ -528,14 +546,15 @@ def podcliqueset_status(
         "currentGenerationHash": generation_hash,
     }
     out["updateProgress"] = _replace(stored, progress)
-    conds: list[dict[str, Any]] = list(current.get("conditions") or [])
+    conds = cond.set_condition(
+        current.get("conditions"), c.CONDITION_AVAILABLE, *podcliqueset_available(replicas, available), now
+    )
     admission = gang_admission_condition(podgangs)
     if admission is not None:
         conds = cond.set_condition(conds, *admission, now)
     if update_condition is not None:
         conds = cond.set_condition(conds, CONDITION_UPDATE_IN_PROGRESS, *update_condition, now)
-    if admission is not None or update_condition is not None:
-        out["conditions"] = conds
+    out["conditions"] = conds
     return out
 
 

@@ -10,7 +10,7 @@ import pytest
 from tests.kube import kubectl
 from tests.samples import ROOT
 
-CRD_DIR = ROOT / "deploy" / "crds"
+CRD_DIR = ROOT / "deploy" / "helm" / "grove-py" / "crds"
 
 
 @pytest.fixture(scope="session")

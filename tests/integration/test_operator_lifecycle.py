@@ -201,64 +201,34 @@ def test_operator_refuses_to_start_without_its_service_account_name(cluster: Clu
     assert 'no "GROVE_OPERATOR_SERVICE_ACCOUNT_NAME" environment variable' in proc.stderr
 
 
-def test_deploy_manifests_are_accepted_by_the_apiserver(kubeconfig: Path, operator_running: Any) -> None:
-    """The production install (Deployment, Service, ConfigMap, RBAC, service-mode webhooks) is valid."""
-    out = kubectl(kubeconfig, "apply", "--dry-run=server", "-f", str(ROOT / "deploy" / "operator"))
-    for expected in (
-        "deployment.apps/grove-operator",
-        "service/grove-operator",
-        "configmap/grove-operator-config",
-        "clusterrole.rbac.authorization.k8s.io/grove:system:grove-operator",
-    ):
-        assert expected in out, out
-    # The URL-mode configurations of the local cluster carry these names: validate copies of the
-    # service-mode ones under other names (applying over them would merge url and service).
-    for path in sorted((ROOT / "deploy" / "webhooks").glob("*.yaml")):
-        doc = yaml.safe_load(path.read_text())
-        doc["metadata"]["name"] += "-dry-run"
-        out = kubectl(kubeconfig, "create", "--dry-run=server", "-f", "-", stdin=yaml.safe_dump(doc))
-        assert "created (server dry run)" in out, out
-
-
-def test_deploy_configmap_holds_a_valid_operator_configuration() -> None:
-    from grove_api.operatorconfig import OperatorConfiguration
-
-    doc = yaml.safe_load((ROOT / "deploy" / "operator" / "configmap.yaml").read_text())
-    config = OperatorConfiguration.model_validate(yaml.safe_load(doc["data"]["config.yaml"]))
-    assert config.server.webhooks.mode == "service" and config.authorizer.enabled
-    deployment = yaml.safe_load((ROOT / "deploy" / "operator" / "deployment.yaml").read_text())
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    assert container["image"] == "grove-operator:dev"
-    assert container["env"][0]["valueFrom"]["fieldRef"]["fieldPath"] == "spec.serviceAccountName"
-    ports_by_name = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports_by_name == {
-        "webhooks": config.server.webhooks.port,
-        "health": config.server.health_probes.port,
-        "metrics": config.server.metrics.port,
-    }
-
-
 @pytest.mark.parametrize(
-    ("verb", "resource", "allowed"),
+    ("verb", "resource", "namespace", "allowed"),
     [
-        ("create", "pods", True),
-        ("delete", "pods", True),
-        ("patch", "podcliques.grove.io", True),
-        ("update", "podcliquesets.grove.io/status", True),
-        ("update", "podcliquesets.grove.io/finalizers", True),
-        ("create", "podgangs.scheduler.grove.io", True),
-        ("create", "roles.rbac.authorization.k8s.io", True),
-        ("create", "horizontalpodautoscalers.autoscaling", True),
-        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io", True),
-        ("create", "leases.coordination.k8s.io", True),
-        ("list", "nodes", True),
-        ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", False),
-        ("delete", "nodes", False),
-        ("create", "clusterroles.rbac.authorization.k8s.io", False),
+        ("create", "pods", None, True),
+        ("delete", "pods", None, True),
+        ("patch", "podcliques.grove.io", None, True),
+        ("update", "podcliquesets.grove.io/status", None, True),
+        ("update", "podcliquesets.grove.io/finalizers", None, True),
+        ("create", "podgangs.scheduler.grove.io", None, True),
+        ("create", "roles.rbac.authorization.k8s.io", None, True),
+        ("create", "horizontalpodautoscalers.autoscaling", None, True),
+        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io", None, True),
+        ("create", "tokenreviews.authentication.k8s.io", None, True),
+        ("create", "subjectaccessreviews.authorization.k8s.io", None, True),
+        ("list", "nodes", None, True),
+        # The leader-election Lease: in the operator's own namespace only (the chart's Role).
+        ("create", "leases.coordination.k8s.io", "grove-system", True),
+        ("create", "leases.coordination.k8s.io", None, False),
+        ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", None, False),
+        ("delete", "nodes", None, False),
+        ("create", "clusterroles.rbac.authorization.k8s.io", None, False),
     ],
 )
-def test_operator_rbac(cluster: ClusterInfo, verb: str, resource: str, allowed: bool) -> None:
-    namespace = f"x-{uuid.uuid4().hex[:4]}"
+def test_operator_rbac(
+    cluster: ClusterInfo, verb: str, resource: str, namespace: str | None, allowed: bool
+) -> None:
+    """The rights the release manifest grants the operator (the local cluster installs them from it)."""
+    namespace = namespace or f"x-{uuid.uuid4().hex[:4]}"
     result = subprocess.run(
         [
             "kubectl",

@@ -518,6 +518,7 @@ class FakeSecrets:
                 name=name,
                 namespace=namespace,
                 labels=meta.get("labels"),
+                annotations=meta.get("annotations"),
                 resource_version=meta["resourceVersion"],
             ),
         )
@@ -595,13 +596,24 @@ async def test_secret_placeholder_is_filled_in_place(secrets: FakeSecrets, tmp_p
     # Grove's chart ships an empty Secret (type kubernetes.io/tls); it must be updated, not recreated.
     secrets.secrets[("grove-system", "grove-webhook-server-cert")] = {
         "type": SECRET_TYPE,
-        "metadata": {"name": "grove-webhook-server-cert", "labels": {"helm": "yes"}, "resourceVersion": "7"},
+        "metadata": {
+            "name": "grove-webhook-server-cert",
+            "labels": {"helm": "yes", "app.kubernetes.io/managed-by": "Helm"},
+            "annotations": {"meta.helm.sh/release-name": "grove"},
+            "resourceVersion": "7",
+        },
         "data": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
     }
     manager = secret_manager(secrets, tmp_path)
     await manager.ensure()
     stored = secrets.secrets[("grove-system", "grove-webhook-server-cert")]
-    assert stored["metadata"]["labels"] == {"helm": "yes", **SECRET_LABELS}
+    assert stored["metadata"]["labels"] == {
+        **SECRET_LABELS,
+        "helm": "yes",
+        "app.kubernetes.io/managed-by": "Helm",
+    }
+    # Helm's ownership label and annotations survive, or `helm upgrade`/`uninstall` would disown the Secret.
+    assert stored["metadata"]["annotations"] == {"meta.helm.sh/release-name": "grove"}
     assert secrets.decoded()["tls.crt"] == manager.files.tls_crt
 
 

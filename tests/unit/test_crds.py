@@ -1,4 +1,4 @@
-"""The CRD YAML under deploy/crds is generated from the models and documents every field."""
+"""The CRD YAML under deploy/helm/grove-py/crds is generated from the models and documents every field."""
 
 from typing import Any
 
@@ -11,7 +11,7 @@ from grove_api.models import PodCliqueSet
 from tests.maximal import maximal
 from tests.samples import ROOT
 
-CRD_DIR = ROOT / "deploy" / "crds"
+CRD_DIR = ROOT / "deploy" / "helm" / "grove-py" / "crds"
 
 
 def committed(kind: Kind) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def committed(kind: Kind) -> dict[str, Any]:
 
 
 def test_committed_crds_are_generated_from_the_models() -> None:
-    assert crdgen.main(["--check"]) == 0, "deploy/crds is stale: run `make crds`"
+    assert crdgen.main(["--check"]) == 0, "deploy/helm/grove-py/crds is stale: run `make crds`"
 
 
 def _properties(schema: dict[str, Any], path: str = "") -> list[tuple[str, dict[str, Any]]]:
@@ -66,6 +66,17 @@ def test_short_names_and_scale_paths_are_groves() -> None:
     scale = by_kind["PodClique"]["spec"]["versions"][0]["subresources"]["scale"]
     assert scale["labelSelectorPath"] == ".status.hpaPodSelector"
     assert by_kind["ClusterTopologyBinding"]["spec"]["scope"] == "Cluster"
+
+
+def test_every_kind_is_in_the_grove_category() -> None:
+    """`kubectl get grove` lists all five kinds at once (Grove's CRDs have no category)."""
+    assert {k.kind: committed(k)["spec"]["names"].get("categories") for k in ALL_KINDS} == {
+        "PodCliqueSet": ["grove"],
+        "PodClique": ["grove"],
+        "PodCliqueScalingGroup": ["grove"],
+        "PodGang": ["grove"],
+        "ClusterTopologyBinding": ["grove"],
+    }
 
 
 def _schema_paths(schema: dict[str, Any], path: str = "") -> set[str]:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from grove_api import constants as c
-from grove_api.operatorconfig import OperatorConfiguration
+from grove_api.operatorconfig import OperatorConfiguration, with_namespace
 from grove_operator import main as operator_main
 from grove_operator.health import build_app
 from grove_operator.identity import IdentityError, operator_namespace, operator_username
@@ -62,6 +62,19 @@ def test_username_from_env_and_namespace(tmp_path: Path) -> None:
         operator_username(config, {}, no_file)
 
 
+def test_the_install_namespace_is_where_the_operator_runs_unless_the_file_names_one() -> None:
+    """An install into any namespace: the certificate Secret, the Service names in the certificate and the
+    lease follow the pod's namespace without the configuration naming it."""
+    default = OperatorConfiguration()
+    assert default.server.webhooks.namespace == "grove-system"
+    assert with_namespace(default, "").server.webhooks.namespace == "grove-system"
+    moved = with_namespace(default, "team-a")
+    assert moved.server.webhooks.namespace == "team-a"
+    assert default.server.webhooks.namespace == "grove-system"  # a copy
+    named = OperatorConfiguration.model_validate({"server": {"webhooks": {"namespace": "ops"}}})
+    assert with_namespace(named, "team-a").server.webhooks.namespace == "ops"
+
+
 def test_handlers_for_every_webhook() -> None:
     client: Any = object()  # lookups are only called per request
     config = OperatorConfiguration()
@@ -88,3 +101,15 @@ async def test_health_endpoints(aiohttp_client: Any) -> None:
     readiness.reason = ""
     response = await client.get(paths.READYZ)
     assert response.status == 200 and await response.text() == "ok"
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("15s", 15.0), ("1m30s", 90.0), ("500ms", 0.5), (12, 12.0)])
+def test_leader_election_durations_as_grove_writes_them(given: Any, seconds: float) -> None:
+    """Grove's configuration files hold Go durations; ours take those or plain seconds."""
+    config = OperatorConfiguration.model_validate({"leaderElection": {"retryPeriod": given}})
+    assert config.leader_election.retry_period == seconds
+
+
+def test_a_malformed_duration_names_the_field_and_the_forms() -> None:
+    with pytest.raises(ValueError, match=r"leaderElection.leaseDuration[\s\S]*Go duration"):
+        OperatorConfiguration.model_validate({"leaderElection": {"leaseDuration": "15 s"}})

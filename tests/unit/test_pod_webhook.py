@@ -10,6 +10,7 @@ import jsonpatch
 import pytest
 
 from grove_api import constants as c
+from grove_api.operatorconfig import InitContainer, OperatorConfiguration, version
 from grove_api.pod_admission import GATE, admitted_on_create_copy, gate_ops, initc_ops, with_gate
 from tests.builders import admission_review
 from webhook.admission import parse_review
@@ -146,6 +147,21 @@ def test_initc_container_and_volumes_from_the_dependencies() -> None:
     assert initc_ops(apply(p, ops), "img:1") == []  # idempotent
 
 
+def test_initc_runs_from_the_operators_own_image_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(c.ENV_OPERATOR_IMAGE, "registry.example/grove-py:9.9")
+    assert InitContainer().image == "registry.example/grove-py:9.9"
+    assert OperatorConfiguration().init_container.image == "registry.example/grove-py:9.9"
+    configured = OperatorConfiguration.model_validate(
+        {"initContainer": {"image": "mirror/x:1", "command": []}}
+    )
+    assert configured.init_container.image == "mirror/x:1"
+    monkeypatch.delenv(c.ENV_OPERATOR_IMAGE)
+    assert InitContainer().image == f"grove-py:{version()}"
+    ops = initc_ops(dependent("pcs-0-a:1"), "mirror/x:1", configured.init_container.command)
+    assert isinstance(ops, list)
+    assert "command" not in apply(dependent("pcs-0-a:1"), ops)["spec"]["initContainers"][0]
+
+
 def test_initc_appended_after_the_pods_own_init_containers_and_volumes() -> None:
     p = dependent("pcs-0-a:1", initContainers=[{"name": "setup"}], volumes=[{"name": "data", "emptyDir": {}}])
     ops = initc_ops(p, "img")
@@ -167,8 +183,13 @@ async def test_malformed_dependencies_are_refused_clearly(deps: str) -> None:
 
 async def test_handler_gates_and_injects_in_one_patch() -> None:
     p = dependent("pcs-0-a:1")
-    response = await PodMutatingHandler(initc_image="img")(parse_review(json.dumps(admission_review(p))))
+    initc = InitContainer(image="registry.example/mirror/grove-py:1.2")
+    response = await PodMutatingHandler(initc=initc)(parse_review(json.dumps(admission_review(p))))
     spec = apply(p, response.patch)["spec"]
-    assert spec["schedulingGates"] == [GATE] and spec["initContainers"][0]["name"] == "grove-initc"
+    assert spec["schedulingGates"] == [GATE]
+    (container,) = spec["initContainers"]
+    assert container["name"] == "grove-initc"
+    assert container["image"] == "registry.example/mirror/grove-py:1.2"
+    assert container["command"] == ["grove-initc"]  # the operator's image has both entry points
     no_deps = pod()
     assert "initContainers" not in apply(no_deps, gate_ops(no_deps)[0])["spec"]

@@ -1,4 +1,4 @@
-"""Webhook configuration rendering (service and url mode) and the freshness of deploy/webhooks/."""
+"""Webhook configuration rendering (service and url mode); the chart's copy is checked in test_chart.py."""
 
 from __future__ import annotations
 
@@ -7,14 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from grove_api.operatorconfig import OperatorConfiguration
 from webhook import paths, registration
 from webhook.registration import Target, render
 
 ROOT = Path(__file__).resolve().parents[2]
-DEPLOY_WEBHOOKS = ROOT / "deploy" / "webhooks"
 URL = Target(mode="url", host="127.0.0.1", port=40123)
 
 
@@ -133,6 +131,25 @@ def test_authorizer_rules_and_selectors() -> None:
     assert other["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "ops"]
 
 
+def test_an_install_elsewhere_trusts_its_own_service_account_and_the_configured_exempt_users() -> None:
+    config = OperatorConfiguration.model_validate(
+        {
+            "server": {"webhooks": {"namespace": "team-a"}},
+            "authorizer": {"exemptServiceAccountUserNames": ["system:serviceaccount:kai-scheduler:binder"]},
+        }
+    )
+    docs = by_name(registration.for_config(config, "gp"))
+    hook = docs[paths.AUTHORIZER_CONFIG]["webhooks"][0]
+    (condition,) = hook["matchConditions"]
+    assert condition["expression"] == (
+        "!(request.userInfo.username in ['system:serviceaccount:team-a:gp', "
+        "'system:serviceaccount:kai-scheduler:binder'])"
+    )
+    assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "team-a"]
+    services = [d["webhooks"][0]["clientConfig"]["service"] for d in docs.values()]
+    assert {(s["name"], s["namespace"]) for s in services} == {("grove-operator", "team-a")}
+
+
 def test_clustertopology_rules() -> None:
     hook = by_name(render(Target()))[paths.CLUSTERTOPOLOGY_CONFIG]["webhooks"][0]
     assert hook["rules"] == [
@@ -160,23 +177,6 @@ def test_service_and_url_mode_differ_only_in_client_config() -> None:
         return docs
 
     assert strip(render(Target())) == strip(render(URL))
-
-
-def test_deploy_webhooks_are_fresh() -> None:
-    """deploy/webhooks/ is generated: `python -m webhook.registration` rewrites it."""
-    wanted = registration.files()
-    committed = {p.name: p.read_text() for p in DEPLOY_WEBHOOKS.glob("*.yaml")}
-    assert committed == wanted, "deploy/webhooks/ is stale: run `python -m webhook.registration`"
-    for text in committed.values():
-        assert len(list(yaml.safe_load_all(text))) == 1
-    assert registration.main(["--check", "--out", str(DEPLOY_WEBHOOKS)]) == 0
-
-
-def test_generator_check_detects_stale_files(tmp_path: Path) -> None:
-    assert registration.main(["--out", str(tmp_path)]) == 0
-    assert registration.main(["--check", "--out", str(tmp_path)]) == 0
-    (tmp_path / f"{paths.AUTHORIZER_CONFIG}.yaml").write_text("stale")
-    assert registration.main(["--check", "--out", str(tmp_path)]) == 1
 
 
 def test_pod_webhook_selects_only_gang_pods_on_create() -> None:

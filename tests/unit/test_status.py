@@ -720,9 +720,9 @@ def sg(i: int, *, available: int = 1, current: bool = True, terminating: bool = 
 
 
 def pcs_status(
-    pcs: dict[str, Any], pclqs: list[dict[str, Any]], groups: list[dict[str, Any]], **kw: Any
+    pcs: dict[str, Any], pclqs: list[dict[str, Any]], groups: list[dict[str, Any]], now: datetime = NOW
 ) -> dict[str, Any]:
-    return st.podcliqueset_status(pcs, pclqs, groups, generation_hash=PCS_HASH, now=kw.get("now", NOW))
+    return st.podcliqueset_status(pcs, pclqs, groups, generation_hash=PCS_HASH, now=now)
 
 
 def test_podcliqueset_all_good() -> None:
@@ -742,6 +742,15 @@ def test_podcliqueset_all_good() -> None:
             "updatedPodCliqueScalingGroupsCount": 2,
             "totalPodCliqueScalingGroupsCount": 2,
         },
+        "conditions": [
+            {
+                "type": "Available",
+                "status": "True",
+                "lastTransitionTime": T_NOW,
+                "reason": "AllReplicasAvailable",
+                "message": "2 of 2 replicas available",
+            }
+        ],
     }
 
 
@@ -777,6 +786,97 @@ def test_podcliqueset_counts(
         groups_updated,
     )
     assert (progress["totalPodCliquesCount"], progress["totalPodCliqueScalingGroupsCount"]) == (2, 2)
+
+
+@pytest.mark.parametrize(
+    ("replicas", "pclqs", "groups", "expected"),
+    [
+        (2, [standalone(0), standalone(1)], [sg(0), sg(1)], ("True", "AllReplicasAvailable", "2 of 2")),
+        # A replica on the old template (an update not there yet) still serves: available, like a Deployment.
+        (
+            2,
+            [standalone(0), standalone(1, current=False)],
+            [sg(0), sg(1)],
+            ("True", "AllReplicasAvailable", "2 of 2"),
+        ),
+        # A replica below a minimum (breached, or its pod being replaced by an update) is not available.
+        (
+            2,
+            [standalone(0), standalone(1, ready=0)],
+            [sg(0), sg(1)],
+            ("False", "ReplicasUnavailable", "1 of 2"),
+        ),
+        (
+            2,
+            [standalone(0), standalone(1)],
+            [sg(0), sg(1, available=0)],
+            ("False", "ReplicasUnavailable", "1 of 2"),
+        ),
+        # Gang termination deletes a replica's PodCliques: unavailable until they are back.
+        (
+            2,
+            [standalone(0), standalone(1, terminating=True)],
+            [sg(0), sg(1)],
+            ("False", "ReplicasUnavailable", "1 of 2"),
+        ),
+        # Scaled out: the new replica's children do not exist yet.
+        (3, [standalone(0), standalone(1)], [sg(0), sg(1)], ("False", "ReplicasUnavailable", "2 of 3")),
+        (2, [], [], ("False", "ReplicasUnavailable", "0 of 2")),
+        # Scaled to zero: nothing is wanted, so nothing is missing (kubectl wait returns at once).
+        (0, [standalone(0)], [sg(0)], ("True", "AllReplicasAvailable", "0 of 0")),
+    ],
+)
+def test_podcliqueset_available_condition(
+    replicas: int, pclqs: list[dict[str, Any]], groups: list[dict[str, Any]], expected: tuple[str, str, str]
+) -> None:
+    out = pcs_status(the_pcs(replicas=replicas), pclqs, groups)
+    available = get(out["conditions"], c.CONDITION_AVAILABLE)
+    status, reason, counts = expected
+    assert (available["status"], available["reason"], available["message"]) == (
+        status,
+        reason,
+        f"{counts} replicas available",
+    )
+    assert available["message"].startswith(f"{out['availableReplicas']} of {out['replicas']} ")
+    # kubectl wait compares status.observedGeneration with the generation when the condition has none.
+    assert "observedGeneration" not in available and out["observedGeneration"] == 7
+
+
+def test_podcliqueset_available_moves_only_with_the_counts() -> None:
+    """A start, a breach and a scale-out, written as the planner writes them: the condition's time moves
+    only when its status flips, and it never changes in a write the counts would not make anyway."""
+    pcs = the_pcs()
+    steps: list[tuple[int, list[dict[str, Any]], list[dict[str, Any]]]] = [
+        (2, [], []),
+        (2, [standalone(0, ready=0)], [sg(0, available=0)]),
+        (2, [standalone(0)], [sg(0)]),
+        (2, [standalone(0), standalone(1)], [sg(0), sg(1)]),
+        (2, [standalone(0), standalone(1, ready=0)], [sg(0), sg(1)]),
+        (2, [standalone(0), standalone(1)], [sg(0), sg(1)]),
+        (3, [standalone(0), standalone(1)], [sg(0), sg(1)]),
+    ]
+    seen = []
+    for minute, (replicas, pclqs, groups) in enumerate(steps):
+        pcs["spec"]["replicas"] = replicas
+        patch = st.status_patch(
+            pcs["status"], pcs_status(pcs, pclqs, groups, now=NOW + timedelta(minutes=minute))
+        )
+        if pcs["status"] and patch and "conditions" in patch:
+            assert patch.keys() & {"availableReplicas", "replicas"}, (
+                f"a write for the condition alone: {patch}"
+            )
+        pcs["status"] = apply_merge_patch(pcs["status"], patch or {})
+        available = get(pcs["status"]["conditions"], c.CONDITION_AVAILABLE)
+        seen.append((available["status"], available["message"], available["lastTransitionTime"]))
+    assert seen == [
+        ("False", "0 of 2 replicas available", "2026-03-01T12:00:00Z"),
+        ("False", "0 of 2 replicas available", "2026-03-01T12:00:00Z"),
+        ("False", "1 of 2 replicas available", "2026-03-01T12:00:00Z"),
+        ("True", "2 of 2 replicas available", "2026-03-01T12:03:00Z"),
+        ("False", "1 of 2 replicas available", "2026-03-01T12:04:00Z"),
+        ("True", "2 of 2 replicas available", "2026-03-01T12:05:00Z"),
+        ("False", "2 of 3 replicas available", "2026-03-01T12:06:00Z"),
+    ]
 
 
 def test_podcliqueset_label_hash_must_match_template() -> None:
