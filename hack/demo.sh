@@ -39,8 +39,8 @@ step "kubectl get nodes"
 kubectl get nodes -L topology.kubernetes.io/zone,topology.grove.io/block,topology.grove.io/rack | awk 'NR<=8'
 echo "… $(kubectl get nodes --no-headers | wc -l) nodes"
 
-step "kubectl get pcs,pclq,pcsg,pg -A"
-kubectl get pcs,pclq,pcsg,pg -A
+step "kubectl get grove -A   (every Grove kind: PodCliqueSets, PodCliques, scaling groups, PodGangs)"
+kubectl get grove -A
 
 cat <<MSG
 

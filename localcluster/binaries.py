@@ -247,8 +247,9 @@ _GROUPS: list[tuple[tuple[str, ...], str, Callable[[Path, Path, Path], None]]] =
 
 
 @contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive fcntl lock: a second concurrent build waits, then finds the binaries already there."""
+def file_lock(path: Path) -> Iterator[None]:
+    """An exclusive fcntl lock on `path`: a second concurrent build (another tree or test session sharing
+    the cache) waits, then finds what the first one built."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -266,7 +267,7 @@ def ensure(progress: Progress = print, env: Mapping[str, str] | None = None) -> 
     if all(found.values()):
         return Binaries.from_mapping({k: v for k, v in found.items() if v is not None})
     root = cache_root(env)
-    with _locked(root / f"{versions.bin_dir_name()}.lock"):
+    with file_lock(root / f"{versions.bin_dir_name()}.lock"):
         found = locate(assets, bin_dir)  # someone else may have built while we waited for the lock
         bin_dir.mkdir(parents=True, exist_ok=True)
         src_root = root / "src"
@@ -300,7 +301,7 @@ def ensure_helm(progress: Progress = print, env: Mapping[str, str] | None = None
     helm = folder / "helm"
     if _is_executable(helm):
         return helm
-    with _locked(root / f"helm-{versions.HELM_VERSION}.lock"):
+    with file_lock(root / f"helm-{versions.HELM_VERSION}.lock"):
         if _is_executable(helm):
             return helm
         folder.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import email.parser
-import fcntl
 import fnmatch
 import hashlib
 import json
@@ -47,7 +46,8 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 from packaging.version import Version
 
 from grove_api.operatorconfig import IMAGE_REPOSITORY
-from localcluster.binaries import cache_root
+from localcluster import images
+from localcluster.binaries import cache_root, file_lock
 
 Log = Callable[[str], None]
 
@@ -329,15 +329,22 @@ def debian_base(arch: str) -> DebianBase:
 
 @dataclass(frozen=True)
 class ImageConfig:
-    """What a container runtime takes from an image to start a process in it (`docker`/`podman image
-    inspect`): the user, the environment, the default command; plus the labels and size."""
+    """An image as `docker`/`podman image inspect` describes it: its id, what a container runtime takes
+    from it to start a process (`runtime`: user, environment, entrypoint, default command, the same
+    `localcluster.images.ImageConfig` the host node runs pods with), its labels and size."""
 
     image_id: str
-    user: str
-    env: dict[str, str]
-    cmd: tuple[str, ...]
+    runtime: images.ImageConfig
     labels: dict[str, str]
     size: int
+
+    @property
+    def user(self) -> str:
+        return self.runtime.user
+
+    @property
+    def cmd(self) -> tuple[str, ...]:
+        return self.runtime.cmd
 
 
 def parse_inspect(data: Sequence[Mapping[str, Any]]) -> ImageConfig:
@@ -346,9 +353,7 @@ def parse_inspect(data: Sequence[Mapping[str, Any]]) -> ImageConfig:
     config = item.get("Config") or {}
     return ImageConfig(
         image_id=item["Id"],
-        user=config.get("User") or "",
-        env=dict(entry.split("=", 1) for entry in config.get("Env") or ()),
-        cmd=tuple(config.get("Cmd") or ()),
+        runtime=images.config_from_json(item),
         labels=dict(config.get("Labels") or {}),
         size=int(item.get("Size") or 0),
     )
@@ -486,18 +491,6 @@ def inspect_image(engine: Engine, image: str) -> ImageConfig | None:
     return parse_inspect(json.loads(proc.stdout)) if proc.returncode == 0 else None
 
 
-@contextlib.contextmanager
-def _cache_lock(path: Path) -> Iterator[None]:
-    """One build at a time per machine: two trees (or test sessions) share the cache and the engine's store."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def image_cache_dir() -> Path:
     """Where the Debian base tarballs and fetched wheels are kept: the project's cache, outside the repo."""
     return cache_root() / "image"
@@ -630,7 +623,7 @@ def ensure_image(
     tags = image_tags(project_version())
     digest = inputs_digest()
     steps = Steps(log)
-    with _cache_lock(image_cache_dir() / "build.lock"):
+    with file_lock(image_cache_dir() / "build.lock"):
         previous = inspect_image(engine, tags[0])
         if previous is not None and previous.labels.get(INPUTS_LABEL) == digest and not force:
             log(f"{tags[0]} is up to date with this tree ({previous.image_id[:19]})")
@@ -683,7 +676,11 @@ class Rootfs:
     def env(self) -> dict[str, str]:
         """The process environment the image gives (PATH with the venv first, LANG, ...): pass it as the
         whole environment of `command`, plus whatever a pod spec would add."""
-        return dict(self.config.env)
+        return dict(self.config.runtime.env)
+
+    def for_pods(self, image: str) -> images.ImageRootfs:
+        """This filesystem as the image pod specs name `image`, for the host node and the init runner."""
+        return images.ImageRootfs(image=image, rootfs=self.path, config=self.config.runtime)
 
     def command(self, argv: Sequence[str], user: str | None = None) -> list[str]:
         """The argv that runs `argv` inside the filesystem as the image's user (or `user`), like a

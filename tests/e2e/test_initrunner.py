@@ -20,10 +20,10 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
-from grove_api import naming
 from grove_api.pod_admission import initc_ops
 from localcluster import initrunner, nodes, processes
 from localcluster.state import ClusterInfo
+from tests.initc_identity import bind_initc_role, initc_identity
 from tests.waiting import until
 
 IMAGE = "grove-py/grove-initc:e2e"  # never pulled: KWOK runs no containers, the runner runs grove-initc
@@ -31,40 +31,6 @@ IMAGE = "grove-py/grove-initc:e2e"  # never pulled: KWOK runs no containers, the
 
 def _pcs() -> str:
     return f"pcs-{uuid.uuid4().hex[:6]}"
-
-
-async def _identity(api: client.ApiClient, namespace: str, pcs: str, *, bind: bool = True) -> None:
-    """ServiceAccount, Role (read pods), RoleBinding (unless not `bind`) and token Secret for `pcs`: what
-    the reconciler creates for a PodCliqueSet."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    account: Any = {"metadata": {"name": pcs}}
-    role: Any = {
-        "metadata": {"name": f"grove.io:pcs:{pcs}"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "watch"]}
-        ],
-    }
-    secret: Any = {
-        "metadata": {
-            "name": naming.initc_token_secret(pcs),
-            "annotations": {"kubernetes.io/service-account.name": pcs},
-        },
-        "type": "kubernetes.io/service-account-token",
-    }
-    await core.create_namespaced_service_account(namespace, account)
-    await rbac.create_namespaced_role(namespace, role)
-    if bind:
-        await _bind(api, namespace, pcs)
-    await core.create_namespaced_secret(namespace, secret)
-
-
-async def _bind(api: client.ApiClient, namespace: str, pcs: str) -> None:
-    binding: Any = {
-        "metadata": {"name": f"grove.io:pcs:{pcs}"},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"grove.io:pcs:{pcs}"},
-        "subjects": [{"kind": "ServiceAccount", "name": pcs, "namespace": namespace}],
-    }
-    await client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(namespace, binding)
 
 
 def _pod(name: str, pcs: str, clique: str, *, after: dict[str, int] | None = None) -> dict[str, Any]:
@@ -176,7 +142,7 @@ async def test_dependent_waits_for_its_parent(
     is Ready; then grove-initc exits 0 and KWOK makes it Ready, after the parent."""
     pcs = _pcs()
     parent_clique = f"{pcs}-0-a"
-    await _identity(api_client, namespace, pcs)
+    await initc_identity(api_client, namespace, pcs)
     dependent = _pod("dependent", pcs, f"{pcs}-0-b", after={parent_clique: 1})
     await _create(api_client, namespace, dependent)
 
@@ -234,7 +200,7 @@ async def test_grove_initc_acts_as_the_podcliquesets_service_account(
     admin identity): the pod stays held although its parent is Ready, until the binding exists."""
     pcs = _pcs()
     parent_clique = f"{pcs}-0-a"
-    await _identity(api_client, namespace, pcs, bind=False)
+    await initc_identity(api_client, namespace, pcs, bind=False)
     await _create(api_client, namespace, _pod("parent", pcs, parent_clique))
     await until("the parent Ready", lambda: _ready_pod(api_client, namespace, "parent"), 30)
     await _create(api_client, namespace, _pod("dependent", pcs, f"{pcs}-0-b", after={parent_clique: 1}))
@@ -243,7 +209,7 @@ async def test_grove_initc_acts_as_the_podcliquesets_service_account(
         "grove-initc refused by RBAC (runner log)", _logged(cluster, f"{namespace}/dependent | ", user), 60
     )
     assert _held(await _read(api_client, namespace, "dependent"))
-    await _bind(api_client, namespace, pcs)
+    await bind_initc_role(api_client, namespace, pcs)
     await until("the dependant Ready", lambda: _ready_pod(api_client, namespace, "dependent"), 60)
 
 
@@ -251,7 +217,7 @@ async def test_deleting_a_held_pod_stops_its_grove_initc(
     cluster: ClusterInfo, api_client: client.ApiClient, namespace: str
 ) -> None:
     pcs = _pcs()
-    await _identity(api_client, namespace, pcs)
+    await initc_identity(api_client, namespace, pcs)
     await _create(api_client, namespace, _pod("dependent", pcs, f"{pcs}-0-b", after={f"{pcs}-0-a": 1}))
 
     await until(

@@ -25,7 +25,6 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
-from grove_api import naming
 from grove_api.pod_admission import initc_ops
 from localcluster import cluster as localcluster
 from localcluster import initrunner, nodes, processes, sandbox
@@ -33,6 +32,7 @@ from localcluster.images import ImageRootfs, load
 from localcluster.state import ClusterInfo
 from tests.conftest import TEST_NODES
 from tests.e2e.rootfs import python_rootfs
+from tests.initc_identity import initc_identity
 from tests.waiting import until
 
 # The first run on a machine builds the image filesystem (tests/e2e/rootfs.py, ~80 s) in a fixture.
@@ -76,34 +76,6 @@ async def rootfs_mode(cluster: ClusterInfo, tmp_path: Path) -> AsyncIterator[Ima
         yield image
     finally:
         await asyncio.to_thread(localcluster.up, cluster.state_dir, TEST_NODES, initc_images=[])
-
-
-async def _identity(api: client.ApiClient, namespace: str, pcs: str) -> None:
-    """What the reconciler creates for a PodCliqueSet: ServiceAccount, a Role that reads pods, its binding,
-    and the token Secret grove-initc's volume mounts."""
-    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
-    role_name = f"grove.io:pcs:{pcs}"
-    account: Any = {"metadata": {"name": pcs}}
-    role: Any = {
-        "metadata": {"name": role_name},
-        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
-    }
-    binding: Any = {
-        "metadata": {"name": role_name},
-        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role_name},
-        "subjects": [{"kind": "ServiceAccount", "name": pcs, "namespace": namespace}],
-    }
-    secret: Any = {
-        "metadata": {
-            "name": naming.initc_token_secret(pcs),
-            "annotations": {"kubernetes.io/service-account.name": pcs},
-        },
-        "type": "kubernetes.io/service-account-token",
-    }
-    await core.create_namespaced_service_account(namespace, account)
-    await rbac.create_namespaced_role(namespace, role)
-    await rbac.create_namespaced_role_binding(namespace, binding)
-    await core.create_namespaced_secret(namespace, secret)
 
 
 def _pod(name: str, pcs: str, clique: str, after: str = "") -> Any:
@@ -169,7 +141,7 @@ async def test_grove_initc_runs_from_its_image_as_its_container_says(
     assert f"--rootfs={IMAGE}={rootfs_mode.rootfs}" in runner.initrunner.argv
     core = client.CoreV1Api(api_client)
     pcs = f"pcs-{uuid.uuid4().hex[:6]}"
-    await _identity(api_client, namespace, pcs)
+    await initc_identity(api_client, namespace, pcs)
     await core.create_namespaced_pod(namespace, _pod("dependent", pcs, f"{pcs}-0-b", after=f"{pcs}-0-a"))
     log = initrunner.log_path(cluster.state_dir)
 

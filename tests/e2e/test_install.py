@@ -26,7 +26,7 @@ import yaml
 
 from grove_api.operatorconfig import version
 from localcluster import cluster as localcluster
-from localcluster import hostnode, images
+from localcluster import hostnode
 from localcluster.binaries import ensure_helm
 from localcluster.state import ClusterInfo
 from tests.kube import kubectl
@@ -71,14 +71,6 @@ spec:
 """
 
 
-def image_rootfs_for_pods(rootfs: Rootfs) -> images.ImageRootfs:
-    """This tree's image, as pod specs name it, for the host node and the init runner."""
-    config = images.ImageConfig(
-        user=rootfs.config.user, env=tuple(rootfs.config.env.items()), cmd=tuple(rootfs.config.cmd)
-    )
-    return images.ImageRootfs(image=IMAGE, rootfs=rootfs.path, config=config)
-
-
 @pytest.fixture(scope="module")
 def install_cluster(
     tmp_path_factory: pytest.TempPathFactory, image_rootfs: Rootfs
@@ -86,7 +78,7 @@ def install_cluster(
     """A cluster without the local operator, its init runner running grove-initc from the image, and the
     host node; yields (cluster, host node work dir)."""
     state = tmp_path_factory.mktemp("install-cluster") / "state"
-    pods_image = image_rootfs_for_pods(image_rootfs)
+    pods_image = image_rootfs.for_pods(IMAGE)
     info = localcluster.up(state, nodes=3, operator=False, initc_images=[pods_image])
     work = tmp_path_factory.mktemp("install-hostnode")
     node = hostnode.start(info.kubeconfig, work, rootfs=[pods_image], lock_timeout=240.0)

@@ -5,20 +5,16 @@ with ServiceAccount tokens; and the session operator's plain endpoint (what the 
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
 import ssl
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
-import yaml
 from kubernetes_asyncio.client import (
     ApiClient,
     AuthenticationV1TokenRequest,
@@ -35,12 +31,11 @@ from kubernetes_asyncio.client import (
 )
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from grove_api import constants as c
 from grove_operator.metricsauth import CachePolicy
 from localcluster import api, ports
 from localcluster import operator as grove_operator
 from localcluster.state import ClusterInfo
-from tests.samples import ROOT
+from tests.second_operator import second_operator
 from webhook import paths
 
 # What a Prometheus must be bound to (the chart ships it as <clusterRole.name>-metrics-reader).
@@ -60,44 +55,15 @@ def secure_operator(cluster: ClusterInfo, tmp_path: Path) -> Iterator[SecureOper
     """A second, webhooks-only operator process beside the session's: same Secret (hence the same CA:
     injecting it changes nothing), its own ports and certificate directory, metrics secure."""
     grove_operator.install_rbac(cluster)  # the operator's rights as the install grants them
-    config = yaml.safe_load(grove_operator.config_path(cluster).read_text())
-    webhook, health, metrics = ports.free_ports(3)
-    config["server"]["webhooks"].update(port=webhook, serverCertDir=str(tmp_path / "certs"))
-    config["server"]["healthProbes"]["port"] = health
-    config["server"]["metrics"].update(port=metrics, secure=True)
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = tmp_path / "operator.log"
-    env = {**os.environ, c.ENV_OPERATOR_SERVICE_ACCOUNT_NAME: grove_operator.SERVICE_ACCOUNT}
-    argv = [
-        sys.executable,
-        "-m",
-        "grove_operator.main",
-        f"--config={path}",
-        f"--kubeconfig={grove_operator.kubeconfig_path(cluster)}",
-        "--webhooks-only",
-    ]
-    with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if api.get(f"http://{ports.HOST}:{health}{paths.READYZ}")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        tls = ssl.create_default_context(cafile=str(tmp_path / "certs" / "ca.crt"))
-        yield SecureOperator(f"https://{ports.HOST}:{metrics}/metrics", health, tls, log)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    def secure(config: dict[str, Any]) -> None:
+        config["server"]["metrics"]["secure"] = True
+
+    with second_operator(cluster, tmp_path, secure) as operator:
+        tls = ssl.create_default_context(cafile=str(operator.cert_dir / "ca.crt"))
+        url = f"https://{ports.HOST}:{operator.metrics_port}/metrics"
+        yield SecureOperator(url, operator.health_port, tls, operator.log)
+        operator.stop()
 
 
 @pytest.fixture

@@ -9,10 +9,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +26,7 @@ from localcluster import operator as grove_operator
 from localcluster.state import ClusterInfo
 from tests.kube import kubectl
 from tests.samples import ROOT, runnable_samples
+from tests.second_operator import second_operator
 from webhook import paths, registration
 
 pytestmark = pytest.mark.usefixtures("grove_crds")
@@ -134,50 +133,11 @@ def test_up_restarts_a_stopped_operator(cluster: ClusterInfo, operator_running: 
 def test_sigterm_is_a_graceful_shutdown(cluster: ClusterInfo, tmp_path: Path, operator_running: Any) -> None:
     """A second operator process (same Secret, hence the same CA: injecting it changes nothing) on other
     ports: ready, then SIGTERM -> not ready, drained, exit code 0."""
-    config = yaml.safe_load(grove_operator.config_path(cluster).read_text())
-    webhook, health, metrics = ports.free_ports(3)
-    config["server"]["webhooks"]["port"] = webhook
-    config["server"]["healthProbes"]["port"] = health
-    config["server"]["metrics"]["port"] = metrics
-    config["server"]["webhooks"]["serverCertDir"] = str(tmp_path / "certs")
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config))
-    log = tmp_path / "operator.log"
-    env = {**os.environ, c.ENV_OPERATOR_SERVICE_ACCOUNT_NAME: "grove-operator"}
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "grove_operator.main",
-                f"--config={path}",
-                f"--kubeconfig={grove_operator.kubeconfig_path(cluster)}",
-                "--webhooks-only",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env=env,
-            cwd=ROOT,
-        )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if api.get(f"http://{ports.HOST}:{health}{paths.READYZ}")[0] == 200:
-                    break
-            except OSError:
-                pass
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        code, _ = api.get(f"http://{ports.HOST}:{health}{paths.HEALTHZ}")
+    with second_operator(cluster, tmp_path) as operator:
+        code, _ = api.get(f"http://{ports.HOST}:{operator.health_port}{paths.HEALTHZ}")
         assert code == 200
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0, log.read_text()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        operator.stop()
+    log = operator.log
     lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
     messages = [line["msg"] for line in lines]
     assert "grove-operator ready" in messages

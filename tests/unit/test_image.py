@@ -13,6 +13,7 @@ from packaging.markers import default_environment
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from localcluster import images
 from tools import image
 
 
@@ -274,14 +275,17 @@ def test_parse_inspect() -> None:
     config = image.parse_inspect(INSPECT)
     assert config == image.ImageConfig(
         image_id="sha256:0fb6e5be80a3",
-        user="65532:65532",
-        env={"PATH": "/opt/grove-py/bin:/usr/bin", "LANG": "C.UTF-8", "EMPTY": ""},
-        cmd=("grove-operator",),
+        runtime=images.ImageConfig(
+            user="65532:65532",
+            env=(("PATH", "/opt/grove-py/bin:/usr/bin"), ("LANG", "C.UTF-8"), ("EMPTY", "")),
+            cmd=("grove-operator",),
+        ),
         labels={"org.opencontainers.image.licenses": "Apache-2.0"},
         size=292_000_000,
     )
+    assert (config.user, config.cmd) == ("65532:65532", ("grove-operator",))
     bare = image.parse_inspect([{"Id": "abc", "Config": {"Env": None, "Labels": None}}])
-    assert (bare.user, bare.env, bare.cmd, bare.labels, bare.size) == ("", {}, (), {}, 0)
+    assert (bare.user, bare.runtime.env, bare.cmd, bare.labels, bare.size) == ("", (), (), {}, 0)
 
 
 def test_save_argv_writes_an_oci_archive() -> None:
