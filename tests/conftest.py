@@ -106,7 +106,13 @@ def image_rootfs(
     # should not.
     built = request.config.stash.get(BUILT_IMAGE, None) or image.ensure_image()
     dest = tmp_path_factory.mktemp("image-rootfs")
-    yield image.export_rootfs(built.config.image_id, dest, built.engine)
+    try:
+        rootfs = image.export_rootfs(built.config.image_id, dest, built.engine)
+    except image.ImageError:
+        # Another tree on this machine built since and removed the image it superseded: build it again.
+        built = image.ensure_image()
+        rootfs = image.export_rootfs(built.config.image_id, dest, built.engine)
+    yield rootfs
     shutil.rmtree(dest, ignore_errors=True)  # a few hundred MB
 
 
