@@ -2,11 +2,11 @@
 exported root filesystems, plus the service proxy (kube-proxy stand-in) they and the apiserver need.
 
 KWOK's fake nodes run nothing, and these machines have no container runtime, but root can chroot into an
-image's filesystem, create network namespaces and add addresses to `lo`. That is enough to run a pod the
-way its spec says, which is what proving a Helm chart "as its pod would run it" needs: the chart's
-Deployment scheduled by the real scheduler, its containers started with the image's files, user, command,
-environment and volumes, its probes deciding readiness, its Service reachable at its ClusterIP (the
-apiserver calls webhooks there).
+image's filesystem, create network namespaces, add addresses to `lo` and write iptables rules. That is
+enough to run a pod the way its spec says, which is what proving a Helm chart "as its pod would run it"
+needs: the chart's Deployment scheduled by the real scheduler, its containers started with the image's
+files, user, command, environment and volumes, its probes deciding readiness, its Service reachable at its
+ClusterIP (the apiserver calls webhooks there).
 
 What it stands in for, and how:
 
@@ -28,8 +28,9 @@ What it stands in for, and how:
   `--image-config IMAGE=FILE` for the image's user, env, entrypoint and cmd: localcluster/images.py),
   nothing is pulled; an unknown image leaves the container Waiting with reason ErrImagePull.
 - CNI: localcluster/podnet.py (a bridge with the pod CIDR's first address, a network namespace and veth per
-  pod; no routing beyond this machine).
-- kube-proxy: localcluster/serviceproxy.py, run in this process.
+  pod, in hairpin mode; no routing beyond this machine).
+- kube-proxy: localcluster/serviceproxy.py, run in this process: iptables NAT rules as its iptables mode
+  writes them (the `kubernetes` Service relayed in userspace to the apiserver).
 
 How it differs from a real node: no cgroups (requests and limits are not enforced), capabilities, seccomp,
 AppArmor, readOnlyRootFilesystem or user namespaces; no image pulls; no lifecycle hooks, gRPC probes,
@@ -42,8 +43,8 @@ the deletion of those deleted meanwhile. docs/local-cluster.md has the whole pic
 
 Start it with `python -m localcluster.hostnode --kubeconfig <admin kubeconfig> --work-dir <dir>
 --node-name grove-host --pod-cidr 10.244.250.0/24 --rootfs IMAGE=DIR ...` (as root) or `start(...)` from
-Python; SIGTERM (`HostNodeProcess.stop`) stops it and removes its namespaces, bridge, addresses and
-processes; `cleanup()` does the same after a crash.
+Python; SIGTERM (`HostNodeProcess.stop`) stops it and removes its namespaces, bridge, addresses, iptables
+chains and processes; `cleanup()` does the same after a crash.
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from localcluster import api, binaries, images, podnet, podspec, processes, sandbox, versions
+from localcluster import api, binaries, images, machine, podnet, podspec, processes, sandbox, versions
 from localcluster.images import ImageRootfs
 from localcluster.podnet import IPPool
 from localcluster.podspec import Obj
@@ -100,6 +101,13 @@ PODS_DIR = "pods"
 LOGS_DIR = "logs"
 LOCK_FILE = "hostnode.lock"
 READY_TIMEOUT = 60.0
+# command -> Debian package: what the CNI and service-proxy parts run (podnet)
+REQUIRED_COMMANDS = {
+    "ip": "iproute2",
+    "iptables": "iptables",
+    "iptables-restore": "iptables",
+    "iptables-save": "iptables",
+}
 MAX_PODS = 110
 
 log = logging.getLogger(NAME)
@@ -442,7 +450,7 @@ class HostNode:
 
     async def close(self) -> None:
         """Stop every pod (SIGTERM, SIGKILL after at most `stop_grace`), the proxy and the heartbeats; report
-        the node NotReady; remove namespaces, bridge and addresses."""
+        the node NotReady; remove namespaces, bridge, addresses and iptables chains."""
         self.closing = True
         await self.pods.close()
         workers = list(self.workers.values())
@@ -626,6 +634,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         loaded = images.load(args.rootfs, args.image_config)
     except images.ImageError as err:
         parser.error(str(err))
+    try:
+        machine.ensure_commands(REQUIRED_COMMANDS, logging.getLogger(NAME).info)
+    except machine.MissingCommand as err:
+        parser.error(str(err))
     args.work_dir.mkdir(parents=True, exist_ok=True)
     with acquire_lock(args.lock_timeout):
         return asyncio.run(_serve(args, loaded))
@@ -681,7 +693,9 @@ def start(
     lock_timeout: float = 0.0,
     timeout: float = READY_TIMEOUT,
 ) -> HostNodeProcess:
-    """Start a host node process (detached, log `<work_dir>/hostnode.log`) and wait until it runs pods."""
+    """Start a host node process (detached, log `<work_dir>/hostnode.log`) and wait until it runs pods.
+    Missing commands are installed first (here, not in the child, whose start is timed)."""
+    machine.ensure_commands(REQUIRED_COMMANDS)
     work_dir = work_dir.absolute()
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / READY_FILE).unlink(missing_ok=True)

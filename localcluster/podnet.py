@@ -1,29 +1,37 @@
 """Pod networking for the host node (localcluster/hostnode.py): the part a CNI plugin (the bridge plugin with
-host-local IPAM) plays on a real node, plus the loopback addresses of the service proxy.
+host-local IPAM, hairpinMode) plays on a real node, plus the machinery of the service proxy's NAT rules.
 
 - one Linux bridge, BRIDGE, holding the first address of the node's pod CIDR: the pods' gateway and the
-  address the node reports (its InternalIP and every pod's hostIP);
+  address the node reports (its InternalIP and every pod's hostIP); forwarding on for it alone, because
+  a pod's connection to a ClusterIP that is DNATed to a pod is forwarded back onto the bridge (a kernel
+  with forwarding off drops it), and FORWARD_CHAIN rejects whatever a pod sends beyond the bridge, so
+  nothing is routed off this machine (nor masqueraded);
 - per pod a network namespace `grovehn-<pod uid>` with a veth pair: `eth0` inside with the pod's address
-  from the CIDR, the other end (`grovehn<n>`, n the address's index in the CIDR) on the bridge, and a
-  default route through the gateway;
-- Service ClusterIPs as /32 addresses on `lo`, labelled LO_LABEL (localcluster/serviceproxy.py listens on
-  them).
+  from the CIDR, the other end (`grovehn<n>`, n the address's index in the CIDR) on the bridge in hairpin
+  mode (a pod connecting to its own Service may be DNATed to itself: br_netfilter then sends the frame
+  back out of the port it came in on, which a bridge port only does in hairpin mode), and a default
+  route through the gateway;
+- Service ClusterIPs as /32 addresses on `lo`, labelled LO_LABEL, so every process of the host and every
+  pod can route to them;
+- the service proxy's iptables chains (localcluster/serviceproxy.py writes their rules; here they are
+  written, hooked into the built-in chains, and removed).
 
-The host reaches every pod directly over the bridge (probes, the service proxy, curl), pods reach each
-other over it and reach ClusterIPs because those are local addresses of the host. Nothing is routed beyond
-the host: no IP forwarding, no NAT, no network policy. Everything carries the GROVEHN prefix, so `cleanup`
-can remove whatever any earlier run left (one host node per machine: see hostnode.lock).
+The host reaches every pod directly over the bridge (probes, curl), pods reach each other over it.
+Everything carries the GROVEHN prefix (GROVEHN- for iptables chains), so `cleanup` can remove whatever any
+earlier run left (one host node per machine: see hostnode.lock).
 
-Address allocation (`IPPool`) is pure; the rest runs `ip` (iproute2), synchronously: callers in an event
-loop use a thread.
+Address allocation (`IPPool`) is pure; the rest runs `ip` (iproute2) and `iptables`, synchronously:
+callers in an event loop use a thread.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ipaddress
+import itertools
 import json
 import os
+import shlex
 import signal
 import subprocess
 import time
@@ -37,10 +45,27 @@ BRIDGE = f"{PREFIX}0"
 LO_LABEL = f"lo:{PREFIX}"
 NETNS_DIR = Path("/run/netns")
 KILL_WAIT = 5.0
+CHAIN_PREFIX = f"{PREFIX.upper()}-"
+FORWARD_CHAIN = f"{CHAIN_PREFIX}FORWARD"  # filter: nothing from the pods is forwarded off the bridge
+SERVICES_CHAIN = f"{CHAIN_PREFIX}SERVICES"  # nat: ClusterIP DNAT; filter: REJECT for no endpoints
+POSTROUTING_CHAIN = f"{CHAIN_PREFIX}POSTROUTING"  # nat: hairpin masquerade
+# (table, built-in chain, our chain), hooked in as kube-proxy hooks its KUBE-* chains: DNAT in PREROUTING
+# for pods (their packets come in on the bridge) and in OUTPUT for the host's processes (the apiserver);
+# REJECT in INPUT for pods (a ClusterIP is a local address) and in OUTPUT for the host.
+FORWARD_JUMPS = (("filter", "FORWARD", FORWARD_CHAIN),)
+SERVICE_JUMPS = (
+    ("nat", "PREROUTING", SERVICES_CHAIN),
+    ("nat", "OUTPUT", SERVICES_CHAIN),
+    ("nat", "POSTROUTING", POSTROUTING_CHAIN),
+    ("filter", "INPUT", SERVICES_CHAIN),
+    ("filter", "OUTPUT", SERVICES_CHAIN),
+)
+TABLES = ("nat", "filter")
+Jump = tuple[str, str, str]
 
 
 class NetworkError(RuntimeError):
-    """An `ip` command failed; the message holds the command and its error output."""
+    """An `ip` or `iptables` command failed; the message holds the command and its error output."""
 
 
 class PoolExhausted(RuntimeError):
@@ -110,22 +135,30 @@ def veth_name(index: int) -> str:
     return f"{PREFIX}{index}"  # at most 15 characters up to a /8
 
 
-# --- ip(8) --------------------------------------------------------------------------------------------------
-def _ip(*args: str, batch: Iterable[str] = ()) -> str:
-    """Run `ip args...` (with `batch` lines on stdin as `-batch -`); its output; NetworkError on failure."""
-    lines = list(batch)
-    argv = ["ip", *args, *(["-batch", "-"] if lines else [])]
-    proc = subprocess.run(
-        argv, input="".join(f"{line}\n" for line in lines), capture_output=True, text=True, check=False
-    )
+# --- ip(8), iptables(8) -------------------------------------------------------------------------------------
+def _run(argv: list[str], stdin: str = "", shown_input: str = "") -> str:
+    """Run `argv` with `stdin`; its output; NetworkError (naming the command) on failure."""
+    proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
-        shown = " ".join(argv) + (f" <<< {'; '.join(lines)}" if lines else "")
+        shown = " ".join(argv) + (f" <<< {shown_input}" if shown_input else "")
         raise NetworkError(f"`{shown}` failed: {proc.stderr.strip() or proc.stdout.strip()}")
     return proc.stdout
 
 
+def _ip(*args: str, batch: Iterable[str] = ()) -> str:
+    """Run `ip args...` (with `batch` lines on stdin as `-batch -`); its output; NetworkError on failure."""
+    lines = list(batch)
+    argv = ["ip", *args, *(["-batch", "-"] if lines else [])]
+    return _run(argv, "".join(f"{line}\n" for line in lines), "; ".join(lines))
+
+
+def _iptables(table: str, *args: str) -> str:
+    return _run(["iptables", "-w", "-t", table, *args])
+
+
 def create_bridge(pool: IPPool) -> None:
-    """The pods' bridge with the gateway address, up."""
+    """The pods' bridge with the gateway address, up, forwarding (for DNATed Service traffic) but nothing
+    beyond itself."""
     _ip(
         batch=[
             f"link add {BRIDGE} type bridge",
@@ -133,6 +166,16 @@ def create_bridge(pool: IPPool) -> None:
             f"link set {BRIDGE} up",
         ]
     )
+    # Per device, so the machine's own forwarding setting is untouched; it goes with the bridge.
+    Path("/proc/sys/net/ipv4/conf", BRIDGE, "forwarding").write_text("1\n")
+    write_rules(
+        "*filter\n"
+        f":{FORWARD_CHAIN} - [0:0]\n"
+        f'-A {FORWARD_CHAIN} -i {BRIDGE} ! -o {BRIDGE} -m comment --comment "host-node pods: nothing beyond'
+        ' this machine" -j REJECT --reject-with icmp-host-unreachable\n'
+        "COMMIT\n"
+    )
+    link_chains(FORWARD_JUMPS)
 
 
 def create_pod_network(pool: IPPool, uid: str, address: IPv4Address) -> Path:
@@ -144,6 +187,7 @@ def create_pod_network(pool: IPPool, uid: str, address: IPv4Address) -> Path:
             batch=[
                 f"link add {veth} type veth peer name eth0 netns {name}",
                 f"link set {veth} master {BRIDGE} up",
+                f"link set {veth} type bridge_slave hairpin on",
             ]
         )
         _ip(
@@ -207,6 +251,56 @@ def service_addresses() -> list[str]:
     ]
 
 
+def write_rules(text: str) -> None:
+    """Apply `text` (iptables-restore input) without touching other chains: each chain it declares is
+    created or emptied and refilled, in one transaction per table, so a rewrite leaves no moment without
+    the rules."""
+    _run(["iptables-restore", "-w", "--noflush"], text, text)
+
+
+def link_chains(jumps: Iterable[Jump]) -> None:
+    """Hook our chains into the built-in ones (first, as kube-proxy does), unless they already are."""
+    for table, builtin, chain in jumps:
+        try:
+            _iptables(table, "-C", builtin, "-j", chain)
+        except NetworkError:
+            _iptables(table, "-I", builtin, "1", "-j", chain)
+
+
+def _saved(table: str) -> list[str]:
+    return _run(["iptables-save", "-t", table]).splitlines()
+
+
+def _jumps_to(args: list[str], chain: str) -> bool:
+    return any(a in ("-j", "-g") and b == chain for a, b in itertools.pairwise(args))
+
+
+def chains() -> list[tuple[str, str, list[list[str]]]]:
+    """Our iptables chains (this run's or an earlier one's): (table, chain, the rules of other chains that
+    jump to it, as `iptables` arguments after `-A`)."""
+    found = []
+    for table in TABLES:
+        lines = _saved(table)
+        rules = [shlex.split(line)[1:] for line in lines if line.startswith("-A ")]
+        for name in (line[1:].split()[0] for line in lines if line.startswith(f":{CHAIN_PREFIX}")):
+            jumps = [rule for rule in rules if not rule[0].startswith(CHAIN_PREFIX) and _jumps_to(rule, name)]
+            found.append((table, name, jumps))
+    return found
+
+
+def remove_chains(names: Iterable[str] | None = None) -> None:
+    """Unhook and delete our chains named `names` (all of ours by default), in every table."""
+    wanted = None if names is None else set(names)
+    ours = [found for found in chains() if wanted is None or found[1] in wanted]
+    for table, _, jumps in ours:
+        for rule in jumps:
+            _iptables(table, "-D", *rule)
+    for table, name, _ in ours:
+        _iptables(table, "-F", name)
+    for table, name, _ in ours:
+        _iptables(table, "-X", name)
+
+
 def pod_namespaces() -> list[str]:
     """Network namespaces of host-node pods that exist now."""
     if not NETNS_DIR.is_dir():
@@ -218,8 +312,19 @@ def bridge_exists() -> bool:
     return Path("/sys/class/net", BRIDGE).exists()
 
 
+def bridge_calls_iptables() -> bool:
+    """Whether bridged packets go through iptables (br_netfilter): a pod's connection to a Service DNATed
+    to another pod of the bridge needs it, as on any node with kube-proxy, or the answer comes straight
+    from the other pod's address and the connection is reset."""
+    try:
+        return Path("/proc/sys/net/bridge/bridge-nf-call-iptables").read_text().strip() == "1"
+    except OSError:
+        return False
+
+
 def cleanup() -> None:
-    """Remove every pod namespace (killing what runs in it), the bridge and the service addresses."""
+    """Remove every pod namespace (killing what runs in it), the bridge, the service addresses and our
+    iptables chains."""
     for name in pod_namespaces():
         _kill_netns_processes(name)
         _ip("netns", "delete", name)
@@ -227,6 +332,7 @@ def cleanup() -> None:
         _ip("link", "delete", BRIDGE)
     for address in service_addresses():
         remove_service_address(address)
+    remove_chains()
 
 
 def leftovers() -> list[str]:
@@ -235,6 +341,9 @@ def leftovers() -> list[str]:
     if bridge_exists():
         found.append(f"bridge {BRIDGE}")
     found += [f"address {address} on lo" for address in service_addresses()]
+    for table, name, jumps in chains():
+        found.append(f"iptables chain {name} ({table})")
+        found += [f"iptables rule -t {table} -A {shlex.join(rule)}" for rule in jumps]
     links = Path("/sys/class/net")
     found += [f"link {p.name}" for p in links.iterdir() if p.name.startswith(PREFIX) and p.name != BRIDGE]
     return found

@@ -46,7 +46,7 @@ from packaging.utils import NormalizedName, canonicalize_name, parse_wheel_filen
 from packaging.version import Version
 
 from grove_api.operatorconfig import IMAGE_REPOSITORY
-from localcluster import images
+from localcluster import images, machine
 from localcluster.binaries import cache_root, file_lock
 
 Log = Callable[[str], None]
@@ -455,21 +455,6 @@ class Steps:
         return "\n".join(["time per step:", *lines, f"  {'total':<{width}}  {total:7.1f} s"])
 
 
-def ensure_commands(packages: Mapping[str, str], log: Log) -> None:
-    """Install missing commands (`command -> Debian package`) with apt-get when we may (root on a Debian
-    machine), as CI machines start without podman or mmdebstrap; otherwise say what to install."""
-    missing = sorted({pkg for cmd, pkg in packages.items() if shutil.which(cmd) is None})
-    if not missing:
-        return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        raise ImageError(
-            f"missing {', '.join(missing)}: install it (Debian: apt-get install -y {' '.join(missing)})"
-        )
-    log(f"installing {' '.join(missing)} with apt-get")
-    _run(["apt-get", "update"], capture=True)
-    _run(["env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "install", "-y", *missing], capture=True)
-
-
 def detect_engine(requested: str | None = None, log: Log = print) -> Engine:
     """The engine to use: `requested`, else `$GROVE_IMAGE_ENGINE`, else auto (docker if `docker info`
     answers, else podman, installed first if missing and we are root)."""
@@ -481,7 +466,7 @@ def detect_engine(requested: str | None = None, log: Log = print) -> Engine:
     )
     engine = choose_engine(requested, docker_answers)
     if engine == PODMAN:
-        ensure_commands({"podman": "podman"}, log)
+        machine.ensure_commands({"podman": "podman"}, log)
     return engine
 
 
@@ -523,7 +508,7 @@ def prepare_base(engine: Engine, mode: str, pull_timeout: float, steps: Steps) -
     tarball = image_cache_dir() / base.tarball_name
     if not tarball.is_file():
         with steps(f"base: mmdebstrap {DEBIAN_SUITE} + {', '.join(DEBIAN_PACKAGES)} -> {tarball}"):
-            ensure_commands({"mmdebstrap": "mmdebstrap"}, steps.log)
+            machine.ensure_commands({"mmdebstrap": "mmdebstrap"}, steps.log)
             partial = tarball.with_name(f".{base.key}.partial.tar")
             partial.unlink(missing_ok=True)
             _run(base.mmdebstrap_argv(partial), capture=True)
@@ -789,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 _run(save_argv(image.engine, image.tags[0], args.save))
                 print(f"saved {image.tags[0]} to {args.save}")
             print(f"make image: {time.monotonic() - start:.1f} s")
-    except ImageError as err:
+    except (ImageError, machine.MissingCommand) as err:
         print(f"error: {err}", file=sys.stderr)
         return 1
     return 0

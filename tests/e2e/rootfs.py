@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from localcluster import binaries
+from localcluster import binaries, machine
 
 NAME = "bookworm-python3"
 IMAGE = "grove-test/python3:bookworm"  # what pod specs call it (never pulled: the host node maps it here)
@@ -36,10 +36,7 @@ def python_rootfs() -> Path:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (target / "usr" / "bin" / "python3").exists():
             return target
-        if shutil.which("mmdebstrap") is None:
-            pytest.fail(
-                "mmdebstrap is needed to build the test image filesystem (apt-get install mmdebstrap)"
-            )
+        machine.ensure_commands({"mmdebstrap": "mmdebstrap"})
         with tempfile.TemporaryDirectory(prefix=f".{NAME}-", dir=root) as tmp:
             build = Path(tmp) / "rootfs"
             proc = subprocess.run([*ARGV, str(build)], capture_output=True, text=True, timeout=BUILD_TIMEOUT)

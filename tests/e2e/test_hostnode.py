@@ -1,7 +1,8 @@
 """The host node on the real control plane: pods that really run (chroot in an image's filesystem, their own
 network namespace) on a node the real scheduler picks, a Deployment the real controller manager keeps at
-two Available replicas, a Service reached at its ClusterIP through the service proxy, readiness from real
-probes, restarts, deletion (also while the host node is down), and nothing left behind when it stops.
+two Available replicas, a Service reached at its ClusterIP through the service proxy's NAT rules (from the
+host and from its own pods), readiness from real probes, restarts, deletion (also while the host node is
+down), and nothing left behind when it stops.
 
 Each test starts its own host node process (one per machine: a second test session waits for the lock)
 and deletes the Node at the end, so the session cluster is as it was.
@@ -13,6 +14,8 @@ import asyncio
 import functools
 import json
 import socket
+import subprocess
+import sys
 import urllib.request
 from collections.abc import AsyncIterator
 from ipaddress import IPv4Address, IPv4Network
@@ -23,8 +26,9 @@ import pytest
 from kubernetes_asyncio import client
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from localcluster import hostnode, nodes, podnet
+from localcluster import hostnode, machine, nodes, podnet, serviceproxy
 from localcluster.images import ImageRootfs
+from localcluster.serviceproxy import Backend, ServicePort
 from localcluster.state import ClusterInfo
 from tests.e2e.rootfs import IMAGE, python_rootfs
 from tests.waiting import until
@@ -134,6 +138,44 @@ async def node_ready(api: client.ApiClient) -> bool:
 def http_get(url: str) -> tuple[int, str]:
     with urllib.request.urlopen(url, timeout=5) as response:
         return response.status, response.read().decode()
+
+
+# Run in a pod's network namespace (with the host's files): who serves each of `times` requests to a
+# ClusterIP, and whether another ClusterIP refuses a connection.
+FROM_POD = """import socket, sys, urllib.request
+address, times, closed = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+for _ in range(times):
+    print(urllib.request.urlopen(f"http://{address}/env", timeout=5).read().decode().split()[0])
+try:
+    socket.create_connection((closed, 80), 5)
+except ConnectionRefusedError:
+    print("refused")
+"""
+
+
+def from_pod(uid: str, address: str, times: int, closed: str) -> list[str]:
+    argv = ["ip", "netns", "exec", podnet.netns_name(uid), sys.executable, "-c", FROM_POD]
+    proc = subprocess.run(
+        [*argv, address, str(times), closed], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+def test_service_rules_are_valid_iptables_restore_input() -> None:
+    """What the proxy writes, parsed and checked by iptables itself (`--test` commits nothing)."""
+    machine.ensure_commands(hostnode.REQUIRED_COMMANDS)
+    endpoints = (Backend("10.244.250.2", 9443), Backend("10.244.250.3", 9443))
+    text = serviceproxy.rules(
+        [
+            ServicePort("10.96.1.1", 443, "ns/svc:https", endpoints),
+            ServicePort("10.96.1.6", 80, "ns/gone", ()),
+        ]
+    )
+    proc = subprocess.run(
+        ["iptables-restore", "-w", "--noflush", "--test"], input=text, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 def web_deployment(name: str) -> dict[str, Any]:
@@ -274,6 +316,11 @@ async def test_deployment_on_the_host_node_serves_through_its_cluster_ip(
     assert "GET /never" in host.container_log(namespace, "odd", "web")
     with pytest.raises(ConnectionRefusedError):
         await asyncio.to_thread(socket.create_connection, (odd_ip, 80), 5)
+    # From the pods themselves: each reaches both, itself included (a hairpin connection, masqueraded),
+    # and the odd Service refuses them too.
+    for pod in pods:
+        seen = await asyncio.to_thread(from_pod, pod["metadata"]["uid"], cluster_ip, 16, odd_ip)
+        assert set(seen[:-1]) == set(by_name) and seen[-1] == "refused", (pod["metadata"]["name"], seen)
     await core.delete_namespaced_pod("odd", namespace)
 
     # A deleted pod is stopped, its network removed, its deletion finished; the ReplicaSet replaces it.

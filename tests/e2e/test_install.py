@@ -14,6 +14,7 @@ What the local cluster cannot reproduce, and how this stands in for it: docs/loc
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import threading
 import time
@@ -212,10 +213,18 @@ def test_the_other_replica_takes_over_when_the_leader_dies(installed: ClusterInf
     )
 
 
+def webhook_service(info: ClusterInfo) -> tuple[str, int]:
+    """The ClusterIP and port the apiserver calls the webhooks at."""
+    ref = get(info, WEBHOOK_CONFIGURATIONS[0])["webhooks"][0]["clientConfig"]["service"]
+    service = get(info, "-n", ref["namespace"], "service", ref["name"])
+    return str(service["spec"]["clusterIP"]), int(ref.get("port") or 443)
+
+
 def test_a_rolling_restart_is_no_admission_outage(installed: ClusterInfo) -> None:
     info = installed
     kubectl(info.kubeconfig, "create", "namespace", "rollout")
     outcomes: list[tuple[float, int, str]] = []
+    failed_connects: list[tuple[float, str]] = []
     stop = threading.Event()
 
     def apply_loop() -> None:
@@ -232,8 +241,25 @@ def test_a_rolling_restart_is_no_admission_outage(installed: ClusterInfo) -> Non
             outcomes.append((time.monotonic(), proc.returncode, proc.stderr.strip()))
             index += 1
 
-    worker = threading.Thread(target=apply_loop, daemon=True)
-    worker.start()
+    def connect_loop(address: tuple[str, int]) -> None:
+        """New connections to the webhook Service, as the apiserver opens them, tens a second. The apiserver
+        mostly reuses pooled keep-alive connections, so the kubectl loop alone seldom catches the moment a
+        stopping replica has closed its listener while the Service still sends it new connections; such a
+        connection is refused, and the apiserver's webhook client does not retry that: an admission
+        failure."""
+        while not stop.is_set():
+            try:
+                socket.create_connection(address, timeout=10).close()
+            except OSError as err:
+                failed_connects.append((time.monotonic(), repr(err)))
+            time.sleep(0.02)
+
+    workers = [
+        threading.Thread(target=apply_loop, daemon=True),
+        threading.Thread(target=connect_loop, args=(webhook_service(info),), daemon=True),
+    ]
+    for worker in workers:
+        worker.start()
     try:
         time.sleep(2)
         before = {p["metadata"]["name"] for p in operator_pods(info)}
@@ -252,10 +278,12 @@ def test_a_rolling_restart_is_no_admission_outage(installed: ClusterInfo) -> Non
         time.sleep(5)  # and a little while with the new replicas
     finally:
         stop.set()
-        worker.join(timeout=90)
+        for worker in workers:
+            worker.join(timeout=90)
     failures = [o for o in outcomes if o[1] != 0]
     assert len(outcomes) >= 10, outcomes
     assert not failures, failures
+    assert not failed_connects, f"new connections to the webhook Service failed: {failed_connects[:5]}"
 
 
 def test_helm_uninstall_leaves_nothing_of_the_release(installed: ClusterInfo) -> None:

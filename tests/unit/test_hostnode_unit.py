@@ -1,6 +1,6 @@
 """The host node's pure parts without a cluster: pod addresses, the Node and Lease it registers, the
-service proxy's plan (EndpointSlices -> ready backends), image flags and configs, paths inside a root,
-and the init runner's rootfs-mode hooks."""
+service proxy's plan (EndpointSlices -> ready backends) and the iptables rules it writes, image flags and
+configs, paths inside a root, and the init runner's rootfs-mode hooks."""
 
 from __future__ import annotations
 
@@ -15,11 +15,10 @@ import pytest
 from localcluster import hostnode, images, initrunner, sandbox, serviceproxy
 from localcluster.images import DEFAULT_PATH, ImageConfig, ImageError, ImageRootfs
 from localcluster.podnet import IPPool, PoolExhausted, netns_name, veth_name
-from localcluster.serviceproxy import Backend
+from localcluster.serviceproxy import Backend, ServicePort
 from localcluster.state import ClusterInfo
 
 NET = IPv4Network("10.244.250.0/24")
-APISERVER = Backend("127.0.0.1", 6443)
 
 
 # --- addresses ---------------------------------------------------------------------------------------------
@@ -161,7 +160,7 @@ def test_ready_backends_follow_readiness_and_fall_back_to_terminating() -> None:
     assert serviceproxy.ready_backends(terminating, "", NET) == (Backend("10.244.250.5", 80),)
 
 
-def test_plan_listens_for_local_services_only_and_the_apiserver() -> None:
+def test_plan_covers_local_services_only_and_relays_the_apiserver() -> None:
     services = [
         service("default", "kubernetes", "10.96.0.1", ("https", 443)),
         service("ns", "web", "10.96.1.1", ("http", 80), ("metrics", 9090)),
@@ -175,12 +174,77 @@ def test_plan_listens_for_local_services_only_and_the_apiserver() -> None:
         endpoint_slice("ns", "kwok-only", {"http": 8080}, ("10.0.0.5", {"ready": True})),
         endpoint_slice("other", "web", {"http": 1}, ("10.244.250.9", {"ready": True})),  # another namespace's
     ]
-    plan = serviceproxy.plan(services, slices, NET, APISERVER)
+    plan = serviceproxy.plan(services, slices, NET)
     assert plan.addresses == {"10.96.0.1", "10.96.1.1", "10.96.1.2"}
-    assert plan.listeners == {
-        ("10.96.0.1", 443): (APISERVER,),
-        ("10.96.1.1", 80): (Backend("10.244.250.2", 8080),),
-    }  # web's metrics port has no endpoint port; unready has no ready endpoint: refused
+    assert plan.relays == {("10.96.0.1", 443)}
+    # web's metrics port has no endpoint port and unready has no ready endpoint: both rejected.
+    assert plan.ports == (
+        ServicePort("10.96.1.1", 80, "ns/web:http", (Backend("10.244.250.2", 8080),)),
+        ServicePort("10.96.1.1", 9090, "ns/web:metrics", ()),
+        ServicePort("10.96.1.2", 80, "ns/unready:http", ()),
+    )
+
+
+WEBHOOKS = ServicePort(
+    "10.96.1.1",
+    443,
+    "grove-install/grove-operator:webhooks",
+    (Backend("10.244.250.2", 9443), Backend("10.244.250.3", 9443)),
+)
+
+
+def test_rules_dnat_to_a_random_endpoint_as_kube_proxy_writes_them() -> None:
+    text = serviceproxy.rules([WEBHOOKS])
+    match = "-d 10.96.1.1/32 -p tcp -m tcp --dport 443"
+    comment = '-m comment --comment "grove-install/grove-operator:webhooks'
+    hairpin = '-m conntrack --ctstate DNAT -m comment --comment "hairpin: a pod through its own Service"'
+    assert text.splitlines() == [
+        "*nat",
+        ":GROVEHN-SERVICES - [0:0]",  # declared: emptied by iptables-restore --noflush, then refilled
+        ":GROVEHN-POSTROUTING - [0:0]",
+        f'-A GROVEHN-SERVICES {match} {comment} -> 10.244.250.2:9443"'
+        " -m statistic --mode random --probability 0.5000000000 -j DNAT --to-destination 10.244.250.2:9443",
+        f'-A GROVEHN-SERVICES {match} {comment} -> 10.244.250.3:9443"'
+        " -j DNAT --to-destination 10.244.250.3:9443",  # the last one unconditionally
+        f"-A GROVEHN-POSTROUTING -s 10.244.250.2/32 -d 10.244.250.2/32 {hairpin} -j MASQUERADE",
+        f"-A GROVEHN-POSTROUTING -s 10.244.250.3/32 -d 10.244.250.3/32 {hairpin} -j MASQUERADE",
+        "COMMIT",
+        "*filter",
+        ":GROVEHN-SERVICES - [0:0]",
+        "COMMIT",
+    ]
+
+
+def test_rules_pick_evenly_reject_without_endpoints_and_masquerade_each_endpoint_once() -> None:
+    three = tuple(Backend(f"10.244.250.{n}", 8080) for n in (2, 3, 4))
+    text = serviceproxy.rules(
+        [
+            ServicePort("10.96.1.5", 80, "ns/web:http", three),
+            ServicePort("10.96.1.5", 81, "ns/web:alt", three),
+            ServicePort("10.96.1.6", 80, "ns/gone", ()),
+        ]
+    )
+    lines = text.splitlines()
+    dnat = [line for line in lines if "--dport 80 " in line and "DNAT --to" in line]
+    # 1/3, then 1/2 of the rest, then the rest: each endpoint a third of new connections.
+    assert ["--probability 0.3333333333" in dnat[0], "--probability 0.5000000000" in dnat[1]] == [True, True]
+    assert "statistic" not in dnat[2] and [line.split()[-1] for line in dnat] == [str(b) for b in three]
+    assert sum("MASQUERADE" in line for line in lines) == 3
+    (reject,) = [line for line in lines if "REJECT" in line]
+    assert reject == (
+        '-A GROVEHN-SERVICES -d 10.96.1.6/32 -p tcp -m tcp --dport 80 -m comment --comment "ns/gone has no'
+        ' endpoints" -j REJECT --reject-with icmp-port-unreachable'
+    )
+    assert lines.index(reject) > lines.index("*filter")
+    assert serviceproxy.rules([]).splitlines() == [
+        "*nat",
+        ":GROVEHN-SERVICES - [0:0]",
+        ":GROVEHN-POSTROUTING - [0:0]",
+        "COMMIT",
+        "*filter",
+        ":GROVEHN-SERVICES - [0:0]",
+        "COMMIT",
+    ]
 
 
 # --- images -------------------------------------------------------------------------------------------------
