@@ -61,7 +61,7 @@ bench-gang: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy grove_api certs localcluster webhook grove_operator reconciler admitter initc tools/image.py tools/release.py
+	$(VENV)/bin/mypy grove_api kube certs localcluster webhook grove_operator reconciler admitter initc tools/image.py tools/release.py
 	$(PY) -m grove_api.crdgen --check
 
 format: $(STAMP)

@@ -54,11 +54,11 @@ from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.operatorconfig import GangAdmission
 from grove_api.pod_admission import HOSTNAME_LABEL, admitted_on_create_copy, with_gate
-from reconciler.events import event
-from reconciler.kube import resources
-from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
-from reconciler.kube.informer import Informer
-from reconciler.planner.actions import Ref
+from grove_api.refs import Ref
+from kube import resources
+from kube.client import CONTENT_STRATEGIC_MERGE_PATCH, JSON, KubeClient, KubeError, NotFound
+from kube.events import event
+from kube.informers import InformerFactory
 from reconciler.planner.status import REASON_REPLACEMENTS_BLOCKED, podgang_running, with_podgang_initialized
 
 log = logging.getLogger(__name__)
@@ -133,10 +133,16 @@ def _key(obj: JSON) -> tuple[str, str]:
 
 class Admitter:
     def __init__(
-        self, client: KubeClient, config: GangAdmission, progressed: Callable[[], None] = lambda: None
+        self,
+        client: KubeClient,
+        config: GangAdmission,
+        progressed: Callable[[], None] = lambda: None,
+        informers: InformerFactory | None = None,
     ) -> None:
         """`progressed`: called when a pass ends and when one of its writes lands, for the liveness probe
-        (not on watch events: pods of the whole cluster keep coming while a pass may be stuck); cheap."""
+        (not on watch events: pods of the whole cluster keep coming while a pass may be stuck); cheap.
+        `informers`: the process's shared informers (pods and PodGangs are the reconciler's too); without
+        it the admitter has informers of its own."""
         self.client = client
         self.config = config
         self.progressed = progressed
@@ -150,16 +156,14 @@ class Admitter:
         self._wake = asyncio.Event()
         self._written: dict[tuple[str, str], int] = {}  # pod -> resourceVersion of our last patch
         self._priorities: dict[str, int] = {}
-        self.nodes = Informer(client, resources.NODE, on_event=self._on_node)
-        self.pods = Informer(client, resources.POD, on_event=self._on_pod, transform=essentials)
+        self._own_informers = informers is None
+        factory = InformerFactory(client) if informers is None else informers
+        self.nodes = factory.informer(resources.NODE)
+        # Every pod of the cluster uses capacity; of pods it keeps what the model reads (`essentials`).
+        self.pods = factory.informer(resources.POD, transform=essentials)
         # Only the operator's PodGangs: their pods are the ones the pod webhook gates.
-        self.podgangs = Informer(
-            client,
-            resources.PODGANG,
-            label_selector={c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE},
-            on_event=self._on_podgang,
-        )
-        self.priority_classes = Informer(client, resources.PRIORITY_CLASS, on_event=self._on_priority)
+        self.podgangs = factory.informer(resources.PODGANG, label_selector=c.MANAGED_SELECTOR)
+        self.priority_classes = factory.informer(resources.PRIORITY_CLASS)
         self._limit = asyncio.Semaphore(CONCURRENCY)  # pod releases: what the scheduler waits for
         # Conditions and phases of gangs that are not being released: a few at a time, so they never
         # crowd out releases.
@@ -186,6 +190,14 @@ class Admitter:
         self._grew_at = 0.0  # time.monotonic() when some node's usable capacity last grew
         self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         self.model.add_listener(self._on_capacity)
+        # Added last (a shared informer that has listed already replays its cache to them, and the handlers
+        # use everything above); removed when `run` ends.
+        self._removers = [
+            self.nodes.add_handler(self._on_node),
+            self.pods.add_handler(self._on_pod),
+            self.podgangs.add_handler(self._on_podgang),
+            self.priority_classes.add_handler(self._on_priority),
+        ]
 
     # -- events -> model ---------------------------------------------------------------------------------
 
@@ -718,11 +730,11 @@ class Admitter:
     async def run(self) -> None:
         """Sync the caches, then one pass per burst of events (and at least every TICK_SECONDS)."""
         informers = [self.nodes, self.pods, self.podgangs, self.priority_classes]
-        await asyncio.gather(*(i.start() for i in informers))
-        log.info("gang admitter caches synced", extra={"informers": [repr(i) for i in informers]})
-        self.synced = True
         wait = TICK_SECONDS
         try:
+            await asyncio.gather(*(i.start() for i in informers))
+            log.info("gang admitter caches synced", extra={"informers": [repr(i) for i in informers]})
+            self.synced = True
             while True:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(wait):
@@ -740,8 +752,11 @@ class Admitter:
                 if decision.deferred:  # look again as soon as capacity has settled
                     wait = max(0.0, self._grew_at + SETTLE_SECONDS - time.monotonic()) + DEBOUNCE_SECONDS
         finally:
-            for informer in informers:
-                informer.stop()
+            for remove in self._removers:
+                remove()
+            if self._own_informers:
+                for informer in informers:
+                    informer.stop()
 
 
 def _owner_uid(podgang: JSON) -> str:

@@ -47,6 +47,8 @@ LABEL_POD_TEMPLATE_HASH: Final = "grove.io/pod-template-hash"
 LABEL_SCHEDULER_NAME: Final = "grove.io/scheduler-name"
 
 MANAGED_BY_VALUE: Final = OPERATOR_NAME
+# The label selector of everything the operator manages (treat as read-only).
+MANAGED_SELECTOR: Final[dict[str, str]] = {LABEL_MANAGED_BY: MANAGED_BY_VALUE}
 
 # Values of app.kubernetes.io/component.
 COMPONENT_HEADLESS_SERVICE: Final = "pcs-headless-service"

@@ -13,7 +13,7 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.kube.client import plain_session
+from kube.client import plain_session
 from webhook import registration
 
 log = logging.getLogger(__name__)

@@ -50,8 +50,8 @@ from kubernetes_asyncio.client import ApiClient
 
 from grove_api.operatorconfig import LeaderElection, OperatorConfiguration
 from grove_operator.identity import operator_namespace
-from reconciler.kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
-from reconciler.kube.resources import Resource
+from kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+from kube.resources import Resource
 
 log = logging.getLogger(__name__)
 
@@ -260,7 +260,7 @@ def decide(
 
 # --- I/O ---------------------------------------------------------------------------------------------------
 class LeaseClient(Protocol):
-    """Lease storage. Errors are `reconciler.kube.client.KubeError`s: `create` raises `AlreadyExists`,
+    """Lease storage. Errors are `kube.client.KubeError`s: `create` raises `AlreadyExists`,
     `replace` raises `Conflict` when the body's resourceVersion is stale (and `NotFound` if it is gone)."""
 
     async def get(self, namespace: str, name: str) -> JSON | None:

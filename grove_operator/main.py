@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from grove_api.operatorconfig import OperatorConfiguration, load, version, with_namespace
 from grove_operator.identity import IdentityError, operator_username, running_namespace
-from webhook.server import configure_logging
+from kube.logs import configure_logging
 
 log = logging.getLogger("grove_operator")
 

@@ -28,7 +28,9 @@ from kubernetes_asyncio.client import ApiClient, CoreV1Api
 
 from admitter.controller import Admitter
 from admitter.core import ClusterModel, ReplacementRoom
+from admitter.core.pods import essentials
 from certs.manager import CertError, CertManager
+from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import kube
 from grove_operator.health import health_server
@@ -36,7 +38,9 @@ from grove_operator.leader import LeaderElector
 from grove_operator.liveness import Liveness
 from grove_operator.metrics import metrics_server
 from grove_operator.metricsauth import CachePolicy, DecisionCache, Gate
-from reconciler.kube.client import KubeClient
+from kube import resources
+from kube.client import KubeClient
+from kube.informers import InformerFactory, selects
 from reconciler.manager import Manager
 from reconciler.planner.snapshot import Room
 from webhook import authorizer, clustertopology, paths, pcs, pods
@@ -45,6 +49,7 @@ from webhook.server import WebhookServer
 from webhook.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
+
 
 INJECT_RETRY = 2.0  # seconds between failed caBundle injections at startup
 RECHECK_INTERVAL = 60.0  # seconds between caBundle checks once running
@@ -79,6 +84,23 @@ def build_handlers(
         gate=config.gang_admission.enabled, initc=config.init_container
     )
     return handlers
+
+
+def shared_informers(client: KubeClient, gang_admission: bool) -> InformerFactory:
+    """The informers the controllers share. With gang admission, pods are watched cluster-wide (every pod
+    uses capacity) and kept whole only where the reconciler reads them (ours); the others as the admitter
+    reads them (`admitter.core.essentials`). Without it, only ours."""
+    factory = InformerFactory(client)
+    if gang_admission:
+        factory.informer(resources.POD, transform=_pod_view)
+    else:
+        factory.informer(resources.POD, label_selector=c.MANAGED_SELECTOR)
+    return factory
+
+
+def _pod_view(pod: dict[str, Any]) -> dict[str, Any]:
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return pod if selects(c.MANAGED_SELECTOR, labels) else essentials(pod)
 
 
 @dataclass
@@ -254,11 +276,17 @@ class Operator:
             self._spawn(self._campaign(), "leader-election")
 
     async def _controllers(self) -> None:
-        """The reconciler and the gang admitter (while this replica holds the lease, if elected)."""
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._forever("reconciler", self._new_manager))
-            if self.config.gang_admission.enabled:
-                group.create_task(self._forever("gang admitter", self._new_admitter))
+        """The reconciler and the gang admitter (while this replica holds the lease, if elected), on one set
+        of informers: each object is decoded once, and a controller restarted after a crash starts from
+        the shared caches."""
+        informers = shared_informers(KubeClient(self.client), self.config.gang_admission.enabled)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._forever("reconciler", partial(self._new_manager, informers)))
+                if self.config.gang_admission.enabled:
+                    group.create_task(self._forever("gang admitter", partial(self._new_admitter, informers)))
+        finally:
+            await informers.close()
 
     async def _campaign(self) -> None:
         """Wait for the lease and run the controllers while holding it; once it is lost, ask the process to
@@ -273,7 +301,7 @@ class Operator:
         self.exit_code = 1
         self.fatal.set()
 
-    def _new_manager(self) -> Manager:
+    def _new_manager(self, informers: InformerFactory) -> Manager:
         heartbeat = self.liveness.heartbeat()
         self.manager = Manager(
             KubeClient(self.client),
@@ -281,6 +309,7 @@ class Operator:
             room=self._room,
             admission=lambda: self.admitter,
             progressed=heartbeat.beat,
+            informers=informers,
         )
         self.liveness.track("reconciler", heartbeat, self.manager.has_work)
         return self.manager
@@ -295,9 +324,11 @@ class Operator:
             return ReplacementRoom(ClusterModel())
         return self.admitter.replacement_room()
 
-    def _new_admitter(self) -> Admitter:
+    def _new_admitter(self, informers: InformerFactory) -> Admitter:
         heartbeat = self.liveness.heartbeat()
-        self.admitter = Admitter(KubeClient(self.client), self.config.gang_admission, heartbeat.beat)
+        self.admitter = Admitter(
+            KubeClient(self.client), self.config.gang_admission, heartbeat.beat, informers=informers
+        )
         self.liveness.track("gang admitter", heartbeat, self.admitter.has_work)
         return self.admitter
 

@@ -28,7 +28,7 @@ from initc.readiness import FlagError, Parent, Readiness, parse_parents
 if TYPE_CHECKING:
     from kubernetes_asyncio.client import ApiClient
 
-    from reconciler.kube.informer import ListWatchClient
+    from kube.informer import ListWatchClient
 
 EXIT_OK = 0
 EXIT_ERROR = 1  # bad flags, unreadable pod-info files, client set-up errors, SIGTERM/SIGINT
@@ -276,8 +276,8 @@ class ApiserverPods:
 
     async def run(self, on_event: EventHandler) -> None:
         from grove_api import constants as c
-        from reconciler.kube.informer import Informer
-        from reconciler.kube.resources import POD
+        from kube.informer import Informer
+        from kube.resources import POD
 
         informer = Informer(
             self.client,
@@ -347,7 +347,7 @@ async def api_client(kubeconfig: str | None) -> ApiClient:
 # --- process -----------------------------------------------------------------------------------------------
 def _configure_logging() -> None:
     """JSON lines on stderr; only our own logger speaks at info (the Informer's own info lines are noise here)."""
-    from webhook.server import configure_logging
+    from kube.logs import configure_logging
 
     configure_logging("warning", "json")
     log.setLevel(logging.INFO)
@@ -377,7 +377,7 @@ async def _run(options: Options, source: PodSource | None = None) -> int:
     readiness = Readiness(options.parents, options.podgang)
     try:
         if source is None:
-            from reconciler.kube.client import KubeClient
+            from kube.client import KubeClient
 
             client = await api_client(options.kubeconfig)
             source = ApiserverPods(

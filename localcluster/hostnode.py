@@ -78,9 +78,9 @@ from localcluster.serviceproxy import Backend, ServiceProxy
 if TYPE_CHECKING:
     import aiohttp
 
-    from reconciler.kube.client import JSON, KubeClient
-    from reconciler.kube.informer import Informer
-    from reconciler.kube.resources import Resource
+    from kube.client import JSON, KubeClient
+    from kube.informer import Informer
+    from kube.resources import Resource
 
 NAME = "hostnode"
 MODULE = "localcluster.hostnode"
@@ -312,8 +312,8 @@ class HostNode:
     stop_grace: float = STOP_GRACE
 
     def __post_init__(self) -> None:
-        from reconciler.kube.informer import Informer
-        from reconciler.kube.resources import POD
+        from kube.informer import Informer
+        from kube.resources import POD
 
         self.pods_dir = self.work_dir / PODS_DIR
         self.logs_dir = self.work_dir / LOGS_DIR
@@ -350,7 +350,7 @@ class HostNode:
 
     # -- node --
     async def _register(self) -> None:
-        from reconciler.kube.client import AlreadyExists, NotFound
+        from kube.client import AlreadyExists, NotFound
 
         manifest = node_manifest(self.name, self.pool, self.capacity, podspec.now_rfc3339())
         path = f"/api/v1/nodes/{self.name}"
@@ -380,7 +380,7 @@ class HostNode:
         await self._post_status(True)
 
     async def _post_status(self, ready: bool) -> None:
-        from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH
+        from kube.client import CONTENT_STRATEGIC_MERGE_PATCH
 
         node = await self.kube.request("GET", f"/api/v1/nodes/{self.name}")
         previous = (node.get("status") or {}).get("conditions") or ()
@@ -393,7 +393,7 @@ class HostNode:
         )
 
     async def _renew_lease(self) -> None:
-        from reconciler.kube.client import NotFound
+        from kube.client import NotFound
 
         path = f"/apis/coordination.k8s.io/v1/namespaces/{LEASE_NAMESPACE}/leases/{self.name}"
         body = lease_body(self.name, self.node_uid, micro_now())
@@ -408,7 +408,7 @@ class HostNode:
 
     async def _keep_alive(self) -> None:
         """Renew the Lease every LEASE_RENEW seconds and post the status every STATUS_HEARTBEAT seconds."""
-        from reconciler.kube.client import KubeError
+        from kube.client import KubeError
 
         loop = asyncio.get_running_loop()
         posted = loop.time()
@@ -550,7 +550,7 @@ async def _serve(args: argparse.Namespace, loaded: Mapping[str, ImageRootfs]) ->
     from kubernetes_asyncio import config as kube_config
     from kubernetes_asyncio.client import ApiClient, Configuration
 
-    from reconciler.kube.client import KubeClient, plain_session
+    from kube.client import KubeClient, plain_session
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -674,7 +674,7 @@ async def delete_node(kubeconfig: Path, name: str) -> None:
     from kubernetes_asyncio import config as kube_config
     from kubernetes_asyncio.client import ApiClient, Configuration
 
-    from reconciler.kube.client import KubeClient, NotFound
+    from kube.client import KubeClient, NotFound
 
     conf = Configuration()
     await kube_config.load_kube_config(config_file=str(kubeconfig), client_configuration=conf)

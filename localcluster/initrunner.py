@@ -75,8 +75,8 @@ from localcluster.podspec import ConfigError, MissingObject
 from localcluster.state import ClusterInfo, Component
 
 if TYPE_CHECKING:
-    from reconciler.kube.client import KubeClient
-    from reconciler.kube.informer import Informer
+    from kube.client import KubeClient
+    from kube.informer import Informer
 
 Pod = Mapping[str, Any]
 
@@ -275,8 +275,8 @@ class InitRunner:
     images: Mapping[str, ImageRootfs] = field(default_factory=dict)  # rootfs mode for these images
 
     def __post_init__(self) -> None:
-        from reconciler.kube.informer import Informer
-        from reconciler.kube.resources import POD, SECRET
+        from kube.informer import Informer
+        from kube.resources import POD, SECRET
 
         self.active: dict[tuple[str, str], _Active] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # every run not finished yet, stopped ones included
@@ -404,8 +404,8 @@ class InitRunner:
     async def _mark_succeeded(self, run: Run) -> None:
         """Set the annotation (with the pod's uid as precondition) through pods/status; retried while the
         apiserver is unavailable, given up when the pod is gone."""
-        from reconciler.kube.client import CONTENT_MERGE_PATCH, KubeError, Unavailable
-        from reconciler.planner.actions import Ref
+        from grove_api.refs import Ref
+        from kube.client import CONTENT_MERGE_PATCH, KubeError, Unavailable
 
         patch = {"metadata": {"uid": run.uid, "annotations": {SUCCEEDED_ANNOTATION: SUCCEEDED_VALUE}}}
         ref = Ref("v1", "Pod", run.namespace, run.name)
@@ -511,7 +511,7 @@ async def _serve(args: argparse.Namespace) -> int:
     from kubernetes_asyncio import config as kube_config
     from kubernetes_asyncio.client import ApiClient, Configuration
 
-    from reconciler.kube.client import KubeClient
+    from kube.client import KubeClient
 
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()

@@ -30,8 +30,8 @@ from localcluster.images import ImageRootfs
 from localcluster.podspec import ContainerRecord, Obj, PodRuntime
 
 if TYPE_CHECKING:
+    from kube.client import JSON
     from localcluster.hostnode import HostNode
-    from reconciler.kube.client import JSON
 
 STATUS_SETTLE = 0.05  # container changes within this long go out as one status write
 RETRY = 10.0  # a container or sandbox that could not be created is tried again after this long
@@ -235,7 +235,7 @@ class PodWorker:
     # -- volumes --
     async def _objects(self, refs: Iterable[tuple[str, str]]) -> dict[tuple[str, str], Obj | None]:
         """The ConfigMaps and Secrets named (None for those that do not exist)."""
-        from reconciler.kube.client import NotFound
+        from kube.client import NotFound
 
         found: dict[tuple[str, str], Obj | None] = {}
         for kind, name in sorted(set(refs)):
@@ -260,7 +260,7 @@ class PodWorker:
 
     async def _prepare_volumes(self) -> bool:
         """Write every volume (waiting, as a kubelet does, for what is missing); False when stopped first."""
-        from reconciler.kube.client import KubeError
+        from kube.client import KubeError
 
         delay = 1.0
         all_records = [*self.init, *self.regular]
@@ -291,7 +291,7 @@ class PodWorker:
 
     async def _renew_tokens(self) -> None:
         """Replace each projected token at 80 % of its life (the file is swapped atomically)."""
-        from reconciler.kube.client import KubeError
+        from kube.client import KubeError
 
         group = podspec.fs_group(self.pod)
         requests = {(r.volume, r.path): r for r in podspec.token_requests(self.pod)}
@@ -355,7 +355,7 @@ class PodWorker:
 
     async def _start(self, container: Obj, record: ContainerRecord) -> _Process | None:
         """Start one run of `container`; None (the record says why) when it cannot be created."""
-        from reconciler.kube.client import KubeError
+        from kube.client import KubeError
 
         image = self.node.images.get(str(container.get("image")))
         if image is None:
@@ -592,8 +592,8 @@ class PodWorker:
 
     async def write_status(self) -> None:
         """Write the current status when it changed (strategic merge: others' conditions stay)."""
-        from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, KubeError, NotFound, Unavailable
-        from reconciler.planner.actions import Ref
+        from grove_api.refs import Ref
+        from kube.client import CONTENT_STRATEGIC_MERGE_PATCH, KubeError, NotFound, Unavailable
 
         async with self._write_lock:
             if self.gone or self.node.closing:
@@ -618,7 +618,7 @@ class PodWorker:
                 log.warning("%s: status not written: %s", self, err)
 
     async def _status_loop(self) -> None:
-        from reconciler.kube.client import Unavailable
+        from kube.client import Unavailable
 
         failures = 0
         while True:
@@ -637,7 +637,7 @@ class PodWorker:
     async def _finish_deletion(self) -> None:
         """The final status, then delete with grace 0 and a UID precondition (what a kubelet does once the
         pod's containers are gone)."""
-        from reconciler.kube.client import KubeError
+        from kube.client import KubeError
 
         self.runtime = PodRuntime(
             self.runtime.host_ip, self.runtime.pod_ip, self.runtime.start_time, False, terminal=True

@@ -61,8 +61,8 @@ from typing import TYPE_CHECKING, Any
 from localcluster import podnet
 
 if TYPE_CHECKING:
-    from reconciler.kube.client import KubeClient
-    from reconciler.kube.informer import Informer
+    from kube.client import KubeClient
+    from kube.informer import Informer
 
 Obj = Mapping[str, Any]
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -255,8 +255,8 @@ class ServiceProxy:
     apiserver: Backend
 
     def __post_init__(self) -> None:
-        from reconciler.kube.informer import Informer
-        from reconciler.kube.resources import SERVICE, Resource
+        from kube.informer import Informer
+        from kube.resources import SERVICE, Resource
 
         endpoint_slices = Resource("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True, False)
         self.services: Informer = Informer(self.kube, SERVICE, on_event=self._changed, index_labels=())

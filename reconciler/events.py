@@ -10,7 +10,8 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api.conditions import format_time
-from reconciler.kube.executor import Report, describe
+from kube.events import event
+from reconciler.executor import Report, describe
 from reconciler.planner.actions import Action, kind_of
 from reconciler.planner.snapshot import Obj
 
@@ -97,35 +98,12 @@ def same_errors(stored: list[dict[str, str]] | None, new: list[dict[str, str]] |
     return key(stored) == key(new)
 
 
-def event(
-    obj: Obj, type_: str, reason: str, message: str, now: datetime, *, component: str = COMPONENT
-) -> dict[str, Any]:
-    """A core v1 Event about `obj` (which needs apiVersion, kind and metadata with name, namespace, uid)."""
-    meta = obj["metadata"]
-    stamp = format_time(now)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {
-            "apiVersion": obj.get("apiVersion", ""),
-            "kind": obj.get("kind", ""),
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta.get("uid", ""),
-        },
-        "type": type_,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": component},
-        "reportingComponent": component,
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
-        "count": 1,
-    }
-
-
 def _event(pcs: Obj, type_: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
     return event(
-        {"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, **pcs}, type_, reason, message, now
+        {"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, **pcs},
+        type_,
+        reason,
+        message,
+        now,
+        component=COMPONENT,
     )

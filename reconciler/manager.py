@@ -24,14 +24,16 @@ from grove_api import constants as c
 from grove_api.defaulting import default_podcliqueset
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_api.pod_admission import admitted_on_create_copy
-from reconciler.events import event, events_for, last_errors, same_errors
-from reconciler.kube import resources
-from reconciler.kube.client import KubeClient, KubeError, NamespaceTerminating
-from reconciler.kube.executor import Executor, Expectations, Report
-from reconciler.kube.informer import Informer
-from reconciler.kube.tombstones import Tombstones
-from reconciler.kube.workqueue import WorkQueue, run_workers
-from reconciler.planner.actions import Action, Create, Delete, Ref, kind_of
+from grove_api.refs import Ref
+from kube import resources
+from kube.client import KubeClient, KubeError, NamespaceTerminating
+from kube.events import event
+from kube.informers import InformerFactory, selects
+from kube.tombstones import Tombstones
+from kube.workqueue import WorkQueue, run_workers
+from reconciler.events import COMPONENT, events_for, last_errors, same_errors
+from reconciler.executor import Executor, Expectations, Report
+from reconciler.planner.actions import Action, Create, Delete, kind_of
 from reconciler.planner.plan import Event, plan
 from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
@@ -48,7 +50,6 @@ POD_EVENT_BATCH_SECONDS = 0.5
 # namespace controller deletes the children one by one and every deletion wakes the PodCliqueSet, which
 # would otherwise try to put them back (and fail) tens of times a second until it is deleted itself.
 NAMESPACE_TERMINATING_PAUSE_SECONDS = 5.0
-MANAGED = {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}
 # Children the snapshot holds, by the Snapshot field they fill.
 CHILDREN: dict[str, resources.Resource] = {
     "podcliques": resources.PODCLIQUE,
@@ -62,6 +63,10 @@ CHILDREN: dict[str, resources.Resource] = {
     "secrets": resources.SECRET,
     "hpas": resources.HPA,
 }
+
+
+def _managed(obj: Obj) -> bool:
+    return selects(c.MANAGED_SELECTOR, (obj.get("metadata") or {}).get("labels"))
 
 
 def _sooner(a: float | None, b: float) -> float:
@@ -157,13 +162,16 @@ class Manager:
         room: Callable[[], Room | None] | None = None,
         admission: Callable[[], Admission | None] | None = None,
         progressed: Callable[[], None] = lambda: None,
+        informers: InformerFactory | None = None,
     ) -> None:
         """`room`: free capacity for a rolling update's replacements (the gang admitter's model), asked
         once per pass; without it an update replaces pods without asking (Grove's behaviour).
         `admission`: the gang admitter, asked to admit new gangs as their pods are created (without it,
         their pods are created gated and the admitter releases them later).
         `progressed`: called when a pass ends and on every event of a PodCliqueSet or a child, for the
-        liveness probe (a long pass shows its progress through the events of its own writes); cheap."""
+        liveness probe (a long pass shows its progress through the events of its own writes); cheap.
+        `informers`: the process's shared informers (pods and PodGangs are the gang admitter's too); without
+        it the manager has informers of its own."""
         self.client = client
         self.config = config
         self.room = room
@@ -177,19 +185,27 @@ class Manager:
         self._status_holds: dict[Key, dict[str, float]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
         QUEUE_DEPTH.set_function(lambda: len(self.queue))
-        self.podcliquesets = Informer(client, resources.PODCLIQUESET, on_event=self._on_podcliqueset)
+        self._own_informers = informers is None
+        factory = InformerFactory(client) if informers is None else informers
+        self.podcliquesets = factory.informer(resources.PODCLIQUESET)
+        # Pods and core objects of other workloads are not needed, only what we manage; a shared informer
+        # may hold more (the gang admitter's pods are all the cluster's): reads and events are filtered.
         self.children = {
-            field: Informer(
-                client,
-                resource,
-                # Pods and core objects of other workloads are not cached: only what we manage.
-                label_selector=MANAGED,
-                on_event=self._on_pod if resource is resources.POD else self._on_child,
-            )
+            field: factory.informer(resource, label_selector=c.MANAGED_SELECTOR)
             for field, resource in CHILDREN.items()
         }
         # Cluster-scoped and few: the levels of the binding a PodCliqueSet's topology constraints name.
-        self.topologies = Informer(client, resources.CLUSTERTOPOLOGYBINDING, on_event=self._on_topology)
+        self.topologies = factory.informer(resources.CLUSTERTOPOLOGYBINDING)
+        # Added now (a shared informer that has listed already replays its cache to them), removed when
+        # `run` ends.
+        self._removers = [
+            self.podcliquesets.add_handler(self._on_podcliqueset),
+            self.topologies.add_handler(self._on_topology),
+            *(
+                i.add_handler(self._on_pod if i.resource is resources.POD else self._on_child)
+                for i in self.children.values()
+            ),
+        ]
 
     # -- events -> keys --------------------------------------------------------------------------------
 
@@ -208,6 +224,8 @@ class Manager:
         self._wake((meta.get("namespace", ""), meta.get("name", "")), event, obj)
 
     def _on_child(self, event: str, obj: Obj) -> None:
+        if not _managed(obj):
+            return
         self.tombstones.observe(obj, deleted=event == "DELETED")
         meta = obj.get("metadata", {})
         pcs = (meta.get("labels") or {}).get(c.LABEL_PART_OF)
@@ -256,7 +274,7 @@ class Manager:
         defaulted["metadata"] = pcs["metadata"]
         found: dict[str, Any] = {}
         for kind, informer in self.children.items():
-            objs = informer.by_label(c.LABEL_PART_OF, name, namespace=namespace)
+            objs = [o for o in informer.by_label(c.LABEL_PART_OF, name, namespace=namespace) if _managed(o)]
             if kind == "pods":
                 found[kind] = objs
             else:
@@ -363,7 +381,7 @@ class Manager:
         """Events for `kubectl describe`: what the pass did and what it decided (gang termination, rolling
         update steps); losing one is not worth failing the pass."""
         recorded = events_for(snap.pcs, report, snap.now) + [
-            event(e.obj, e.type, e.reason, e.message, snap.now) for e in decided
+            event(e.obj, e.type, e.reason, e.message, snap.now, component=COMPONENT) for e in decided
         ]
         for event_ in recorded:
             try:
@@ -431,13 +449,16 @@ class Manager:
     async def run(self) -> None:
         """Sync every cache, queue every PodCliqueSet, then work until cancelled."""
         informers = [self.podcliquesets, self.topologies, *self.children.values()]
-        await asyncio.gather(*(i.start() for i in informers))
-        log.info("caches synced", extra={"informers": [repr(i) for i in informers]})
-        for pcs in self.podcliquesets.list():
-            self._on_podcliqueset("SYNC", pcs)
         try:
+            await asyncio.gather(*(i.start() for i in informers))
+            log.info("caches synced", extra={"informers": [repr(i) for i in informers]})
+            for pcs in self.podcliquesets.list():
+                self._on_podcliqueset("SYNC", pcs)
             await run_workers(self.queue, self._pass, self.config.controllers.pod_clique_set.concurrent_syncs)
         finally:
             self.queue.shutdown()
-            for informer in informers:
-                informer.stop()
+            for remove in self._removers:
+                remove()
+            if self._own_informers:
+                for informer in informers:
+                    informer.stop()

@@ -16,11 +16,9 @@ else 503.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import logging
 import ssl
-import sys
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -58,44 +56,6 @@ LATENCY = Histogram(
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("grove_ready")
 HANDLERS_KEY: web.AppKey[dict[str, Handler]] = web.AppKey("grove_admission_handlers")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# JSON logs ("logjson")
-
-_RECORD_FIELDS = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-
-
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, msg, every `extra=` field, and exc for tracebacks."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        out: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
-        for key, value in record.__dict__.items():
-            if key not in _RECORD_FIELDS and not key.startswith("_"):
-                out[key] = value
-        if record.exc_info:
-            out["exc"] = self.formatException(record.exc_info)
-        if record.stack_info:
-            out["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(out, default=str)
-
-
-def configure_logging(level: str = "info", fmt: str = "json") -> None:
-    """Root logging to stderr: JSON lines (OperatorConfiguration logFormat "json") or plain text."""
-    handler = logging.StreamHandler(sys.stderr)
-    if fmt == "json":
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level.upper())
 
 
 # ---------------------------------------------------------------------------------------------------------

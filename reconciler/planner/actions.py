@@ -1,27 +1,12 @@
-"""What the planner asks the executor to do. Plain data: the executor maps kinds to API calls."""
+"""What the planner asks the executor to do. Plain data: the executor maps kinds to API calls. (`Ref`, an
+object's identity, comes from the API package: the Kubernetes layer names objects with it too.)"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
 
-
-@dataclass(frozen=True)
-class Ref:
-    """An object's identity (namespaced unless `namespace` is empty)."""
-
-    api_version: str
-    kind: str
-    namespace: str
-    name: str
-
-    @classmethod
-    def of(cls, obj: dict[str, Any]) -> Ref:
-        meta = obj.get("metadata", {})
-        return cls(obj["apiVersion"], obj["kind"], meta.get("namespace", ""), meta.get("name", ""))
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.namespace}/{self.name}" if self.namespace else f"{self.kind} {self.name}"
+from grove_api.refs import Ref
 
 
 @dataclass(frozen=True)

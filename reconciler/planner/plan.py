@@ -8,9 +8,10 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api import hashing, naming
+from grove_api.refs import Ref
 
 from . import children, gangs, status, termination, update
-from .actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer, ReplaceSpec
+from .actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer, ReplaceSpec
 from .pods import delete_podclique, pod_actions, pod_ref
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 

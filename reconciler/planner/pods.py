@@ -13,8 +13,9 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.refs import Ref
 
-from .actions import Action, Create, Delete, Ref
+from .actions import Action, Create, Delete
 from .children import owner_ref
 from .snapshot import Obj, is_deleting, labels_of, name_of, uid_of
 

@@ -8,10 +8,10 @@ import copy
 from typing import Any
 
 from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.kube.client import KubeError
-from reconciler.kube.resources import Resource
+from grove_api.refs import Ref
+from kube.client import KubeError
+from kube.resources import Resource
 from reconciler.manager import Manager
-from reconciler.planner.actions import Ref
 from reconciler.planner.snapshot import Obj
 
 

@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
+from grove_api.refs import Ref
 from reconciler.planner.actions import (
     Action,
     Apply,
     Create,
     Delete,
     PatchStatus,
-    Ref,
     RemoveFinalizer,
     ReplaceSpec,
 )

@@ -18,8 +18,8 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants as c
-from reconciler.kube.client import CONTENT_STRATEGIC_MERGE_PATCH, KubeClient
-from reconciler.planner.actions import Ref
+from grove_api.refs import Ref
+from kube.client import CONTENT_STRATEGIC_MERGE_PATCH, KubeClient
 
 if TYPE_CHECKING:
     from localcluster.state import ClusterInfo

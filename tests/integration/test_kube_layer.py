@@ -1,4 +1,4 @@
-"""reconciler/kube on the real apiserver: informer (list, watch, label index, 410 relist), the client facade on
+"""The Kubernetes layer (kube/) on the real apiserver: informer (list, watch, label index, 410 relist), the client facade on
 a PodCliqueSet, and the executor creating and deleting pods with generateName."""
 
 from __future__ import annotations
@@ -14,11 +14,12 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants as c
-from reconciler.kube import resources
-from reconciler.kube.client import AlreadyExists, Conflict, Forbidden, Invalid, KubeClient, NotFound
-from reconciler.kube.executor import Executor, Expectations, observe_events
-from reconciler.kube.informer import Informer
-from reconciler.planner.actions import Create, Delete, Ref
+from grove_api.refs import Ref
+from kube import resources
+from kube.client import AlreadyExists, Conflict, Forbidden, Invalid, KubeClient, NotFound
+from kube.informer import Informer
+from reconciler.executor import Executor, Expectations, observe_events
+from reconciler.planner.actions import Create, Delete
 from tests import builders
 
 JSON = dict[str, Any]
@@ -349,7 +350,7 @@ def _obj(name: str, rv: int) -> JSON:
 
 
 async def test_informer_survives_errors_and_relists_on_http_410() -> None:
-    from reconciler.kube.client import Gone, Unavailable
+    from kube.client import Gone, Unavailable
 
     client = ScriptedClient(
         listings=[[_obj("a", 1), _obj("b", 2)], [_obj("a", 1), _obj("c", 150)]],

@@ -14,7 +14,7 @@ import pytest
 from kubernetes_asyncio.client import ApiClient
 
 from grove_operator.leader import KubeLeases, LeaderElector, LeaseRecord
-from reconciler.kube.client import AlreadyExists, Conflict, KubeClient
+from kube.client import AlreadyExists, Conflict, KubeClient
 from tests.waiting import until
 
 NAME = "grove-operator-leader-election"

@@ -7,8 +7,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from grove_api import constants as c
+from grove_api.refs import Ref
 from reconciler.manager import admit_on_create
-from reconciler.planner.actions import Action, Create, Delete, PatchStatus, Ref
+from reconciler.planner.actions import Action, Create, Delete, PatchStatus
 
 JSON = dict[str, Any]
 

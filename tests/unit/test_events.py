@@ -2,10 +2,11 @@
 
 from datetime import UTC, datetime
 
+from grove_api.refs import Ref
+from kube.client import Forbidden, Invalid
 from reconciler.events import events_for, last_errors, same_errors
-from reconciler.kube.client import Forbidden, Invalid
-from reconciler.kube.executor import Created, Failure, Report
-from reconciler.planner.actions import Create, Ref
+from reconciler.executor import Created, Failure, Report
+from reconciler.planner.actions import Create
 
 PCS = {"metadata": {"name": "demo", "namespace": "ns", "uid": "u1"}}
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -7,9 +7,10 @@ import itertools
 from typing import Any
 
 from grove_api import constants as c
-from reconciler.kube.client import AlreadyExists, Forbidden, Invalid, NotFound
-from reconciler.kube.executor import Executor, Expectations, observe_events, pod_ref_key, podclique_key
-from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, Ref, RemoveFinalizer
+from grove_api.refs import Ref
+from kube.client import AlreadyExists, Forbidden, Invalid, NotFound
+from reconciler.executor import Executor, Expectations, observe_events, pod_ref_key, podclique_key
+from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer
 
 JSON = dict[str, Any]
 NS = "ns"

@@ -20,7 +20,7 @@ import pytest
 
 from initc import main as initc
 from initc.readiness import FlagError, Parent, Readiness, is_ready, parse_parent, parse_parents
-from reconciler.kube.client import Unavailable
+from kube.client import Unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 NS, GANG = "ns", "gang-0"

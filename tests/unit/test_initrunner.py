@@ -18,13 +18,13 @@ from kubernetes_asyncio.client import Configuration
 
 from grove_api import constants as c
 from grove_api import pod_admission
+from grove_api.refs import Ref
 from initc import main as initc_main
+from kube.client import CONTENT_MERGE_PATCH, NotFound
 from localcluster import initrunner, processes
 from localcluster.cluster import ClusterStatus, ComponentStatus
 from localcluster.initrunner import InitRunner, Run
 from localcluster.state import ClusterInfo, Component
-from reconciler.kube.client import CONTENT_MERGE_PATCH, NotFound
-from reconciler.planner.actions import Ref
 
 CA = b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 

@@ -17,7 +17,7 @@ from grove_api.operatorconfig import OperatorConfiguration
 from grove_operator import leader
 from grove_operator.identity import operator_namespace
 from grove_operator.leader import Action, LeaderElector, LeaseRecord, Observed, decide
-from reconciler.kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound, Unavailable
+from kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound, Unavailable
 
 JSON = dict[str, Any]
 NS, NAME = "grove-system", "grove-operator-leader-election"

@@ -15,7 +15,8 @@ from admitter.controller import Admitter
 from grove_api.operatorconfig import GangAdmission, OperatorConfiguration
 from grove_operator.health import build_app
 from grove_operator.liveness import Liveness, stall
-from grove_operator.runtime import Operator, Readiness
+from grove_operator.runtime import Operator, Readiness, shared_informers
+from kube.client import KubeClient
 from reconciler.manager import Manager
 from tests.fakes.cluster import FakeCluster
 from tests.unit.admitter.builders import node, pod, podgang
@@ -189,7 +190,8 @@ async def test_operator_tracks_the_controllers_it_runs() -> None:
     assert config.server.health_probes.liveness_stall_seconds == LIMIT
     op = Operator(config, object(), reconciler_username=None, handlers={})  # type: ignore[arg-type]
     op.liveness.clock = clock
-    manager, admitter = op._new_manager(), op._new_admitter()
+    informers = shared_informers(KubeClient(object()), gang_admission=True)  # type: ignore[arg-type]
+    manager, admitter = op._new_manager(informers), op._new_admitter(informers)
     assert op.liveness() == (True, "")
     manager.queue.add(KEY)
     admitter.synced = True

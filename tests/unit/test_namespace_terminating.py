@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from reconciler.kube.client import Forbidden, NamespaceTerminating, error_from_status
+from kube.client import Forbidden, NamespaceTerminating, error_from_status
 from reconciler.manager import NAMESPACE_TERMINATING_PAUSE_SECONDS
 from tests.fakes.cluster import FakeCluster, relisted
 from tests.unit.test_rollout import running, workload

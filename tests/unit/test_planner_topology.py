@@ -9,8 +9,8 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
-from reconciler.kube import resources
-from reconciler.kube.resources import Resource
+from kube import resources
+from kube.resources import Resource
 from reconciler.manager import Manager
 from reconciler.planner import topology
 from reconciler.planner.actions import Apply

@@ -10,7 +10,8 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api import hashing
-from reconciler.planner.actions import Delete, Ref
+from grove_api.refs import Ref
+from reconciler.planner.actions import Delete
 from reconciler.planner.plan import Plan
 from reconciler.planner.snapshot import PodKey
 from tests import builders as b

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from grove_api import constants as c
-from reconciler.planner.actions import Ref
+from grove_api.refs import Ref
 from reconciler.planner.plan import Plan
 from tests import builders as b
 from tests.fakes.world import World, create_pcs

@@ -7,8 +7,9 @@ from __future__ import annotations
 from typing import Any
 
 from grove_api import constants as c
-from reconciler.kube.tombstones import Tombstones
-from reconciler.planner.actions import Create, Delete, Ref
+from grove_api.refs import Ref
+from kube.tombstones import Tombstones
+from reconciler.planner.actions import Create, Delete
 from reconciler.planner.plan import plan
 from reconciler.planner.snapshot import Obj
 from tests.fakes.cluster import FakeCluster, relisted

@@ -25,8 +25,9 @@ from cryptography import x509
 
 from certs.manager import CertManager, plan
 from certs.store import DirectoryStore
+from kube.logs import JsonFormatter
 from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, mutate
-from webhook.server import JsonFormatter, WebhookServer, build_app
+from webhook.server import WebhookServer, build_app
 from webhook.tls import ReloadableTLS, TLSError
 
 PATH = "/webhooks/test"

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from reconciler.kube.workqueue import ExponentialBackoff, ShutDown, WorkQueue, run_workers
+from kube.workqueue import ExponentialBackoff, ShutDown, WorkQueue, run_workers
 
 
 async def drain(q: WorkQueue[str]) -> list[str]:

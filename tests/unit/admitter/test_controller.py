@@ -11,7 +11,7 @@ from typing import Any
 from admitter.controller import REASON_ADMITTED, REASON_REPLACEMENTS_BLOCKED, RECORD_WAIT_SECONDS, Admitter
 from admitter.core.decision import REASON_RECREATED
 from grove_api.operatorconfig import GangAdmission
-from reconciler.planner.actions import Ref
+from grove_api.refs import Ref
 
 from .builders import NS, node, pod, podgang
 

@@ -11,8 +11,10 @@ The loop (never exits until stopped):
    410 Gone (HTTP status or in-stream ERROR event): back to 1. Anything else: back off with jitter and
    WATCH again from the last resourceVersion.
 
-Cache entries are the apiserver's dicts, shared with the handler and every reader: treat them as immutable
-(copy before changing). The handler runs synchronously after the cache has been updated.
+Cache entries are the apiserver's dicts, shared with the handlers and every reader: treat them as immutable
+(copy before changing). Handlers run synchronously after the cache has been updated, in the order they were
+added. One informer per kind serves every controller of a process (`InformerFactory`): each object is
+decoded once.
 """
 
 from __future__ import annotations
@@ -29,13 +31,14 @@ import orjson
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants
-from reconciler.kube.client import JSON, Gone, KubeClient, error_from_status
-from reconciler.kube.resources import Resource
+from kube.client import JSON, Gone, KubeClient, error_from_status
+from kube.resources import Resource
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace or "", name)
 EventHandler = Callable[[str, JSON], None]
+Transform = Callable[[JSON], JSON]
 
 ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
 
@@ -113,7 +116,7 @@ class Informer:
         namespace: str | None = None,
         label_selector: str | dict[str, str] | None = None,
         on_event: EventHandler | None = None,
-        transform: Callable[[JSON], JSON] | None = None,
+        transform: Transform | None = None,
         index_labels: Sequence[str] = (constants.LABEL_PART_OF,),
         watch_timeout: tuple[int, int] = (240, 300),
         page_size: int = 500,
@@ -123,7 +126,7 @@ class Informer:
         self.resource = resource
         self.namespace = namespace if resource.namespaced else None
         self.label_selector = label_selector
-        self.on_event = on_event
+        self.handlers: builtins.list[EventHandler] = [on_event] if on_event is not None else []
         self.transform = transform  # applied to every object before it is cached (e.g. keep what is read)
         self.index_labels = tuple(index_labels)
         self.watch_timeout = watch_timeout
@@ -180,6 +183,16 @@ class Informer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+
+    def add_index(self, labels: Sequence[str]) -> None:
+        """Index these labels too (for `by_label`); only before the first LIST."""
+        missing = [label for label in labels if label not in self.index_labels]
+        if not missing:
+            return
+        if self._task is not None:
+            raise ValueError(f"{self!r}: cannot add index labels {missing} once started")
+        self.index_labels += tuple(missing)
+        self._index.update({label: {} for label in missing})
 
     # -- reads --
     def get(self, namespace: str | None, name: str) -> JSON | None:
@@ -266,11 +279,29 @@ class Informer:
                 self._index_remove(key, old)
             self._index_add(key, obj)
 
+    def add_handler(self, handler: EventHandler) -> Callable[[], None]:
+        """Tell `handler` about every change from now on, and, if the cache is already synced, about
+        every object in it first (as ADDED), so a consumer that comes late (a controller restarted after
+        a crash) builds the same state as one that was there from the start. Returns the function that
+        removes it again."""
+        self.handlers.append(handler)
+        if self.has_synced:
+            for obj in builtins.list(self._cache.values()):
+                self._call(handler, ADDED, obj)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self.handlers.remove(handler)
+
+        return remove
+
     def _emit(self, event_type: str, obj: JSON) -> None:
-        if self.on_event is None:
-            return
+        for handler in self.handlers:
+            self._call(handler, event_type, obj)
+
+    def _call(self, handler: EventHandler, event_type: str, obj: JSON) -> None:
         try:
-            self.on_event(event_type, obj)
+            handler(event_type, obj)
         except Exception:
             log.exception(
                 "informer event handler failed",

@@ -22,14 +22,14 @@ from dataclasses import dataclass, field, fields
 from typing import Protocol
 
 from grove_api import constants
-from reconciler.kube.client import JSON, AlreadyExists, KubeError
+from grove_api.refs import Ref
+from kube.client import JSON, AlreadyExists, KubeError
 from reconciler.planner.actions import (
     Action,
     Apply,
     Create,
     Delete,
     PatchStatus,
-    Ref,
     RemoveFinalizer,
     ReplaceSpec,
 )

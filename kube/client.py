@@ -25,8 +25,8 @@ import orjson
 from kubernetes_asyncio.client import ApiClient
 
 from grove_api import constants
-from reconciler.kube.resources import Resource, lookup
-from reconciler.planner.actions import Ref
+from grove_api.refs import Ref
+from kube.resources import Resource, lookup
 
 JSON = dict[str, Any]
 
