@@ -1,5 +1,7 @@
 """Certificates: a small PKI built on `cryptography`.
 
-The local cluster uses it for the apiserver's serving certificate, the admin client certificate and the
-service-account signing key; the webhook server uses it for its CA and serving certificate.
+`pki`: pure helpers (CAs, signed certificates, key pairs, PEM). `store`: where a certificate set lives (a
+directory or a `kubernetes.io/tls` Secret). `manager`: `CertManager`, the operator's webhook serving
+certificate, provisioned and renewed ("auto") or user-provided ("manual"). The local cluster uses `pki` for
+the apiserver's serving certificate, the admin client certificate and the service-account signing key.
 """

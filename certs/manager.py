@@ -71,7 +71,6 @@ DEFAULT_WATCH_INTERVAL = 10.0
 RENEW_FRACTION = 1 / 3
 CA_COMMON_NAME = "Grove-CA"
 CA_ORGANIZATION = "Grove"
-SERVICE_NAME = "grove-operator"
 LOCAL_DNS_NAMES = ("localhost",)
 LOCAL_IPS = ("127.0.0.1",)
 _MAX_CN = 64  # X.509 upper bound for a common name

@@ -28,10 +28,6 @@ class KeyPair:
     def certificate(self) -> x509.Certificate:
         return x509.load_pem_x509_certificate(self.cert_pem)
 
-    @property
-    def not_after(self) -> dt.datetime:
-        return self.certificate.not_valid_after_utc
-
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)

@@ -71,7 +71,7 @@ ANNOTATION_MNNVL_GROUP: Final = "grove.io/mnnvl-group"
 # Ours, on PodCliques with startsAfter and so on their pods: "<parent PodClique>:<its minAvailable>,…", what
 # the pod webhook turns into grove-initc's --podcliques flags (it cannot look parents up itself).
 ANNOTATION_STARTUP_DEPENDENCIES: Final = "grove.io/startup-dependencies"
-# Ours, on pods of a gang the admitter admitted before they were created (`admitter.controller.preadmit`):
+# Ours, on pods of a gang the admitter admitted on create, before they existed (`admitter.on_create`):
 # created already pinned to their planned node, so the pod webhook does not gate them. Value: "true".
 ANNOTATION_ADMITTED_ON_CREATE: Final = "scheduler.grove.io/admitted-on-create"
 

@@ -1,6 +1,6 @@
 """Content hashes of pod templates: `grove.io/pod-template-hash` and the PodCliqueSet generation hash.
 
-What is hashed (Grove's construction, spec §0.7): for each clique template a PodTemplateSpec
+What is hashed (Grove's construction; docs/api.md, "Hashes"): for each clique template a PodTemplateSpec
 ``{"metadata": {"labels", "annotations"}, "spec": podSpec}`` whose ``podSpec.priorityClassName`` is
 **overwritten** by the PodCliqueSet template's ``priorityClassName`` (removed when that is empty). Nothing
 else of the clique enters the hash: replicas, minAvailable, startsAfter, autoScalingConfig, topology and

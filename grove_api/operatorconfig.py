@@ -1,13 +1,13 @@
 """OperatorConfiguration (operator.config.grove.io/v1alpha1): the operator's settings file.
 
-Field names and defaults follow Grove's (reference §7) so a Grove configuration file loads unchanged;
+Field names and defaults follow Grove's (docs/operations.md, "The configuration file") so a Grove
+configuration file loads unchanged;
 `server.webhooks.mode`/`host`/`serviceName`/`namespace` are ours (local URL mode vs in-cluster Service mode).
 """
 
 from __future__ import annotations
 
 import os
-import re
 from importlib import metadata
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,11 +17,11 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from grove_api.constants import ENV_OPERATOR_IMAGE
 from grove_api.models.base import K8sModel
+from grove_api.validation.k8s import parse_duration
 
 CONFIG_API_VERSION = "operator.config.grove.io/v1alpha1"
 CONFIG_KIND = "OperatorConfiguration"
 DEFAULT_NAMESPACE = "grove-system"
-SCHEDULER_PROFILES = ("default-scheduler", "kai-scheduler", "volcano", "lpx-scheduler")
 # Cluster controllers that delete or update the objects the operator manages in their ordinary work; the
 # namespace controller too: deleting a namespace deletes its managed objects, and must not be held up.
 DEFAULT_EXEMPT_USERS = (
@@ -32,22 +32,17 @@ DEFAULT_EXEMPT_USERS = (
 )
 
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
 def _seconds(value: Any) -> Any:
     """A Go duration string ("15s", "1m30s", "500ms": what Grove's configuration files hold) in seconds;
     numbers pass through (seconds)."""
     if not isinstance(value, str):
         return value
-    text = value.strip()
-    parts = _DURATION_PART.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
+    try:
+        return parse_duration(value)
+    except ValueError:
         raise ValueError(
             f"{value!r} is not a duration: use seconds (15) or a Go duration (15s, 1m30s, 500ms)"
-        )
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        ) from None
 
 
 Seconds = Annotated[float, BeforeValidator(_seconds)]

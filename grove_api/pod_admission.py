@@ -4,11 +4,12 @@ Applied by the pod mutating webhook (`webhook.pods`) to every gang pod created w
 match condition (`webhook.registration.pod_needs_mutation`) lets a pod that already has them through
 without a call.
 
-grove-initc (reference §4.2): the reconciler annotates PodCliques that start after others with
-`grove.io/startup-dependencies` ("<parent>:<minAvailable>,…"; pods inherit it); it becomes the init
-container `grove-initc` with one `--podcliques=<parent>:<minAvailable>` flag per parent, the downward-API
-volume `pod-info-vol` (namespace, PodGang name) and the PodCliqueSet's initc token Secret mounted over the
-init container's service-account directory, so grove-initc watches pods with its own narrow RBAC.
+grove-initc (docs/startup-ordering.md, "The mechanism"): the reconciler annotates PodCliques that start
+after others with `grove.io/startup-dependencies` ("<parent>:<minAvailable>,…"; pods inherit it); it becomes
+the init container `grove-initc` with one `--podcliques=<parent>:<minAvailable>` flag per parent, the
+downward-API volume `pod-info-vol` (namespace, PodGang name) and the PodCliqueSet's initc token Secret
+mounted over the init container's service-account directory, so grove-initc watches pods with its own
+narrow RBAC.
 """
 
 from __future__ import annotations

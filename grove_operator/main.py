@@ -46,10 +46,10 @@ def load_config(path: Path | None) -> OperatorConfiguration:
 
 
 async def _main(args: argparse.Namespace, config: OperatorConfiguration, username: str | None) -> int:
-    from grove_operator import kube
+    from grove_operator import apicalls
     from grove_operator.runtime import Operator, run
 
-    client = await kube.api_client(args.kubeconfig, config)
+    client = await apicalls.api_client(args.kubeconfig, config)
     async with client:
         operator = Operator(config, client, reconciler_username=username, controllers=not args.webhooks_only)
         return await run(operator)

@@ -5,9 +5,9 @@ it) and only for callers allowed to read it (`metricsauth`), as controller-runti
 
 Each component defines the metrics it records, next to the code that records them, in prometheus_client's
 process-wide default registry (as every Python exporter does): `webhook.server` (admission requests),
-`reconciler.manager` (reconcile passes, writes, queue depth), `admitter.controller` (gangs pending, admitted,
-reset, admission latency). Names follow Prometheus conventions: `grove_` prefix, `_total` counters,
-`_seconds` histograms.
+`reconciler.manager` (reconcile passes, writes, queue depth), the gang admitter's modules in `admitter/`
+(gangs pending, admitted, reset, admission latency). Names follow Prometheus conventions: `grove_` prefix,
+`_total` counters, `_seconds` histograms.
 """
 
 from __future__ import annotations

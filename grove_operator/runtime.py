@@ -1,7 +1,7 @@
 """The operator process: certificates, the webhook server, caBundle injection, health, graceful shutdown.
 
-Startup order (Grove's, reference §5/§7): health endpoints first (so probes get an answer), then the
-serving certificate (auto: self-signed CA in Secret `server.webhooks.secretName`, mirrored to
+Startup order (Grove's; docs/operations.md, "Startup"): health endpoints first (so probes get an answer),
+then the serving certificate (auto: self-signed CA in Secret `server.webhooks.secretName`, mirrored to
 `serverCertDir`; manual: user-provided), the metrics endpoint (HTTPS with the same certificate when
 `server.metrics.secure`), the HTTPS webhook server, and the CA injected into our webhook configurations.
 Only then is the operator ready. /healthz fails when the controllers this replica runs are wedged
@@ -20,7 +20,7 @@ import contextlib
 import logging
 import signal
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -32,7 +32,7 @@ from admitter.core.pods import essentials
 from certs.manager import CertError, CertManager
 from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
-from grove_operator import kube
+from grove_operator import apicalls
 from grove_operator.health import health_server
 from grove_operator.leader import LeaderElector
 from grove_operator.liveness import Liveness
@@ -63,10 +63,10 @@ def build_handlers(
     """path -> admission handler, for every webhook this operator serves."""
 
     async def topologies(name: str) -> list[str] | None:
-        return await kube.topology_domains(client, name)
+        return await apicalls.topology_domains(client, name)
 
     async def parent(namespace: str, name: str) -> dict[str, Any] | None:
-        return await kube.podcliqueset_metadata(client, namespace, name)
+        return await apicalls.podcliqueset_metadata(client, namespace, name)
 
     handlers: dict[str, Handler] = {
         paths.DEFAULT_PODCLIQUESET: pcs.defaulting_handler(config),
@@ -89,7 +89,7 @@ def build_handlers(
 def shared_informers(client: KubeClient, gang_admission: bool) -> InformerFactory:
     """The informers the controllers share. With gang admission, pods are watched cluster-wide (every pod
     uses capacity) and kept whole only where the reconciler reads them (ours); the others as the admitter
-    reads them (`admitter.core.essentials`). Without it, only ours."""
+    reads them (`admitter.core.pods.essentials`). Without it, only ours."""
     factory = InformerFactory(client)
     if gang_admission:
         factory.informer(resources.POD, transform=_pod_view)
@@ -108,7 +108,6 @@ class Readiness:
     """Why the operator is not ready yet ("" = ready)."""
 
     reason: str = "starting"
-    details: dict[str, str] = field(default_factory=dict)
 
     def __call__(self) -> tuple[bool, str]:
         return (not self.reason, self.reason)
@@ -142,7 +141,7 @@ class Operator:
         self.health = health_server(self.readiness, self.liveness, probes.bind_address, probes.port)
         endpoint = config.server.metrics
         gate = (
-            Gate(partial(kube.create_review, client), DecisionCache(CachePolicy()))
+            Gate(partial(apicalls.create_review, client), DecisionCache(CachePolicy()))
             if endpoint.secure
             else None
         )
@@ -171,7 +170,7 @@ class Operator:
             log.warning("no ca.crt with the serving certificate: leaving the webhooks' caBundle alone")
             return {}
         async with self._inject_lock:
-            outcome = await kube.inject_ca_bundle(
+            outcome = await apicalls.inject_ca_bundle(
                 self.client, self.certs.ca_bundle(), authorizer=self.config.authorizer.enabled
             )
         changed = {k: v for k, v in outcome.items() if v != "up to date"}
@@ -180,7 +179,8 @@ class Operator:
         missing = [k for k, v in outcome.items() if v == "missing"]
         if missing:
             log.warning(
-                "webhook configurations not found (apply deploy/webhooks/ or let grove-cluster register them)",
+                "webhook configurations not found (install the chart or deploy/release/grove-py.yaml, or let "
+                "grove-cluster register them)",
                 extra={"missing": missing},
             )
         return outcome
@@ -307,7 +307,7 @@ class Operator:
             KubeClient(self.client),
             self.config,
             room=self._room,
-            admission=lambda: self.admitter,
+            on_create=lambda: self.admitter.on_create if self.admitter is not None else None,
             progressed=heartbeat.beat,
             informers=informers,
         )

@@ -30,7 +30,7 @@ kubectl get pods -l app.kubernetes.io/part-of=comp-inf-ppln -o wide
 
 step "startup order of dist-train (grove-initc ran for real): Ready time per clique, replica 0"
 # parameter-server first, then the coordinator (startsAfter parameter-server), then the workers (startsAfter
-# coordinator); the scaled worker replica waits for nothing (reference §4.1).
+# coordinator); the scaled worker replica waits for nothing (docs/startup-ordering.md).
 kubectl get pods -l app.kubernetes.io/part-of=dist-train,grove.io/podcliqueset-replica-index=0 \
   -o jsonpath='{range .items[*]}{.status.conditions[?(@.type=="Ready")].lastTransitionTime}{"  "}{.metadata.labels.grove\.io/podclique}{"  "}{.metadata.annotations.grove\.io/startup-dependencies}{"\n"}{end}' |
   sort | awk '{printf "%s  %-50s waits for: %s\n", $1, $2, ($3 == "" ? "-" : $3)}'

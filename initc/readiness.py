@@ -3,7 +3,7 @@
 Nothing here does I/O, so every rule (flag syntax, what counts as a ready pod, when the wait is over) is
 tested without a cluster; `initc.main` only feeds pod events in and acts on `satisfied()`.
 
-Two deliberate differences from Grove's grove-initc (reference §4.3, Appendix C.10):
+Two deliberate differences from Grove's grove-initc (docs/startup-ordering.md, docs/decisions.md):
 
 * A pod belongs to a parent when its `grove.io/podclique` label equals the parent's name. Grove matches
   name prefixes, so the pods of `x-0-worker-big` would count for a parent `x-0-worker`.

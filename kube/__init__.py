@@ -1,6 +1,6 @@
-"""The Kubernetes layer: the only code that talks to the apiserver. Every component (webhooks, reconciler,
-gang admitter, grove-initc, certificates, the operator, the local cluster) uses it; it imports nothing of
-this project but the pure API package (`grove_api`) and knows nothing of the planner or the admitter.
+"""The Kubernetes layer: the project's client of the apiserver, used by the reconciler, the gang admitter,
+grove-initc, the operator and the local cluster. It imports nothing of this project but the pure API
+package (`grove_api`) and knows nothing of the planner or the admitter.
 
 - `resources`: (apiVersion, kind) -> REST collection facts.
 - `client`: `KubeClient`, a facade (get, list, watch, create, apply, delete, status writes) over one shared

@@ -132,10 +132,6 @@ def resource_of(api_version: str, kind: str) -> Resource:
     return lookup(api_version, kind)
 
 
-def ref_of(obj: JSON) -> Ref:
-    return Ref.of(obj)
-
-
 def _selector(selector: str | dict[str, str] | None) -> str | None:
     if selector is None or isinstance(selector, str):
         return selector or None
@@ -253,12 +249,15 @@ class KubeClient:
         label_selector: str | dict[str, str] | None = None,
         limit: int = 500,
         continue_token: str | None = None,
+        field_selector: str | None = None,
     ) -> JSON:
         """One page of a LIST (a raw `...List` dict; its items lack apiVersion/kind for core kinds)."""
         query: list[tuple[str, str]] = [("limit", str(limit))]
         sel = _selector(label_selector)
         if sel:
             query.append(("labelSelector", sel))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         if continue_token:
             query.append(("continue", continue_token))
         return await self.request("GET", resource.collection_path(namespace), query=query)
@@ -270,6 +269,7 @@ class KubeClient:
         namespace: str | None = None,
         label_selector: str | dict[str, str] | None = None,
         page_size: int = 500,
+        field_selector: str | None = None,
     ) -> tuple[list[JSON], str]:
         """Every object (all pages), with apiVersion and kind filled in, and the list's resourceVersion."""
         items: list[JSON] = []
@@ -281,6 +281,7 @@ class KubeClient:
                 label_selector=label_selector,
                 limit=page_size,
                 continue_token=token,
+                field_selector=field_selector,
             )
             api_version, kind = resource.api_version, resource.kind
             for item in page.get("items") or ():
@@ -301,6 +302,7 @@ class KubeClient:
         label_selector: str | dict[str, str] | None = None,
         timeout_seconds: int = 300,
         bookmarks: bool = True,
+        field_selector: str | None = None,
     ) -> aiohttp.ClientResponse:
         """Open a WATCH stream (newline-delimited JSON events). The caller reads it and must `close()` it.
 
@@ -317,6 +319,8 @@ class KubeClient:
         sel = _selector(label_selector)
         if sel:
             query.append(("labelSelector", sel))
+        if field_selector:
+            query.append(("fieldSelector", field_selector))
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
         return await self.open("GET", resource.collection_path(namespace), query=query, timeout=timeout)
 

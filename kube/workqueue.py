@@ -69,10 +69,6 @@ class WorkQueue(Generic[K]):
         """Keys ready to be handed out (not counting delayed or in-process keys)."""
         return len(self._queue)
 
-    @property
-    def shutting_down(self) -> bool:
-        return self._shutdown
-
     def processing(self) -> frozenset[K]:
         return frozenset(self._processing)
 

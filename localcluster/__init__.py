@@ -4,5 +4,7 @@ containers: the init runner (`localcluster.initrunner`) executes the one that ma
 as a local process, and KWOK's pod Stages (`kwok-grove-stages.yaml`) hold the pod until it succeeded.
 
 The public Python API lives in `localcluster.cluster` (up/down/status/load) and `localcluster.nodes`;
-the `grove-cluster` console script is `localcluster.cli:main`.
+the `grove-cluster` console script is `localcluster.cli:main`. `localcluster.operator` runs grove-operator
+against it, and `localcluster.hostnode` is a node whose pods really run, from an image's filesystem
+(docs/local-cluster.md).
 """

@@ -1,8 +1,8 @@
 """Locate or build the control-plane binaries.
 
 No prebuilt Kubernetes/etcd/KWOK binaries can be downloaded on the machines this project targets, so they
-are compiled from the Go module proxy (recipe: /work/shared/spec/local-control-plane.md) into a cache
-folder outside the repository. A build takes minutes, hence: reuse what exists, honour the envtest
+are compiled from the Go module proxy (how: docs/local-cluster.md, "The control-plane binaries") into a
+cache folder outside the repository. A build takes minutes, hence: reuse what exists, honour the envtest
 convention `KUBEBUILDER_ASSETS`, build only what is missing, build under a file lock so concurrent `up`s
 don't compile twice, and move finished binaries into place atomically so an interrupted build never
 leaves a half-written executable that would later be mistaken for a good one.
@@ -247,15 +247,18 @@ _GROUPS: list[tuple[tuple[str, ...], str, Callable[[Path, Path, Path], None]]] =
 
 
 @contextmanager
-def file_lock(path: Path) -> Iterator[None]:
+def file_lock(path: Path, discard: Callable[[], bool] = lambda: False) -> Iterator[None]:
     """An exclusive fcntl lock on `path`: a second concurrent build (another tree or test session sharing
-    the cache) waits, then finds what the first one built."""
+    the cache) waits, then finds what the first one built. The lock file is deleted (still held) on the
+    way out when `discard()` says so."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
         try:
             yield
         finally:
+            if discard():
+                path.unlink(missing_ok=True)
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
 import hashlib
 import os
 import shutil
-import ssl
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,13 +60,7 @@ def default_state_dir() -> Path:
     return Path(os.environ.get("GROVE_STATE_DIR") or ".grove/cluster").expanduser().absolute()
 
 
-def _marker(state_dir: Path) -> str:
-    """A string every component's argv contains: how we recognise our processes behind a PID."""
-    return str(state_dir) + os.sep
-
-
-@contextlib.contextmanager
-def _state_lock(state_dir: Path) -> Iterator[None]:
+def _state_lock(state_dir: Path) -> contextlib.AbstractContextManager[None]:
     """Serialise up/down on one state dir.
 
     The lock file can't live inside the dir (`down` removes it) and shouldn't litter the dir's parent,
@@ -77,15 +69,7 @@ def _state_lock(state_dir: Path) -> Iterator[None]:
     """
     digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
     lock = binaries.cache_root() / "locks" / f"state-{digest}.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("a") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            if not state_dir.exists():
-                lock.unlink(missing_ok=True)
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    return binaries.file_lock(lock, discard=lambda: not state_dir.exists())
 
 
 state_lock = _state_lock  # for localcluster.operator
@@ -94,14 +78,10 @@ state_lock = _state_lock  # for localcluster.operator
 # --- probes ------------------------------------------------------------------------------------------
 
 
-def _ssl(info: ClusterInfo) -> ssl.SSLContext:
-    return api.ssl_context(info.ca_file, info.admin_cert_file, info.admin_key_file)
-
-
 def apiserver_ready(info: ClusterInfo) -> bool:
     """`/readyz` answers ok."""
     try:
-        code, body = api.get(f"{info.apiserver_url}/readyz", _ssl(info))
+        code, body = api.get(f"{info.apiserver_url}/readyz", info.ssl_context())
     except OSError:
         return False
     return code == 200 and body.strip() == b"ok"
@@ -122,7 +102,7 @@ def _dead_component(info: ClusterInfo) -> str | None:
 
 
 def _all_alive(info: ClusterInfo) -> bool:
-    marker = _marker(info.state_dir)
+    marker = processes.marker(info.state_dir)
     return bool(info.components) and all(processes.belongs_to(p, marker) for p in info.pids.values())
 
 
@@ -312,12 +292,12 @@ def _ensure_initrunner(info: ClusterInfo, progress: Progress, rootfs: Sequence[s
     runner = info.initrunner
     recorded = initrunner.rootfs_flags(runner.argv) if runner is not None else []
     wanted = recorded if rootfs is None else list(rootfs)
-    alive = runner is not None and processes.belongs_to(runner.pid, _marker(info.state_dir))
+    alive = runner is not None and processes.belongs_to(runner.pid, processes.marker(info.state_dir))
     if alive and wanted == recorded:
         return
     progress(f"starting {initrunner.NAME} ({'with new rootfs flags' if alive else 'it was not running'})")
     # grove-initc processes a crashed runner left behind: the new runner starts its own.
-    survivors = processes.stop(initrunner.stray_pids(info.state_dir), _marker(info.state_dir))
+    survivors = processes.stop(initrunner.stray_pids(info.state_dir), processes.marker(info.state_dir))
     if survivors:
         raise ComponentFailed(f"could not stop pids {survivors} of the old {initrunner.NAME}")
     _start_initrunner(info, wanted)
@@ -407,7 +387,7 @@ def _start_all(
     except BaseException:
         # Leave nothing half-running; the state dir (with logs) stays for inspection and the next `up`
         # cleans it away.
-        processes.stop(info.all_pids, _marker(state_dir))
+        processes.stop(info.all_pids, processes.marker(state_dir))
         raise
     info.nodes = node_count
     info.complete = True
@@ -417,7 +397,7 @@ def _start_all(
 
 def _cleanup(state_dir: Path) -> list[int]:
     """Kill whatever a previous run left (recorded PIDs and strays naming the dir), remove the dir."""
-    marker = _marker(state_dir)
+    marker = processes.marker(state_dir)
     recorded = load(state_dir)
     pids = set(recorded.all_pids) if recorded else set()
     pids |= set(processes.find(marker, versions.ALL_BINARIES))
@@ -565,7 +545,7 @@ def status(state_dir: Path | None = None) -> ClusterStatus:
     result = ClusterStatus(state_dir=state_dir, info=info)
     if info is None:
         return result
-    marker = _marker(state_dir)
+    marker = processes.marker(state_dir)
     result.components = [
         ComponentStatus(c.name, c.pid, processes.belongs_to(c.pid, marker), c.port, c.log)
         for c in info.components.values()
@@ -579,7 +559,7 @@ def status(state_dir: Path | None = None) -> ClusterStatus:
     result.operator = grove_operator.status(state_dir)
     if result.apiserver_ready:
         try:
-            items = api.get_json(f"{info.apiserver_url}/api/v1/nodes", _ssl(info)).get("items", [])
+            items = api.get_json(f"{info.apiserver_url}/api/v1/nodes", info.ssl_context()).get("items", [])
             result.nodes_total = len(items)
             result.nodes_ready = sum(1 for n in items if nodes.is_ready(n))
         except (OSError, ValueError) as err:

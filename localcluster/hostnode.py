@@ -258,21 +258,13 @@ class FieldSelected:
         label_selector: str | dict[str, str] | None = None,
         page_size: int = 500,
     ) -> tuple[list[JSON], str]:
-        items: list[JSON] = []
-        token = ""
-        while True:
-            query = [("limit", str(page_size)), ("fieldSelector", self.field_selector)]
-            if token:
-                query.append(("continue", token))
-            page = await self.kube.request("GET", resource.collection_path(namespace), query=query)
-            for item in page.get("items") or ():
-                item.setdefault("apiVersion", resource.api_version)
-                item.setdefault("kind", resource.kind)
-                items.append(item)
-            meta = page.get("metadata") or {}
-            token = str(meta.get("continue") or "")
-            if not token:
-                return items, str(meta.get("resourceVersion", ""))
+        return await self.kube.list_all(
+            resource,
+            namespace=namespace,
+            label_selector=label_selector,
+            page_size=page_size,
+            field_selector=self.field_selector,
+        )
 
     async def watch(
         self,
@@ -284,17 +276,15 @@ class FieldSelected:
         timeout_seconds: int = 300,
         bookmarks: bool = True,
     ) -> aiohttp.ClientResponse:
-        import aiohttp
-
-        query = [
-            ("watch", "true"),
-            ("resourceVersion", resource_version),
-            ("timeoutSeconds", str(timeout_seconds)),
-            ("allowWatchBookmarks", "true"),
-            ("fieldSelector", self.field_selector),
-        ]
-        timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
-        return await self.kube.open("GET", resource.collection_path(namespace), query=query, timeout=timeout)
+        return await self.kube.watch(
+            resource,
+            resource_version=resource_version,
+            namespace=namespace,
+            label_selector=label_selector,
+            timeout_seconds=timeout_seconds,
+            bookmarks=bookmarks,
+            field_selector=self.field_selector,
+        )
 
 
 # --- the node ----------------------------------------------------------------------------------------------
@@ -508,16 +498,13 @@ def stray_pids(work_dir: Path) -> list[int]:
     of a host node with this work dir."""
     marker = str(work_dir) + os.sep
     found = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        args = processes.cmdline(int(proc.name))
+    for pid, args in processes.others():
         try:
-            root = os.readlink(proc / "root")
+            root = os.readlink(f"/proc/{pid}/root")
         except OSError:
             root = ""
         if root.startswith(marker) or (sandbox.MODULE in args and any(a.startswith(marker) for a in args)):
-            found.append(int(proc.name))
+            found.append(pid)
     return [pid for pid in found if processes.is_alive(pid)]
 
 

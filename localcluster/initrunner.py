@@ -649,15 +649,12 @@ def stray_pids(state_dir: Path) -> list[int]:
     """Runner and grove-initc processes (rootfs mode: their sandbox helpers) of this cluster, recorded or not
     (their arguments name the work dir)."""
     marker = str(work_dir(state_dir))
-    found: list[int] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        args = processes.cmdline(int(proc.name))
-        if not any(marker in arg for arg in args):
-            continue
-        if MODULE in args or sandbox.MODULE in args or any(arg.startswith("--pod-info-dir=") for arg in args):
-            found.append(int(proc.name))
+    found = [
+        pid
+        for pid, args in processes.others()
+        if any(marker in arg for arg in args)
+        and (MODULE in args or sandbox.MODULE in args or any(a.startswith("--pod-info-dir=") for a in args))
+    ]
     return [pid for pid in found if processes.is_alive(pid)]
 
 

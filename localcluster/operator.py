@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import socket
-import ssl
 import sys
 import urllib.error
 import urllib.parse
@@ -111,28 +110,22 @@ def _save_state(state_dir: Path, state: OperatorState) -> None:
     os.replace(tmp, path)
 
 
-def _marker(state_dir: Path) -> str:
-    return str(state_dir) + os.sep
-
-
 def running_pid(state_dir: Path) -> int | None:
     """The PID of this cluster's operator when it runs."""
     state = load_state(state_dir)
-    if state and state.pid and processes.belongs_to(state.pid, _marker(state_dir)):
+    if state and state.pid and processes.belongs_to(state.pid, processes.marker(state_dir)):
         return state.pid
     return None
 
 
 def stray_pids(state_dir: Path) -> list[int]:
     """Operator processes of this cluster, recorded or not (for `down` after a lost state file)."""
-    marker = _marker(state_dir)
-    found: list[int] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        argv = processes.cmdline(int(proc.name))
-        if "grove_operator.main" in argv and any(marker in arg for arg in argv):
-            found.append(int(proc.name))
+    marker = processes.marker(state_dir)
+    found = [
+        pid
+        for pid, argv in processes.others()
+        if "grove_operator.main" in argv and any(marker in arg for arg in argv)
+    ]
     state = load_state(state_dir)
     if state and state.pid and state.pid not in found and processes.belongs_to(state.pid, marker):
         found.append(state.pid)
@@ -140,10 +133,6 @@ def stray_pids(state_dir: Path) -> list[int]:
 
 
 # --- talking to the apiserver as admin (sync, stdlib: `up` runs outside any event loop) --------------
-
-
-def _ssl(info: ClusterInfo) -> ssl.SSLContext:
-    return api.ssl_context(info.ca_file, info.admin_cert_file, info.admin_key_file)
 
 
 def _request(
@@ -161,7 +150,7 @@ def _request(
     if data is not None:
         req.add_header("Content-Type", content_type)
     try:
-        with urllib.request.urlopen(req, context=_ssl(info), timeout=timeout) as resp:
+        with urllib.request.urlopen(req, context=info.ssl_context(), timeout=timeout) as resp:
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
@@ -516,7 +505,7 @@ def _start(
     try:
         _wait_ready(info, state, timeout)
     except BaseException:
-        processes.stop([pid], _marker(info.state_dir))
+        processes.stop([pid], processes.marker(info.state_dir))
         raise
     return state
 
@@ -524,7 +513,7 @@ def _start(
 def _stop(info: ClusterInfo, grace: float = 10.0) -> list[int]:
     """Stop the operator (SIGTERM: it drains and exits); returns the stopped PIDs. Caller holds the lock."""
     pids = stray_pids(info.state_dir)
-    survivors = processes.stop(pids, _marker(info.state_dir), grace=grace)
+    survivors = processes.stop(pids, processes.marker(info.state_dir), grace=grace)
     if survivors:
         raise ComponentFailed(f"could not stop grove-operator pids {survivors}")
     state = load_state(info.state_dir) or OperatorState()
@@ -575,7 +564,7 @@ def kill(state_dir: Path | None = None) -> list[int]:
     """SIGKILL the operator, as a crash would (no drain, no cleanup); `start` brings it back."""
     with _locked(state_dir) as info:
         pids = stray_pids(info.state_dir)
-        survivors = processes.kill(pids, _marker(info.state_dir))
+        survivors = processes.kill(pids, processes.marker(info.state_dir))
         if survivors:
             raise ComponentFailed(f"could not kill grove-operator pids {survivors}")
         return pids

@@ -13,7 +13,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 
@@ -75,6 +75,12 @@ def is_alive(pid: int | None) -> bool:
     return state not in ("Z", "X")
 
 
+def marker(state_dir: Path) -> str:
+    """A string every process of the cluster at `state_dir` has in its argv: how we recognise our
+    processes behind a PID."""
+    return str(state_dir) + os.sep
+
+
 def cmdline(pid: int) -> list[str]:
     """The argv of `pid`, or [] when unreadable."""
     try:
@@ -82,6 +88,14 @@ def cmdline(pid: int) -> list[str]:
     except OSError:
         return []
     return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def others() -> Iterator[tuple[int, list[str]]]:
+    """(pid, argv) of every other process on this machine (argv [] when unreadable)."""
+    me = os.getpid()
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit() and int(proc.name) != me:
+            yield int(proc.name), cmdline(int(proc.name))
 
 
 def belongs_to(pid: int, marker: str) -> bool:
@@ -177,11 +191,9 @@ def find(marker: str, names: Iterable[str]) -> list[int]:
     so e.g. a `tail -f` on a log in the state dir is never killed.
     """
     wanted = set(names)
-    found: list[int] = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit() or int(proc.name) == os.getpid():
-            continue
-        argv = cmdline(int(proc.name))
-        if argv and Path(argv[0]).name in wanted and any(marker in arg for arg in argv):
-            found.append(int(proc.name))
+    found = [
+        pid
+        for pid, argv in others()
+        if argv and Path(argv[0]).name in wanted and any(marker in arg for arg in argv)
+    ]
     return [pid for pid in found if is_alive(pid)]

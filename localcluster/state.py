@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import ssl
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,10 @@ class ClusterInfo:
     @property
     def ports(self) -> dict[str, int | None]:
         return {name: c.port for name, c in self.components.items()}
+
+    def ssl_context(self) -> ssl.SSLContext:
+        """A client TLS context for the apiserver as the admin user (urllib probes and requests)."""
+        return api.ssl_context(self.ca_file, self.admin_cert_file, self.admin_key_file)
 
     def api_configuration(self) -> Configuration:
         return api.configuration(self.apiserver_url, self.ca_file, self.admin_cert_file, self.admin_key_file)

@@ -1,8 +1,8 @@
 """Pinned component versions.
 
-They are pinned together because they were verified as a working set (see
-/work/shared/spec/local-control-plane.md): older etcd releases lack RequestWatchProgress, which makes
-KWOK's watches fail. Bumping one version changes the binary cache folder, so old and new never mix.
+They are pinned together because they were verified as a working set (docs/local-cluster.md, "The
+control-plane binaries"): older etcd releases lack RequestWatchProgress, which makes KWOK's watches fail.
+Bumping one version changes the binary cache folder, so old and new never mix.
 """
 
 from __future__ import annotations

@@ -79,18 +79,19 @@ def _is_pod(action: Action) -> bool:
     return isinstance(action, Delete) and action.ref.kind == "Pod"
 
 
-class Admission(Protocol):
-    """What the reconciler asks of the gang admitter (`admitter.controller.Admitter`)."""
+class AdmitOnCreate(Protocol):
+    """The gang admitter's admission on create (`admitter.on_create.AdmitOnCreate`): new gangs that fit now
+    are admitted before their pods are created, and those pods are created pinned and ungated."""
 
-    def preadmit(self, podgangs: Sequence[Obj], pods: Sequence[Obj]) -> dict[tuple[str, str], str]: ...
+    def admit(self, podgangs: Sequence[Obj], pods: Sequence[Obj]) -> dict[tuple[str, str], str]: ...
     def forget(self, keys: Iterable[tuple[str, str]]) -> None: ...
 
 
 def admit_on_create(
-    pods: list[Action], rest: Sequence[Action], admission: Admission
+    pods: list[Action], rest: Sequence[Action], on_create: AdmitOnCreate
 ) -> tuple[list[Action], set[tuple[str, str]]]:
-    """Ask the admitter to admit the PodGangs this pass creates, with the pods it creates for them; the pod
-    creates (those admitted now pinned and ungated) and the pods admitted."""
+    """Ask the admitter to admit on create the PodGangs this pass creates, with the pods it creates for them;
+    the pod creates (those admitted now pinned and ungated) and the pods admitted."""
     gangs = [a.obj for a in rest if isinstance(a, Create) and a.obj["kind"] == c.KIND_PODGANG]
     if not gangs:
         return pods, set()
@@ -101,7 +102,7 @@ def admit_on_create(
         for ref in group.get("podReferences") or []
     }
     new = [a.obj for a in pods if isinstance(a, Create) and _pod_key(a.obj) in referenced]
-    placed = admission.preadmit(gangs, new)
+    placed = on_create.admit(gangs, new)
     if not placed:
         return pods, set()
     out: list[Action] = [
@@ -160,22 +161,23 @@ class Manager:
         client: KubeClient,
         config: OperatorConfiguration,
         room: Callable[[], Room | None] | None = None,
-        admission: Callable[[], Admission | None] | None = None,
+        on_create: Callable[[], AdmitOnCreate | None] | None = None,
         progressed: Callable[[], None] = lambda: None,
         informers: InformerFactory | None = None,
     ) -> None:
         """`room`: free capacity for a rolling update's replacements (the gang admitter's model), asked
         once per pass; without it an update replaces pods without asking (Grove's behaviour).
-        `admission`: the gang admitter, asked to admit new gangs as their pods are created (without it,
-        their pods are created gated and the admitter releases them later).
+        `on_create`: the gang admitter's admission on create, asked to admit new gangs before their pods
+        are created (without it, their pods are created gated and the admitter releases them later).
+        Whether gang admission is on at all is `config.gang_admission.enabled` (`Snapshot.gang_admission`).
         `progressed`: called when a pass ends and on every event of a PodCliqueSet or a child, for the
         liveness probe (a long pass shows its progress through the events of its own writes); cheap.
-        `informers`: the process's shared informers (pods and PodGangs are the gang admitter's too); without
-        it the manager has informers of its own."""
+        `informers`: the process's shared informers (pods, PodGangs and PodCliques are the gang admitter's
+        too); without it the manager has informers of its own."""
         self.client = client
         self.config = config
         self.room = room
-        self.admission = admission
+        self.on_create = on_create
         self.progressed = progressed
         self.queue: WorkQueue[Key] = WorkQueue(name="podcliqueset")
         self.expectations = Expectations()
@@ -287,6 +289,7 @@ class Manager:
             now=datetime.now(UTC),
             pending=pending,
             topology_levels=self._topology_levels(defaulted),
+            gang_admission=self.config.gang_admission.enabled,
             room=self.room() if self.room is not None else None,
             nonce=secrets.token_hex(4),
             status_holds={n: t - time.monotonic() for n, t in self._status_holds.get(key, {}).items()},
@@ -427,16 +430,16 @@ class Manager:
             report.merge(created)
             uids = {(r.ref.namespace, r.ref.name): r.uid for r in created.created if r.uid and not r.existed}
             pods = [owned for a in pods if (owned := with_owner_uid(a, uids)) is not None]
-        admission = self.admission() if self.admission is not None else None
+        on_create = self.on_create() if self.on_create is not None else None
         admitted: set[tuple[str, str]] = set()
-        if admission is not None:
+        if on_create is not None:
             with _timed(stages, "admission"):
-                pods, admitted = admit_on_create(pods, rest, admission)
+                pods, admitted = admit_on_create(pods, rest, on_create)
         with _timed(stages, "pods"):
             created = await self.executor.run(pods)
         report.merge(created)
-        if admission is not None and admitted:
-            admission.forget(admitted - {(r.ref.namespace, r.ref.name) for r in created.created})
+        if on_create is not None and admitted:
+            on_create.forget(admitted - {(r.ref.namespace, r.ref.name) for r in created.created})
         with _timed(stages, "rest"):
             report.merge(await self.executor.run(rest))
         self.tombstones.discard(

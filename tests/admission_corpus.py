@@ -1,6 +1,6 @@
 """The admission corpus: PodCliqueSet documents and what our webhooks must answer.
 
-Ported from every case of Grove's webhook tests (reference §6: TestResourceNamingValidation,
+Ported from every case of Grove's webhook unit tests (TestResourceNamingValidation,
 TestValidateSchedulerNames, TestPodCliqueScalingGroupConfigValidation, TestPodCliqueUpdateValidation,
 TestImmutableFieldsValidation, TestPodCliqueScalingGroupConfigsUpdateValidation, TestValidateCliqueDependencies,
 TestValidateScaleConfig, TestEnvVarValidation, TestValidateResourceClaimTemplates, resource sharing, topology and
@@ -555,9 +555,7 @@ CASES: list[Case] = [
     # ---- scheduler names (TestValidateSchedulerNames) -----------------------------------------------------
     Case(
         "all same default-scheduler",
-        two(cliques=None)
-        if False
-        else pcs(
+        pcs(
             cliques=[
                 clique("a", pod=pod_spec(schedulerName="default-scheduler")),
                 clique("b", pod=pod_spec(schedulerName="default-scheduler")),
@@ -799,9 +797,7 @@ CASES: list[Case] = [
     ),
     Case(
         "PCS sharing filter with a known group",
-        grouped() | {}
-        if False
-        else edit(
+        edit(
             grouped(), "spec.template.resourceSharing", [share("x", filter={"childScalingGroupNames": ["g"]})]
         ),
     ),

@@ -4,7 +4,7 @@ workloads, and the invariant checker.
 * **Node pools**: each test gets its own KWOK nodes, labelled and tainted `grove.test/pool=<name>`, sized so
   exactly one workload pod fits. Only that test's pods tolerate the taint, so tests sharing the cluster
   never take each other's capacity, and "uncordon k nodes" means "k more pods can run" (Grove's harness).
-* **Workloads** WL1/WL2 of Grove's gang-scheduling suite (reference §10): pc-a standalone x2, scaling group
+* **Workloads** WL1/WL2 of Grove's gang-scheduling e2e suite: pc-a standalone x2, scaling group
   sg-x = {pc-b x1, pc-c x3} x2: 10 pods per PodCliqueSet replica.
 * **GangInvariant** watches the namespace's pods and fails the test if a gang ever has some but not all of
   its minimum released (ungated) for longer than the release window, or bound for longer than the bind

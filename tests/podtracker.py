@@ -1,4 +1,4 @@
-"""A pod event tracker for update tests (Grove's e2e `updateTracker`, reference §10.4, made stricter).
+"""A pod event tracker for update tests (Grove's e2e `updateTracker`, made stricter).
 
 `PodTracker` watches every pod of a namespace from one list+watch stream and keeps, per pod, when it was
 first seen (ADDED), first seen Ready, first seen with a deletionTimestamp and seen DELETED, with the
@@ -265,17 +265,10 @@ class PodTracker:
         items = [r for r in self.replacements() if podclique is None or r.old.podclique == podclique]
         return self._max_concurrent(items, lambda r: r.old.slot)
 
-    def max_in_flight_by_podclique(self) -> dict[str, int]:
-        cliques = {r.old.podclique for r in self.replacements()}
-        return {q: self.max_in_flight(q)[0] for q in sorted(cliques)}
-
     def max_group_replicas_in_flight(self, pcsg: str) -> tuple[int, list[Hashable]]:
         """Replicas of scaling group `pcsg` with a replacement open at the same moment."""
         items = [r for r in self.replacements() if r.old.pcsg == pcsg]
         return self._max_concurrent(items, lambda r: r.old.pcsg_replica)
-
-    def groups_replaced(self) -> set[str]:
-        return {r.old.pcsg for r in self.replacements() if r.old.pcsg}
 
     def replica_windows(self) -> dict[int, tuple[float, float]]:
         """Per PodCliqueSet replica: (first replacement opened, last replacement closed), seconds since

@@ -1,4 +1,5 @@
-"""Managed-resource protection (Grove's "authorizer" webhook, reference §4).
+"""Managed-resource protection: Grove's "authorizer" webhook (docs/admission.md, "Managed-resource
+protection").
 
 Objects the operator creates for a PodCliqueSet (PodCliques, PodCliqueScalingGroups, PodGangs, Services,
 Roles, …) carry `app.kubernetes.io/managed-by: grove-operator` (the webhook's objectSelector) and
@@ -25,21 +26,6 @@ log = logging.getLogger(__name__)
 # PodCliqueSet name + namespace -> its metadata (labels, annotations, …), or None when it does not exist.
 ParentLookup = Callable[[str, str], Awaitable[dict[str, Any] | None]]
 
-# Kinds the webhook is registered for (reference §4); others are judged the same way from their metadata.
-SUPPORTED_KINDS = frozenset(
-    {
-        c.KIND_PODCLIQUESCALINGGROUP,
-        c.KIND_PODCLIQUE,
-        c.KIND_PODGANG,
-        "Pod",
-        "ServiceAccount",
-        "Service",
-        "Secret",
-        "Role",
-        "RoleBinding",
-        "HorizontalPodAutoscaler",
-    }
-)
 SHORT_NAMES = {c.KIND_PODCLIQUE: "pclq", c.KIND_PODCLIQUESCALINGGROUP: "pcsg"}
 VERBS = {"CREATE": "create", "UPDATE": "update", "DELETE": "delete"}
 

@@ -1,4 +1,4 @@
-"""ClusterTopologyBinding validation (reference §3.7), as a pure function and an admission handler.
+"""ClusterTopologyBinding validation (docs/admission.md), as a pure function and an admission handler.
 
 Same rules on CREATE and UPDATE (the new object only): level domains unique, level keys unique,
 scheduler bindings unique per scheduler, and each must name a scheduler backend that is enabled in the

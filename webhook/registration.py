@@ -8,7 +8,7 @@ Names, rules and settings follow Grove's chart: failurePolicy Fail,
 sideEffects None, timeoutSeconds 10, matchPolicy Exact, admissionReviewVersions [v1]. Where Grove selects
 all namespaces, we keep `kube-system` out for namespaced rules, so a broken operator can never block
 the cluster's own components. The `caBundle` is left out here: the operator injects it at runtime
-(`grove_operator.kube.inject_ca_bundle`), or a caller passes it in.
+(`grove_operator.apicalls.inject_ca_bundle`), or a caller passes it in.
 
 Pure, no I/O. The Helm chart's templates (deploy/helm/grove-py/templates/webhooks.yaml) render the same
 configurations for an install (tests/integration/test_chart.py compares them); the local cluster applies

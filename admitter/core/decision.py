@@ -2,7 +2,8 @@
 
 All types are frozen and hold only plain values, so a decision can be compared (the incremental planner
 must produce exactly what a full pass would) and logged. Pods are named within their gang's namespace.
-`Blocked` and `Waiting` carry a condition `reason` (a stable CamelCase word) and a human `message`.
+`Blocked` and `Waiting` carry a condition `reason` (a stable CamelCase word: `grove_api.podgang.REASON_*`)
+and a human `message`.
 """
 
 from __future__ import annotations
@@ -11,18 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from .cluster import GangKey
-
-# Condition reasons of Blocked and Waiting.
-REASON_UNSCHEDULABLE = "Unschedulable"  # the minimum does not fit the free capacity
-REASON_TOPOLOGY = "TopologyUnsatisfiable"  # a required pack constraint cannot be met
-REASON_PINNED = "PinnedNodeUnavailable"  # a pod pinned by its own nodeSelector cannot go there
-REASON_HELD = "HeldForStarvingGang"  # not tried: capacity is kept for an older gang
-REASON_PODS_PENDING = "PodsPending"  # not all pods of the minimum exist yet
-REASON_BASE_PENDING = "BaseGangPending"  # a scaled gang whose base gang is not scheduled yet
-# Reason of Unadmit: none of an admitted gang's pods is bound or released any more (all were recreated).
-REASON_RECREATED = "GangRecreated"
-# Reason of Reset: an admitted gang's minimum was not bound in time.
-REASON_RESET = "GangReset"
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +56,7 @@ class Blocked:
 
     namespace: str
     gang: str
-    reason: str  # REASON_UNSCHEDULABLE, REASON_TOPOLOGY, REASON_PINNED or REASON_HELD
+    reason: str  # grove_api.podgang: REASON_UNSCHEDULABLE, REASON_TOPOLOGY, REASON_PINNED or REASON_HELD
     message: str  # "needs 10 pods (1 cpu, 80Mi each) in podgroups a,b; only 7 fit: 3 nodes cordoned, ..."
     needed: int  # pods the minimum still needs released
     fitting: int  # of those, how many would fit now
@@ -94,7 +83,7 @@ class Waiting:
 
     namespace: str
     gang: str
-    reason: str  # REASON_PODS_PENDING or REASON_BASE_PENDING
+    reason: str  # grove_api.podgang: REASON_PODS_PENDING or REASON_BASE_PENDING
     message: str  # "waiting for pods: 3/5 created"
     created: int  # pods that exist towards the minimum
     needed: int  # pods the minimum has
@@ -107,7 +96,7 @@ class Waiting:
 
 @dataclass(frozen=True, slots=True)
 class GangMessage:
-    """A gang and a human message about it (the shape of Record and Unadmit)."""
+    """A gang and a human message about it (the shape of RecordAdmittedOnCreate and Unadmit)."""
 
     namespace: str
     gang: str
@@ -119,12 +108,12 @@ class GangMessage:
 
 
 @dataclass(frozen=True, slots=True)
-class Record(GangMessage):
+class RecordAdmittedOnCreate(GangMessage):
     """A gang that is admitted in fact but not on record: its PodGang has no `Admitted` condition (or one
-    saying it waited for its pods), yet some of its pods are released or bound. Its pods were created
-    already admitted (`admitter.controller.Admitter.preadmit`), or the operator stopped between releasing
-    them and writing the condition. Write `Admitted=True` now; the gang is treated as admitted meanwhile
-    (its other gated pods are its replacements)."""
+    saying it waited for its pods), yet some of its pods are released or bound. It was admitted on create
+    (its pods were created pinned and ungated, `admitter.on_create`), or, the same to the record, the
+    operator stopped between releasing its pods and writing the condition. Write `Admitted=True` now; the
+    gang is treated as admitted meanwhile (its other gated pods are its replacements)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +136,7 @@ class Reset:
 class Unadmit(GangMessage):
     """An admitted gang none of whose pods is bound or released any more: every pod was deleted and
     recreated (gang termination recreates a PodCliqueSet replica's PodCliques while its PodGang stays), or
-    none was released before a restart. Clear the `Admitted` condition (False, REASON_RECREATED, `message`)
+    none was released before a restart. Clear the `Admitted` condition (False, GangRecreated, `message`)
     and set phase Pending: the gang then queues as a new gang, all or nothing. It is not a candidate in the
     pass that un-admits it (its admission must be recorded afresh, so the bind timeout counts from then)."""
 
@@ -168,4 +157,4 @@ class Decision:
     # Admitted gangs whose replacement pods (those that bring every podgroup back to its minimum) do not
     # all fit: none is released; the gang stays admitted (condition Admitted=True with its own reason).
     restore_blocked: tuple[Blocked, ...] = ()
-    record: tuple[Record, ...] = ()
+    record_admitted_on_create: tuple[RecordAdmittedOnCreate, ...] = ()

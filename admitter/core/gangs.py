@@ -16,13 +16,12 @@ from typing import Any
 
 from grove_api import constants as c
 
-from .cluster import ClusterModel, GangKey
-from .decision import REASON_BASE_PENDING, REASON_PODS_PENDING
-from .pods import PodInfo, PodKey, PodState, parse_time
+# Admitted is written True by the I/O layer before it releases any pod of the gang, so a restart knows it was
+# granted (or, for a gang admitted on create, once its PodGang exists: see decision.RecordAdmittedOnCreate).
+from grove_api.podgang import CONDITION_ADMITTED, REASON_BASE_PENDING, REASON_PODS_PENDING
 
-# Written True by the I/O layer before it releases any pod of the gang, so a restart knows it was granted
-# (or, for a gang whose pods were created admitted, once its PodGang exists: see decision.Record).
-CONDITION_ADMITTED = c.CONDITION_PODGANG_ADMITTED
+from .cluster import ClusterModel, GangKey
+from .pods import PodInfo, PodKey, PodState, parse_time
 
 PriorityLookup = Mapping[str, int] | Callable[[str], int | None]
 
@@ -68,7 +67,7 @@ class Gang:
     admitted: bool = False
     admitted_at: float | None = None
     # No decision on record (no Admitted condition, or one saying it waits for its pods): released or bound
-    # pods then mean the gang was admitted (see decision.Record).
+    # pods then mean the gang was admitted (see decision.RecordAdmittedOnCreate).
     undecided: bool = True
     pack: Pack | None = None
     group_configs: tuple[GroupConfig, ...] = ()

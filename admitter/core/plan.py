@@ -13,8 +13,9 @@ One pass, in order:
    so it soon holds newer gangs back, see *Starvation*).
    A gang counts as admitted when its PodGang says so, or when nothing is on record yet (no `Admitted`
    condition, or one saying it waited for its pods) and some of its pods are released or bound: its pods
-   were created already admitted (the controller's `preadmit`), or the operator stopped between releasing
-   them and writing the condition. Such a gang is put on record (`Record`) and treated as admitted.
+   were created already admitted (admission on create, `admitter.on_create`), or the operator stopped
+   between releasing them and writing the condition. Such a gang is put on record
+   (`RecordAdmittedOnCreate`) and treated as admitted.
 2. **Running gangs whole again.** The gated pods that bring an admitted gang's podgroups back up to their
    minimum (replacements of failed or deleted pods) are placed together, all of them or none, before any
    new gang, once every podgroup has its pods (a replacement not created yet is waited for). Pods already
@@ -59,20 +60,23 @@ from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from . import explain
-from .board import Board, Free, Shape
-from .cluster import ClusterModel, GangKey
-from .decision import (
+from grove_api.podgang import (
     REASON_BASE_PENDING,
     REASON_HELD,
     REASON_PINNED,
     REASON_PODS_PENDING,
     REASON_TOPOLOGY,
     REASON_UNSCHEDULABLE,
+)
+
+from . import explain
+from .board import Board, Free, Shape
+from .cluster import ClusterModel, GangKey
+from .decision import (
     Admit,
     Blocked,
     Decision,
-    Record,
+    RecordAdmittedOnCreate,
     Release,
     Reset,
     Unadmit,
@@ -123,7 +127,7 @@ class _Entry:
     """What the planner keeps per gang between passes; rebuilt when the gang or its pods change."""
 
     gang: Gang
-    admitted: bool  # on record, or in fact (decision.Record)
+    admitted: bool  # on record, or in fact (decision.RecordAdmittedOnCreate)
     generation: int
     refs: tuple[tuple[PodKey, int], ...]  # referenced pods outside the label index, with generations
     scale_version: int
@@ -235,7 +239,7 @@ class Planner:
         restoring: list[_Entry] = []  # admitted gangs below their minimum whose replacements all exist
         whole: list[_Entry] = []  # admitted gangs at their minimum (or restored in this pass)
         restored: dict[GangKey, dict[PodKey, str]] = {}  # replacements placed in this pass
-        records: list[Record] = []
+        records: list[RecordAdmittedOnCreate] = []
         for e in entries:
             if e.admitted:
                 if not e.gang.admitted:
@@ -863,9 +867,10 @@ __all__ = [
 ]
 
 
-def _record(e: _Entry) -> Record:
+def _record(e: _Entry) -> RecordAdmittedOnCreate:
     placed = [p for g in e.members.groups for p in (*g.bound, *g.released)]
     nodes = {p.node_name or p.pin for p in placed}
     pods = f"{len(placed)} pod{'s' if len(placed) != 1 else ''}"
     where = f"{len(nodes)} node{'s' if len(nodes) != 1 else ''}"
-    return Record(e.gang.key[0], e.gang.key[1], f"{pods} placed on {where} (admitted as they were created)")
+    message = f"{pods} placed on {where} (admitted as they were created)"
+    return RecordAdmittedOnCreate(e.gang.key[0], e.gang.key[1], message)

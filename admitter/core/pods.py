@@ -103,9 +103,9 @@ _SPEC_FIELDS = ("nodeName", "nodeSelector", "schedulingGates", "tolerations", "o
 
 
 def essentials(pod: dict[str, Any]) -> dict[str, Any]:
-    """The part of a pod the admitter reads (PodInfo, the PodGang phase): what its informer caches. The
-    admitter watches every pod of the cluster; the rest of a pod (env, commands, volumes, managed fields)
-    would only cost memory."""
+    """The part of a pod the admitter reads (PodInfo, the PodGang phase, and its controller for the PodGang's
+    Initialized condition): what its informer caches. The admitter watches every pod of the cluster; the
+    rest of a pod (env, commands, volumes, managed fields) would only cost memory."""
     meta = pod.get("metadata") or {}
     spec = pod.get("spec") or {}
     status = pod.get("status") or {}
@@ -123,22 +123,26 @@ def essentials(pod: dict[str, Any]) -> dict[str, Any]:
                 {k: x[k] for k in ("name", "resources", "restartPolicy", "ports") if k in x}
                 for x in spec[key] or []
             ]
+    out_meta = {
+        k: meta[k]
+        for k in (
+            "name",
+            "namespace",
+            "uid",
+            "labels",
+            "resourceVersion",
+            "creationTimestamp",
+            "deletionTimestamp",
+        )
+        if k in meta
+    }
+    controller = [ref for ref in meta.get("ownerReferences") or [] if ref.get("controller")]
+    if controller:
+        out_meta["ownerReferences"] = controller
     return {
         "apiVersion": pod.get("apiVersion", "v1"),
         "kind": pod.get("kind", "Pod"),
-        "metadata": {
-            k: meta[k]
-            for k in (
-                "name",
-                "namespace",
-                "uid",
-                "labels",
-                "resourceVersion",
-                "creationTimestamp",
-                "deletionTimestamp",
-            )
-            if k in meta
-        },
+        "metadata": out_meta,
         "spec": out_spec,
         "status": {k: status[k] for k in ("phase", "conditions") if k in status},
     }

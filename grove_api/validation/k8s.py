@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from grove_api.fielderrors import FieldError, invalid, required, too_long
+from grove_api.fielderrors import FieldError, invalid, too_long
 
 DNS1123_LABEL_MAX = 63
 DNS1123_SUBDOMAIN_MAX = 253
@@ -113,11 +113,6 @@ def validate_annotations(path: str, values: dict[str, str] | None) -> list[Field
     if total > ANNOTATIONS_MAX_BYTES:
         errors.append(too_long(path, f"may not be more than {ANNOTATIONS_MAX_BYTES} bytes (is {total})"))
     return errors
-
-
-def non_empty(path: str, value: str | None, detail: str = "") -> list[FieldError]:
-    """Required, with whitespace-only counting as empty (Grove's IsEmptyStringType)."""
-    return [] if value and value.strip() else [required(path, detail)]
 
 
 _DURATION_UNITS = {

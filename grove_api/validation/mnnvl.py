@@ -1,4 +1,5 @@
-"""The grove.io/mnnvl-group annotation (multi-node NVLink grouping), reference §3.5."""
+"""The grove.io/mnnvl-group annotation (multi-node NVLink grouping; docs/admission.md, "The MNNVL
+annotation")."""
 
 from __future__ import annotations
 

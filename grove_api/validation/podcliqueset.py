@@ -1,4 +1,4 @@
-"""Validation of PodCliqueSet create and update (Grove's rules, reference §3, with clearer messages).
+"""Validation of PodCliqueSet create and update (Grove's rules, docs/admission.md, with clearer messages).
 
 Every rule reports at the exact field path, says what is wrong and what is allowed; all errors of a
 request are reported together. Inputs are the (already defaulted) objects as pydantic models plus the

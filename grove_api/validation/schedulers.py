@@ -1,4 +1,4 @@
-"""Checks specific to the scheduler backend the cliques use (reference §3.6).
+"""Checks specific to the scheduler backend the cliques use (docs/admission.md, "Scheduler backends").
 
 The stock kube-scheduler ("default-scheduler") needs none: gang admission is ours. KAI needs a queue,
 Volcano and LPX take no topology constraints.

@@ -1,4 +1,5 @@
-"""Topology constraint rules (reference §3.4): names, domains, hierarchy on create; immutability on update."""
+"""Topology constraint rules (docs/admission.md, "Topology constraints"): names, domains, hierarchy on
+create; immutability on update."""
 
 from __future__ import annotations
 

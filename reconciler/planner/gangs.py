@@ -140,17 +140,3 @@ def _podgang(snap: Snapshot, name: str, gang: _Gang, topology_name: str) -> Obj:
     if snap.template.get("priorityClassName"):
         spec["priorityClassName"] = snap.template["priorityClassName"]
     return {"apiVersion": c.SCHEDULER_API_VERSION, "kind": c.KIND_PODGANG, "metadata": metadata, "spec": spec}
-
-
-def all_pods_created(snap: Snapshot, gang: Obj) -> bool:
-    """Every PodClique of the gang exists and has as many of the gang's pods in the cache as replicas
-    (§2.3 d); pods this pass only creates do not count yet."""
-    for group in gang["spec"]["podgroups"]:
-        pclq = snap.podcliques.get(group["name"])
-        if pclq is None:
-            return False
-        present = {name_of(p) for p in snap.pods_of(pclq) if is_active(p)}
-        listed = sum(1 for r in group["podReferences"] if r["name"] in present)
-        if listed < int(pclq.get("spec", {}).get("replicas") or 0):
-            return False
-    return True

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from grove_api import constants as c
-from grove_api import hashing, naming
+from grove_api import hashing, naming, podgang
 from grove_api.refs import Ref
 
 from . import children, gangs, status, termination, update
@@ -393,15 +393,23 @@ def statuses(
         update_condition=rollout.condition,
     )
     actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired_pcs)
+    if not snap.gang_admission:  # else the gang admitter owns the PodGangs' status (grove_api.podgang)
+        actions += _podgang_statuses(snap, desired_gangs)
+    return actions
+
+
+def _podgang_statuses(snap: Snapshot, desired_gangs: list[Obj]) -> list[Action]:
+    """The Initialized condition of every existing PodGang, while gang admission is off."""
+    actions: list[Action] = []
+    pods = {name_of(p): p for p in snap.pods}
     for gang in desired_gangs:
         existing = snap.podgangs.get(gang["metadata"]["name"])
         if existing is None or is_deleting(existing) or not snap.controls(existing):
             continue
         if any(g["name"] in snap.pending for g in gang["spec"]["podgroups"]):
             continue  # its pods are being created or deleted: judged once the cache has them
-        created = gangs.all_pods_created(snap, gang)
-        if created and snap.room is not None and status.admission_pending(existing):
-            continue  # the gang admitter writes Initialized=True with its Admitted condition, one write
+        # Pods this pass only creates are not in the snapshot yet: they count from the next pass on.
+        created = podgang.all_pods_created(gang, snap.podcliques.get, pods.get)
         desired = status.podgang_status(existing, created, snap.now)
         ours = [
             x

@@ -70,6 +70,9 @@ class Snapshot:
     # Topology-aware scheduling: domain -> node label key of the ClusterTopologyBinding the PodCliqueSet's
     # constraints name; None when TAS is disabled or the binding does not exist (no PodGang topology then).
     topology_levels: Mapping[str, str] | None = None
+    # Gang admission is on (`gangAdmission.enabled`): the gang admitter gates gangs and owns the PodGangs'
+    # status (grove_api.podgang), so the planner writes none of it, and a gang it has not admitted runs nothing.
+    gang_admission: bool = False
     # Room for the replacements of a rolling update; None (no gang admitter): replace without asking.
     room: Room | None = None
     # Different on every pass (the manager draws it): new pods' names are made from it.

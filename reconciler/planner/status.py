@@ -22,10 +22,14 @@ from typing import Any, Final
 
 from grove_api import conditions as cond
 from grove_api import constants as c
-from grove_api import naming
+from grove_api import naming, podstate
 from grove_api.hashing import clique_template_hashes
-
-from . import podstate
+from grove_api.podgang import (
+    CONDITION_ADMITTED,
+    CONDITION_INITIALIZED,
+    REASON_REPLACEMENTS_BLOCKED,
+    with_initialized,
+)
 
 Obj = Mapping[str, Any]
 
@@ -39,18 +43,11 @@ REASON_INSUFFICIENT_SCHEDULED_PODS: Final = "InsufficientScheduledPods"
 REASON_PCSG_INSUFFICIENT: Final = "InsufficientAvailablePodCliqueScalingGroupReplicas"
 REASON_PCSG_SUFFICIENT: Final = "SufficientAvailablePodCliqueScalingGroupReplicas"
 REASON_GANG_TERMINATION_ACTIVE: Final = "GangTerminationActive"
-REASON_PODGANG_PENDING: Final = "PodGangPodsCreationPending"
-REASON_PODGANG_CREATED: Final = "PodGangPodsCreated"
 REASON_ALL_REPLICAS_AVAILABLE: Final = "AllReplicasAvailable"
 REASON_REPLICAS_UNAVAILABLE: Final = "ReplicasUnavailable"
 
 MSG_UPDATE_IN_PROGRESS: Final = "Update is in progress"
 MSG_IDLE: Final = "PodClique is intentionally idle with replicas 0"
-MSG_PODGANG_PENDING: Final = "Not all constituent pods have been created yet"
-MSG_PODGANG_CREATED: Final = "PodGang is fully initialized"
-
-PHASE_PENDING: Final = "Pending"
-PHASE_RUNNING: Final = "Running"
 
 
 # --- small readers -----------------------------------------------------------------------------------
@@ -560,9 +557,7 @@ def podcliqueset_status(
 
 CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"
 CONDITION_UPDATE_IN_PROGRESS: Final = "UpdateInProgress"
-CONDITION_ADMITTED: Final = c.CONDITION_PODGANG_ADMITTED
 REASON_ALL_ADMITTED: Final = "AllPodGangsAdmitted"
-REASON_REPLACEMENTS_BLOCKED: Final = "ReplacementsBlocked"  # the gang admitter's (admitter.core.decision)
 
 
 def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, str] | None:
@@ -590,61 +585,13 @@ def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, st
 
 
 # --- PodGang (§2.3, §2.4) ---------------------------------------------------------------------------
-def podgang_running(podgang: Obj, pods: Iterable[Obj]) -> bool:
-    """Every referenced pod exists, is not terminating, is bound to a node and Running, and every podgroup
-    references at least its minReplicas pods (and the gang references at least one pod)."""
-    namespace = str(_meta(podgang).get("namespace", ""))
-    by_key = {(str(_meta(p).get("namespace", namespace)), _name(p)): p for p in pods}
-    groups = _spec(podgang).get("podgroups") or []
-    total = 0
-    for group in groups:
-        refs = group.get("podReferences") or []
-        if len(refs) < _int(group.get("minReplicas"), 0):
-            return False
-        for ref in refs:
-            pod = by_key.get((str(ref.get("namespace") or namespace), str(ref.get("name"))))
-            if (
-                pod is None
-                or podstate.is_terminating(pod)
-                or not podstate.is_bound(pod)
-                or podstate.phase(pod) != podstate.PHASE_RUNNING
-            ):
-                return False
-            total += 1
-    return total > 0
-
-
-def with_podgang_initialized(conds: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-    """`conds` with Initialized=True/PodGangPodsCreated: every constituent pod exists (also written by the
-    gang admitter with an admission, which implies it)."""
-    return cond.set_condition(
-        conds, c.CONDITION_PODGANG_INITIALIZED, cond.TRUE, REASON_PODGANG_CREATED, MSG_PODGANG_CREATED, now
-    )
-
-
-def admission_pending(podgang: Obj) -> bool:
-    """The gang admitter has not written its decision on this PodGang yet (no Admitted condition)."""
-    return cond.get_condition(_status(podgang).get("conditions"), CONDITION_ADMITTED) is None
-
-
 def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[str, Any]:
-    """The part of a PodGang's status the reconciler owns: the ``Initialized`` condition, False/
-    PodGangPodsCreationPending until every constituent pod has been created, then True/PodGangPodsCreated,
-    never back to False (§2.3). Written with server-side apply, so the gang admitter's ``phase`` and
-    conditions on the same status are left alone (Grove's merge patch would replace them)."""
-    conds: list[dict[str, Any]] = list(_status(podgang).get("conditions") or [])
-    if all_pods_created or cond.is_true(conds, c.CONDITION_PODGANG_INITIALIZED):
-        conds = with_podgang_initialized(conds, now)
-    else:
-        conds = cond.set_condition(
-            conds,
-            c.CONDITION_PODGANG_INITIALIZED,
-            cond.FALSE,
-            REASON_PODGANG_PENDING,
-            MSG_PODGANG_PENDING,
-            now,
-        )
-    return {"conditions": [x for x in conds if x.get("type") == c.CONDITION_PODGANG_INITIALIZED]}
+    """A PodGang's status as the reconciler writes it while gang admission is off (with it on, the gang
+    admitter owns the whole status: grove_api.podgang): only the ``Initialized`` condition,
+    False/PodGangPodsCreationPending until every constituent pod has been created, then
+    True/PodGangPodsCreated, never back to False. Written with server-side apply."""
+    conds = with_initialized((podgang.get("status") or {}).get("conditions"), now, all_pods_created)
+    return {"conditions": [x for x in conds if x.get("type") == CONDITION_INITIALIZED]}
 
 
 # --- the patch ---------------------------------------------------------------------------------------

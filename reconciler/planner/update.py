@@ -36,9 +36,9 @@ from typing import Any, Final
 
 from grove_api import conditions as cond
 from grove_api import constants as c
-from grove_api import naming
+from grove_api import naming, podstate
 
-from . import podstate, status
+from . import status
 from .actions import Action, Delete
 from .children import group_configs, standalone_cliques, template_clique_of
 from .pods import build_pod, delete_podclique, is_active, pod_index, pod_ref
@@ -101,9 +101,9 @@ class _Clique:
 
 def waiting_gang(snap: Snapshot, obj: Mapping[str, Any]) -> bool:
     """The gang of this PodClique has not been admitted (the admitter waits for capacity): its new pods
-    are not replacements in flight, and the update does not wait for them to become Ready. Without the
-    gang admitter (`snap.room` None) every gang counts as admitted."""
-    if snap.room is None:
+    are not replacements in flight, and the update does not wait for them to become Ready. Without gang
+    admission (`snap.gang_admission` off) every gang counts as admitted."""
+    if not snap.gang_admission:
         return False
     gang = snap.podgangs.get(labels_of(obj).get(c.LABEL_PODGANG, ""))
     return gang is None or not cond.is_true(

@@ -1,4 +1,4 @@
-"""Gang admission on the stock kube-scheduler: Grove's gang-scheduling scenarios (reference §10.1) on
+"""Gang admission on the stock kube-scheduler: Grove's gang-scheduling e2e scenarios (GS-1 …) on
 private KWOK node pools where each node fits exactly one pod, so capacity is controlled by cordoning.
 
 Every scenario runs under the GangInvariant (tests/gang.py): no gang is ever partly released or bound

@@ -1,8 +1,8 @@
-"""Gang termination (reference §5.3 to §5.5): Grove's GT-1 to GT-6 (§10.2, terminationDelay 10 s) on private
-KWOK node pools where each node fits exactly one pod. Beyond Grove's suite: a gang that breaks right after
-it started is still recycled (Grove's "healthy once" guess, a transition more than 5 s after creation, misses
-it on a fast cluster), a gang that never had capacity is not, a PodClique scaled with `kubectl scale pclq`
-comes back with its template's replicas, and the Events and GangTerminationInProgress are visible.
+"""Gang termination (docs/termination-and-updates.md): Grove's e2e GT-1 to GT-6 (terminationDelay 10 s) on
+private KWOK node pools where each node fits exactly one pod. Beyond Grove's suite: a gang that breaks right
+after it started is still recycled (Grove's "healthy once" guess, a transition more than 5 s after creation,
+misses it on a fast cluster), a gang that never had capacity is not, a PodClique scaled with `kubectl scale
+pclq` comes back with its template's replicas, and the Events and GangTerminationInProgress are visible.
 
 A pod failure is a pod deletion. To keep its replacement from simply running again, every node of the pool
 is cordoned first (running pods stay), so the replacement stays gated and the clique stays below its

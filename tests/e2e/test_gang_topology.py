@@ -25,9 +25,9 @@ import pytest
 import yaml
 from kubernetes_asyncio import client
 
-from admitter.core.decision import REASON_TOPOLOGY
 from grove_api import constants as c
 from grove_api.operatorconfig import load
+from grove_api.podgang import REASON_TOPOLOGY
 from localcluster import nodes as fake_nodes
 from localcluster import operator as grove_operator
 from localcluster.state import ClusterInfo

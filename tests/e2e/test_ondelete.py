@@ -1,5 +1,5 @@
-"""The OnDelete update strategy (reference §7.5, e2e OD-1 … OD-9 of §10.5) on private KWOK pools where each
-node fits exactly one pod.
+"""The OnDelete update strategy (docs/termination-and-updates.md; Grove's e2e OD-1 … OD-9) on private KWOK
+pools where each node fits exactly one pod.
 
 Under OnDelete a pod-template change deletes nothing: the PodCliques take the new template at once, the
 update is finished as soon as it starts (`updateProgress.updateEndedAt` set, no `currentlyUpdating`), and

@@ -1,5 +1,5 @@
-"""Rolling updates (RollingRecreate, reference §7 and e2e RU-7 … RU-21 of §10.4) on private KWOK pools where
-each node fits exactly one pod.
+"""Rolling updates (RollingRecreate, docs/termination-and-updates.md; Grove's e2e RU-7 … RU-21) on private
+KWOK pools where each node fits exactly one pod.
 
 An update is Grove's: env `UPDATE_TRIGGER` added to (or changed in) a clique's first container with
 `kubectl patch`. Workloads are Grove's WL1 (every minimum = replicas: pc-a x2 standalone, sg-x = {pc-b x1,

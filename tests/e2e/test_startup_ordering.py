@@ -1,12 +1,12 @@
-"""Startup ordering, really executed: Grove's scenarios SO-1 … SO-4 (reference §10.3).
+"""Startup ordering, really executed: Grove's e2e scenarios SO-1 … SO-4.
 
-Pods of cliques with dependencies carry grove-initc (injected by the pod webhook); on the local cluster
-the init runner runs the real grove-initc process for each such pod, and KWOK keeps the pod in its init
-phase until it exits 0. The test records the moment each pod is first seen Ready (a watch, millisecond
-precision; condition timestamps only have seconds) and checks, for every dependency, that the parent's
-N-th Ready pod (N = its minAvailable) came before the first Ready pod of the dependant. The dependency
-structure itself (which PodClique waits for which, with what minimum) is checked against §4.1 first, so
-the timing check cannot pass vacuously.
+Pods of cliques with dependencies carry grove-initc (injected by the pod webhook); on the local cluster the
+init runner runs the real grove-initc process for each such pod, and KWOK keeps the pod in its init phase
+until it exits 0. The test records the moment each pod is first seen Ready (a watch, millisecond precision;
+condition timestamps only have seconds) and checks, for every dependency, that the parent's N-th Ready pod
+(N = its minAvailable) came before the first Ready pod of the dependant. The dependency structure itself
+(which PodClique waits for which, with what minimum; docs/startup-ordering.md) is checked first, so the
+timing check cannot pass vacuously.
 """
 
 from __future__ import annotations

@@ -63,6 +63,7 @@ class World:
     held: Mapping[str, float] = field(default_factory=dict)  # PodCliques whose status the last pass held back
     rng: random.Random = field(default_factory=lambda: random.Random(7))
     clock: datetime | None = None  # the planner's `now` (None: the real clock)
+    gang_admission: bool = False  # the gang admitter runs (it owns the PodGangs' status)
     room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
 
     def put(self, obj: Obj) -> Obj:
@@ -196,6 +197,7 @@ class World:
         return Snapshot(
             pcs={**default_podcliqueset(pcs), "metadata": pcs["metadata"]},
             now=self.clock or datetime.now(UTC),
+            gang_admission=self.gang_admission,
             room=self.room,
             nonce=str(next(self.passes)),
             # A pass of this world stands for the hold's whole length: what one pass held, the next writes.

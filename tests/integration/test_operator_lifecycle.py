@@ -219,7 +219,7 @@ async def test_ca_rotation_is_injected_and_served(
     from kubernetes_asyncio.client import AdmissionregistrationV1Api, CoreV1Api
 
     from grove_api.operatorconfig import OperatorConfiguration
-    from grove_operator import kube
+    from grove_operator import apicalls
     from grove_operator.runtime import Operator
 
     data = yaml.safe_load(grove_operator.config_path(cluster).read_text())
@@ -230,7 +230,7 @@ async def test_ca_rotation_is_injected_and_served(
     data["server"]["healthProbes"]["port"] = health
     data["server"]["metrics"]["port"] = metrics
     config = OperatorConfiguration.model_validate(data)
-    client = await kube.api_client(str(grove_operator.kubeconfig_path(cluster)), config)
+    client = await apicalls.api_client(str(grove_operator.kubeconfig_path(cluster)), config)
     op = Operator(config, client, reconciler_username="system:serviceaccount:grove-system:grove-operator")
     try:
         await op.start()

@@ -1,4 +1,4 @@
-"""The reconciler's half of admission on creation: which pods it offers the admitter, and how it creates the
+"""The reconciler's half of admission on create: which pods it offers the admitter, and how it creates the
 ones admitted (pinned, ungated, annotated). The admitter is a fake; its half is in admitter/test_controller."""
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from reconciler.planner.actions import Action, Create, Delete, PatchStatus
 JSON = dict[str, Any]
 
 
-class FakeAdmission:
+class FakeAdmitOnCreate:
     def __init__(self, fits: set[str]) -> None:
         self.fits = fits
         self.asked: list[tuple[list[str], list[str]]] = []
 
-    def preadmit(self, podgangs: Sequence[JSON], pods: Sequence[JSON]) -> dict[tuple[str, str], str]:
+    def admit(self, podgangs: Sequence[JSON], pods: Sequence[JSON]) -> dict[tuple[str, str], str]:
         self.asked.append(([g["metadata"]["name"] for g in podgangs], [p["metadata"]["name"] for p in pods]))
         return {("ns", p["metadata"]["name"]): "host-1" for p in pods if p["metadata"]["name"] in self.fits}
 
@@ -53,9 +53,9 @@ def test_pods_of_new_gangs_are_offered_and_the_admitted_ones_created_pinned() ->
         gang("b", ["b-w-0"]),
         PatchStatus(Ref("v1", "X", "ns", "x")),
     ]
-    admission = FakeAdmission(fits={"a-w-0", "a-w-1"})
-    out, admitted = admit_on_create(pods, rest, admission)
-    assert admission.asked == [(["a", "b"], ["a-w-0", "a-w-1", "b-w-0"])]
+    on_create = FakeAdmitOnCreate(fits={"a-w-0", "a-w-1"})
+    out, admitted = admit_on_create(pods, rest, on_create)
+    assert on_create.asked == [(["a", "b"], ["a-w-0", "a-w-1", "b-w-0"])]
     assert admitted == {("ns", "a-w-0"), ("ns", "a-w-1")}
     created = {a.obj["metadata"]["name"]: a.obj for a in out if isinstance(a, Create)}
     for name in ("a-w-0", "a-w-1"):
@@ -66,6 +66,6 @@ def test_pods_of_new_gangs_are_offered_and_the_admitted_ones_created_pinned() ->
 
 
 def test_nothing_is_asked_without_new_gangs() -> None:
-    admission = FakeAdmission(fits={"a-w-0"})
+    on_create = FakeAdmitOnCreate(fits={"a-w-0"})
     pods: list[Action] = [pod("a-w-0")]
-    assert admit_on_create(pods, [], admission) == (pods, set()) and admission.asked == []
+    assert admit_on_create(pods, [], on_create) == (pods, set()) and on_create.asked == []

@@ -1,4 +1,4 @@
-"""The managed-resource protection webhook's decisions (Grove's authorization handler tests, reference §6)."""
+"""The managed-resource protection webhook's decisions (ported from Grove's authorization handler tests)."""
 
 from __future__ import annotations
 

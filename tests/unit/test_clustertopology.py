@@ -1,4 +1,4 @@
-"""ClusterTopologyBinding validation (Grove's clustertopology validation tests, reference §6)."""
+"""ClusterTopologyBinding validation (ported from Grove's clustertopology validation tests)."""
 
 from __future__ import annotations
 

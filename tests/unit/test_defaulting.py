@@ -1,4 +1,4 @@
-"""Defaulting (reference §2, TestDefault* cases), with our deliberate fixes of Grove's quirks."""
+"""Defaulting (docs/admission.md; Grove's TestDefault* cases), with our deliberate fixes of Grove's quirks."""
 
 from __future__ import annotations
 

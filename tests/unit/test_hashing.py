@@ -1,5 +1,5 @@
 """Pod-template and generation hashes: golden values (stable across operator versions) and what does and
-does not change them (spec §0.7)."""
+does not change them (docs/api.md, "Hashes")."""
 
 from __future__ import annotations
 

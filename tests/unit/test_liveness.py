@@ -146,7 +146,7 @@ async def test_admitter_beats_per_write_of_a_pass_not_per_watch_event() -> None:
     api = FakeApi()
     admitter = Admitter(api, GangAdmission(), beats)  # type: ignore[arg-type]
     admitter.model.upsert_node(node("n0", cpu=4))
-    admitter._grew_at = 0.0  # capacity settled long ago
+    admitter.feed.grew_at = 0.0  # capacity settled long ago
     for name in ("g-w-0", "g-w-1"):
         add_pod(admitter, api, pod(name, gang="g", clique="w", created=time.time()))
     set_podgang(admitter, podgang("g", [("w", 2, ["g-w-0", "g-w-1"])], created=time.time()))
@@ -166,11 +166,18 @@ async def test_admitter_loop_beats_after_each_pass(monkeypatch: pytest.MonkeyPat
     async def synced(timeout: float | None = None) -> None:
         return None
 
-    for informer in (admitter.nodes, admitter.pods, admitter.podgangs, admitter.priority_classes):
+    informers = (
+        admitter.nodes,
+        admitter.pods,
+        admitter.podgangs,
+        admitter.podcliques,
+        admitter.priority_classes,
+    )
+    for informer in informers:
         monkeypatch.setattr(informer, "start", synced)
     loop = asyncio.create_task(admitter.run())
     try:
-        admitter._wake.set()  # an event: a pass follows at once
+        admitter.feed.wake.set()  # an event: a pass follows at once
         async with asyncio.timeout(5):
             while not beats.count:
                 await asyncio.sleep(0.01)
@@ -192,10 +199,12 @@ async def test_operator_tracks_the_controllers_it_runs() -> None:
     op.liveness.clock = clock
     informers = shared_informers(KubeClient(object()), gang_admission=True)  # type: ignore[arg-type]
     manager, admitter = op._new_manager(informers), op._new_admitter(informers)
+    assert manager.on_create is not None and manager.on_create() is admitter.on_create
+    assert admitter.podcliques is manager.children["podcliques"], "one PodClique watch, shared"
     assert op.liveness() == (True, "")
     manager.queue.add(KEY)
     admitter.synced = True
-    admitter._wake.set()
+    admitter.feed.wake.set()
     clock.now += LIMIT + 1
     live, why = op.liveness()
     assert not live and why.startswith("reconciler: work waiting") and "; gang admitter: work waiting" in why

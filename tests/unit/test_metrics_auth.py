@@ -19,7 +19,7 @@ from cryptography import x509
 from certs.manager import CertManager, plan
 from certs.store import DirectoryStore
 from grove_api.operatorconfig import OperatorConfiguration
-from grove_operator import kube
+from grove_operator import apicalls
 from grove_operator import metricsauth as ma
 from grove_operator.metrics import build_app
 from grove_operator.runtime import Operator
@@ -284,8 +284,8 @@ async def operator(
     async def inject_ca_bundle(*_: Any, **__: Any) -> dict[str, str]:
         return {}
 
-    monkeypatch.setattr(kube, "create_review", create_review)
-    monkeypatch.setattr(kube, "inject_ca_bundle", inject_ca_bundle)
+    monkeypatch.setattr(apicalls, "create_review", create_review)
+    monkeypatch.setattr(apicalls, "inject_ca_bundle", inject_ca_bundle)
     loopback = {"bindAddress": "127.0.0.1", "port": 0}
     config = OperatorConfiguration.model_validate(
         {

@@ -375,7 +375,7 @@ def test_startup_dependencies_annotated_with_each_parents_min_available() -> Non
             ("training-workers-0-parameter-server", None),
             ("training-workers-0-worker", f"dist-train-{i}-coordinator:1"),
             ("training-workers-1-parameter-server", None),
-            ("training-workers-1-worker", None),  # scaled replica: only same-group parents (§4.1)
+            ("training-workers-1-worker", None),  # scaled replica: only same-group parents
         ]
     }
     coordinator = next(
@@ -388,22 +388,23 @@ def test_startup_dependencies_annotated_with_each_parents_min_available() -> Non
     )
 
 
-def test_with_the_gang_admitter_initialized_waits_for_its_decision() -> None:
-    """The admitter writes Initialized=True with Admitted=True (one write): the reconciler writes it only
-    once the admitter has decided otherwise (Admitted=False), and always without an admitter."""
+def test_with_gang_admission_the_reconciler_writes_no_podgang_status() -> None:
+    """One writer per PodGang status field: with gang admission on, the gang admitter owns the whole status
+    (Initialized included, whatever it decided: nothing yet, or Admitted=False), and the reconciler writes
+    none of it; with gang admission off, the reconciler writes Initialized (and only that)."""
     world = converge("single-node-aggregated")
     gang = world.get("PodGang", "default", "single-node-aggregated-0")
     assert gang is not None
-    gang["status"] = {}
-    snap = world.snapshot("default", "single-node-aggregated")
 
-    def initialized(result: Plan) -> list[Action]:
+    def podgang_writes(result: Plan) -> list[Action]:
         return [a for a in result.actions if isinstance(a, PatchStatus) and a.ref.kind == c.KIND_PODGANG]
 
-    assert len(initialized(plan(snap))) == 1  # no admitter
-    with_admitter = dataclasses.replace(snap, room=ReplacementRoom(ClusterModel()))
-    assert initialized(plan(with_admitter)) == []
-    gang["status"] = {"conditions": [{"type": "Admitted", "status": "False", "reason": "Unschedulable"}]}
-    assert len(initialized(plan(world.snapshot("default", "single-node-aggregated")))) == 1
-    snap = dataclasses.replace(world.snapshot("default", "single-node-aggregated"), room=with_admitter.room)
-    assert len(initialized(plan(snap))) == 1
+    for status in ({}, {"conditions": [{"type": "Admitted", "status": "False", "reason": "Unschedulable"}]}):
+        gang["status"] = status
+        snap = world.snapshot("default", "single-node-aggregated")
+        (write,) = podgang_writes(plan(snap))  # gang admission off
+        assert isinstance(write, PatchStatus) and write.apply
+        assert [(x["type"], x["status"]) for x in write.status["conditions"]] == [("Initialized", "True")]
+        on = dataclasses.replace(snap, gang_admission=True, room=ReplacementRoom(ClusterModel()))
+        assert podgang_writes(plan(on)) == []
+        assert podgang_writes(plan(dataclasses.replace(on, room=None))) == []

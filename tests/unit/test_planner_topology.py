@@ -1,6 +1,6 @@
-"""PodGang topology (reference §2.2): the pack constraints of a PodCliqueSet, its scaling groups and cliques
-reach its PodGangs as node label keys of the ClusterTopologyBinding, only with topology-aware scheduling
-enabled and the binding present; and the manager puts the binding's levels in the snapshot."""
+"""PodGang topology (docs/api.md, "PodGangs"): the pack constraints of a PodCliqueSet, its scaling groups and
+cliques reach its PodGangs as node label keys of the ClusterTopologyBinding, only with topology-aware
+scheduling enabled and the binding present; and the manager puts the binding's levels in the snapshot."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
-"""Rolling updates in the planner (reference §7), against the in-memory world: one PodCliqueSet replica at a
-time, one Ready pod per standalone PodClique and one replica per scaling group at a time, OnDelete,
-progress and conditions, capacity-aware replacement, and no restart of pods whose template did not
-change."""
+"""Rolling updates in the planner (docs/termination-and-updates.md), against the in-memory world: one
+PodCliqueSet replica at a time, one Ready pod per standalone PodClique and one replica per scaling group at a
+time, OnDelete, progress and conditions, capacity-aware replacement, and no restart of pods whose template did
+not change."""
 
 from __future__ import annotations
 
@@ -135,7 +135,7 @@ class NoRoom:
 
 def test_no_room_for_the_replacement_deletes_nothing_and_says_so() -> None:
     world = running(workload())
-    world.room = room = NoRoom()
+    world.gang_admission, world.room = True, (room := NoRoom())
     trigger(world)
     before = {p["metadata"]["uid"] for p in pods(world)}
     plans = [step(world) for _ in range(4)]
@@ -218,7 +218,7 @@ def test_a_gang_waiting_for_capacity_does_not_hold_the_update() -> None:
     and the update goes on instead of waiting for them to become Ready."""
     world = World()
     create_pcs(world, workload(replicas=1))
-    world.room = AlwaysRoom()
+    world.gang_admission, world.room = True, AlwaysRoom()
     for _ in range(6):
         step(world, run=False)
     trigger(world, cliques=(0, 2))

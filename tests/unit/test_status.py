@@ -1,5 +1,6 @@
-"""Desired status of PodCliques, scaling groups, PodCliqueSets and PodGangs (spec §6, §5.1, §5.2, §2.3-2.4),
-pod categories, and the status merge patch."""
+"""Desired status of PodCliques, scaling groups, PodCliqueSets and PodGangs (docs/api.md, "Status fields" and
+"PodGangs"; docs/termination-and-updates.md, "Availability conditions"), pod categories, and the status merge
+patch."""
 
 from __future__ import annotations
 
@@ -11,8 +12,7 @@ import pytest
 
 from grove_api import conditions as cond
 from grove_api import constants as c
-from grove_api import hashing
-from reconciler.planner import podstate
+from grove_api import hashing, podgang, podstate
 from reconciler.planner import status as st
 
 NOW = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
@@ -202,7 +202,7 @@ def test_pod_activity_and_binding() -> None:
                 replicas=3, readyReplicas=2, scheduledReplicas=2, scheduleGatedReplicas=1, updatedReplicas=3
             ),
         ),
-        # Terminating pods: not in replicas/updated; still in ready/scheduled/gated (§6.2).
+        # Terminating pods: not in replicas/updated; still in ready/scheduled/gated.
         (
             [running("a"), running("b", terminating=True), pod("c", gated=True, terminating=True)],
             dict(
@@ -246,7 +246,7 @@ def test_podclique_selector_only_for_standalone() -> None:
     assert "hpaPodSelector" in out and out["hpaPodSelector"] is None  # removed if present
 
 
-# --- PodClique conditions (§5.1) --------------------------------------------------------------------
+# --- PodClique conditions ---------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("pods", "min_available", "mab", "sched"),
     [
@@ -422,7 +422,7 @@ def test_podclique_keeps_foreign_conditions() -> None:
     assert [x["type"] for x in out["conditions"]] == ["Other", SCHED, MAB]
 
 
-# --- PodClique current hashes (§6.2, no-update case) ------------------------------------------------
+# --- PodClique current hashes (no-update case) ------------------------------------------------------
 @pytest.mark.parametrize(
     ("label_hash", "pods", "pcs_hash", "prior", "expected"),
     [
@@ -479,7 +479,7 @@ def test_podclique_current_hashes_with_update_progress_seam() -> None:
     assert (out["currentPodTemplateHash"], out["currentPodCliqueSetGenerationHash"]) == ("h2", "g2")
 
 
-# --- scaling group (§6.3, §5.2) ---------------------------------------------------------------------
+# --- scaling group ----------------------------------------------------------------------------------
 PCSG = "pcs-0-sg"
 
 
@@ -593,7 +593,7 @@ def test_scaling_group_updated_checks_template_hashes_when_given() -> None:
         (2, 1, [member(j, q, breached=True) for j in range(2) for q in ("leader", "worker")], ("True", 0)),
         # Min 2, one replica incomplete: True.
         (2, 2, full()[:3], ("True", 1)),
-        # Not scheduled members but no breach flag and complete: healthy (§5.2 counts breach flags only).
+        # Not scheduled members but no breach flag and complete: healthy (only breach flags count).
         (2, 2, full(scheduled=False), ("False", 2)),
         # minAvailable nil -> 1.
         (1, None, [member(0, "leader", breached=True), member(0, "worker")], ("True", 0)),
@@ -665,7 +665,7 @@ def test_group_members_prefers_the_live_object() -> None:
     assert st.group_members(group(), [live, dying])[0]["leader"] is live
 
 
-# --- PodCliqueSet (§6.1) ----------------------------------------------------------------------------
+# --- PodCliqueSet -----------------------------------------------------------------------------------
 def the_pcs(*, replicas: int = 2, status: dict[str, Any] | None = None) -> dict[str, Any]:
     def clique(name: str, image: str) -> dict[str, Any]:
         return {
@@ -908,7 +908,7 @@ def test_podcliqueset_zero_replicas_and_no_creation_time() -> None:
     assert out["updateProgress"]["totalPodCliquesCount"] == 0
 
 
-# --- PodGang (§2.3, §2.4) ---------------------------------------------------------------------------
+# --- PodGang ----------------------------------------------------------------------------------------
 def gang(*refs: str, min_replicas: int = 1, status: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "metadata": {"name": "pcs-0", "namespace": "ns"},
@@ -971,7 +971,7 @@ def test_podgang_status_carries_only_the_initialized_condition() -> None:
 def test_podgang_running(
     refs: list[str], pods: list[dict[str, Any]], min_replicas: int, running: bool
 ) -> None:
-    assert st.podgang_running(gang(*refs, min_replicas=min_replicas), pods) is running
+    assert podgang.podgang_running(gang(*refs, min_replicas=min_replicas), pods) is running
 
 
 # --- status_patch -----------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
-"""Gang termination in the planner (reference §5.3 to §5.5), against the in-memory world with a controlled
-clock: which PodCliques are recreated after terminationDelay, which are left alone, and that a recycled
-gang is not recycled again while it waits for capacity."""
+"""Gang termination in the planner (docs/termination-and-updates.md), against the in-memory world with a
+controlled clock: which PodCliques are recreated after terminationDelay, which are left alone, and that a
+recycled gang is not recycled again while it waits for capacity."""
 
 from __future__ import annotations
 

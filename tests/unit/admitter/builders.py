@@ -9,10 +9,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.decision import REASON_RECREATED, REASON_RESET, Decision
-from admitter.core.gangs import CONDITION_ADMITTED, Gang
+from admitter.core.decision import Decision
+from admitter.core.gangs import Gang
 from admitter.core.plan import PlanConfig, Planner, plan
 from grove_api import constants as c
+from grove_api.podgang import CONDITION_ADMITTED, REASON_RECREATED, REASON_RESET
 
 JSON = dict[str, Any]
 NS = "default"
@@ -259,7 +260,7 @@ class Sim:
                 self.release(pod_name, node_name, bind)
         for rel in decision.release:
             self.release(rel.pod, rel.node, bind)
-        for record in decision.record:
+        for record in decision.record_admitted_on_create:
             self.podgangs[record.gang]["status"] = copy.deepcopy(
                 podgang(record.gang, [], admitted_at=now)["status"]
             )

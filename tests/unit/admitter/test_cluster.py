@@ -171,7 +171,10 @@ def test_the_informers_trimmed_pods_read_the_same() -> None:
         },
     )
     full["metadata"]["managedFields"] = [{"manager": "kubelet"}]
+    controller = {"kind": "PodClique", "name": "w", "uid": "uid-w", "controller": True}
+    full["metadata"]["ownerReferences"] = [{"kind": "Other", "name": "o", "uid": "uid-o"}, controller]
     trimmed = essentials(full)
     assert PodInfo.from_dict(trimmed) == PodInfo.from_dict(full)
     assert "volumes" not in trimmed["spec"] and "managedFields" not in trimmed["metadata"]
+    assert trimmed["metadata"]["ownerReferences"] == [controller]  # for the PodGang's Initialized
     assert "image" not in trimmed["spec"]["containers"][0]

@@ -1,5 +1,6 @@
-"""The controller's side of replacements and recreated gangs: which status it writes, which Events it
-records, and that a lagging informer does not make it repeat itself. The apiserver is a fake."""
+"""The admitter's I/O: which PodGang status it writes (phase, Admitted and Initialized: all of it), which
+Events it records, admission on create, and that a lagging informer does not make it repeat itself. The
+apiserver is a fake."""
 
 from __future__ import annotations
 
@@ -8,9 +9,18 @@ import copy
 import time
 from typing import Any
 
-from admitter.controller import REASON_ADMITTED, REASON_REPLACEMENTS_BLOCKED, RECORD_WAIT_SECONDS, Admitter
-from admitter.core.decision import REASON_RECREATED
+from admitter.controller import Admitter
+from admitter.status import INITIALIZED_GRACE_SECONDS, QUIET_SECONDS, RECORD_WAIT_SECONDS
 from grove_api.operatorconfig import GangAdmission
+from grove_api.podgang import (
+    REASON_ADMITTED,
+    REASON_PODS_CREATED,
+    REASON_PODS_CREATION_PENDING,
+    REASON_PODS_PENDING,
+    REASON_RECREATED,
+    REASON_REPLACEMENTS_BLOCKED,
+    REASON_UNSCHEDULABLE,
+)
 from grove_api.refs import Ref
 
 from .builders import NS, node, pod, podgang
@@ -62,11 +72,16 @@ class FakeApi:
         ]
 
 
+INITIALIZED = {"type": "Initialized", "status": "True", "reason": REASON_PODS_CREATED, "message": "m"}
+
+
 def admitted(name: str, groups: list[tuple[str, int, list[str]]], rv: str, phase: str = "Running") -> JSON:
+    """A PodGang admitted an hour ago (all its pods were created then: Initialized)."""
     obj = podgang(name, groups, created=time.time() - 3600, admitted_at=time.time() - 3600)
     obj["metadata"].update(uid=f"uid-{name}", resourceVersion=rv)
     obj["status"]["phase"] = phase
     obj["status"]["conditions"][0].update(reason=REASON_ADMITTED, message="admitted")
+    obj["status"]["conditions"].append(dict(INITIALIZED))
     return obj
 
 
@@ -82,13 +97,31 @@ def add_pod(admitter: Admitter, api: FakeApi, obj: JSON) -> None:
     obj["metadata"]["resourceVersion"] = "1"
     api.pods[obj["metadata"]["name"]] = obj
     admitter.pods._store("ADDED", obj)
-    admitter._on_pod("ADDED", obj)  # as the informer delivers it
+    admitter.feed.on_pod("ADDED", obj)  # as the informer delivers it
     admitter.model.upsert_pod(obj)  # even where the admitter's own write of it was newer
 
 
 def set_podgang(admitter: Admitter, obj: JSON) -> None:
     admitter.podgangs._store("MODIFIED", obj)
-    admitter._on_podgang("MODIFIED", obj)
+    admitter.feed.on_podgang("MODIFIED", obj)
+
+
+def member(obj: JSON, clique: str) -> JSON:
+    """`obj`, a pod the PodClique `clique` controls (see `podclique`)."""
+    owner = {"kind": "PodClique", "name": clique, "uid": f"uid-{clique}", "controller": True}
+    obj["metadata"]["ownerReferences"] = [owner]
+    return obj
+
+
+def podclique(admitter: Admitter, name: str, replicas: int) -> None:
+    """The PodClique in the cache (the reconciler's informer, shared): a PodGang's Initialized needs its
+    PodCliques and `replicas` of their pods."""
+    obj = {"metadata": {"name": name, "namespace": NS, "uid": f"uid-{name}"}, "spec": {"replicas": replicas}}
+    admitter.podcliques._store("ADDED", obj)
+
+
+def by_type(status: JSON) -> dict[str, JSON]:
+    return {x["type"]: x for x in status["conditions"]}
 
 
 def test_blocked_replacements_are_reported_once_then_cleared_when_released() -> None:
@@ -184,26 +217,29 @@ def test_a_gang_that_waited_gets_its_own_admission_event() -> None:
 
 
 def test_admission_records_initialized_and_later_writes_keep_it() -> None:
-    """Admitted means every pod exists: the admission write carries Initialized=True (the reconciler then
-    finds it written). Each later write of the admitter carries it again, or server-side apply would remove
-    a condition this manager wrote and then left out."""
+    """Admitted means every pod of the minimum exists; with all the gang's pods created (its PodClique has
+    them all), the admission write carries Initialized=True as the reconciler would have written it (one
+    write for both). Each later write of the admitter carries it again, or server-side apply would remove a
+    condition this manager wrote and then left out."""
     admitter, api = setup(node("n0", cpu=2))
+    podclique(admitter, "w", replicas=2)
     for i in range(2):
-        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1"))
+        add_pod(admitter, api, member(pod(f"g-w-{i}", gang="g", clique="w", cpu="1"), "w"))
     set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
     asyncio.run(admitter.run_pass())
     (name, status), *_ = api.statuses
-    by_type = {x["type"]: x for x in status["conditions"]}
     assert (name, status["phase"]) == ("g", "Admitted")
-    assert (by_type["Initialized"]["status"], by_type["Initialized"]["reason"]) == (
+    assert (by_type(status)["Initialized"]["status"], by_type(status)["Initialized"]["reason"]) == (
         "True",
         "PodGangPodsCreated",
     )
-    assert by_type["Admitted"]["status"] == "True"
+    assert by_type(status)["Admitted"]["status"] == "True"
+    assert len(api.statuses) == 1  # Initialized went with the admission
     gang = admitted("g", [("w", 2, ["g-w-0", "g-w-1"])], rv="9", phase="Admitted")
-    gang["status"]["conditions"].append(by_type["Initialized"])
+    gang["status"]["conditions"][1] = by_type(status)["Initialized"]
     for i in range(2):  # bound and Running
-        add_pod(admitter, api, pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0"))
+        running = pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0")
+        add_pod(admitter, api, member(running, "w"))
     set_podgang(admitter, gang)
     api.statuses.clear()
 
@@ -211,6 +247,121 @@ def test_admission_records_initialized_and_later_writes_keep_it() -> None:
     assert [(n, s["phase"], sorted(x["type"] for x in s["conditions"])) for n, s in api.statuses] == [
         ("g", "Running", ["Admitted", "Initialized"])
     ]
+    assert by_type(api.statuses[0][1])["Initialized"]["status"] == "True"
+
+
+def test_a_blocked_gang_gets_initialized_with_its_admitted_condition() -> None:
+    """The reconciler used to write Initialized=True after the admitter's Admitted=False (two writes, two
+    field managers): now one write of the admitter's carries both."""
+    admitter, api = setup(node("n0", cpu=1))
+    podclique(admitter, "w", replicas=2)
+    for i in range(2):
+        add_pod(admitter, api, member(pod(f"g-w-{i}", gang="g", clique="w", cpu="1"), "w"))
+    set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
+    decision = asyncio.run(admitter.run_pass())
+    assert [b.gang for b in decision.blocked] == ["g"]
+    ((name, status),) = api.statuses
+    assert (name, status["phase"]) == ("g", "Pending")
+    assert [(x["type"], x["status"], x["reason"]) for x in status["conditions"]] == [
+        ("Admitted", "False", REASON_UNSCHEDULABLE),
+        ("Initialized", "True", REASON_PODS_CREATED),
+    ]
+
+
+def test_initialized_false_goes_out_promptly_for_a_gang_whose_pods_are_missing() -> None:
+    """What the reconciler wrote before: Initialized=False as soon as a PodGang's pods are known to be
+    missing (here after INITIALIZED_GRACE_SECONDS: pods and PodGangs come on separate watches), while the
+    Admitted condition of a gang waiting for its pods waits QUIET_SECONDS as before. Nothing else is
+    written: no phase, no Admitted condition."""
+    admitter, api = setup(node("n0", cpu=4))
+    podclique(admitter, "w", replicas=2)
+    add_pod(admitter, api, member(pod("g-w-0", gang="g", clique="w"), "w"))  # g-w-1 is not created
+    fresh = owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])], created=time.time()), "pcs")
+    set_podgang(admitter, fresh)
+    decision = asyncio.run(admitter.run_pass())
+    assert [w.reason for w in decision.waiting] == [REASON_PODS_PENDING]
+    assert api.statuses == []
+    assert 0 < admitter.status.initialized_due <= INITIALIZED_GRACE_SECONDS  # the loop looks again then
+
+    created = time.time() - INITIALIZED_GRACE_SECONDS - 1
+    set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])], created=created), "pcs"))
+    asyncio.run(admitter.run_pass())
+    ((name, status),) = api.statuses
+    assert name == "g" and "phase" not in status
+    assert [(x["type"], x["status"], x["reason"], x["message"]) for x in status["conditions"]] == [
+        (
+            "Initialized",
+            "False",
+            REASON_PODS_CREATION_PENDING,
+            "Not all constituent pods have been created yet",
+        )
+    ]
+    assert admitter.status.initialized_due == float("inf")
+    asyncio.run(admitter.run_pass())  # the informer has not shown the write: nothing repeated
+    assert len(api.statuses) == 1
+
+    seen = owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])], created=created), "pcs")
+    seen["metadata"]["resourceVersion"] = "6"
+    seen["status"] = copy.deepcopy(status)
+    set_podgang(admitter, seen)
+    asyncio.run(admitter.run_pass())  # written and seen: nothing to write
+    assert len(api.statuses) == 1
+
+    waited = owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])], created=time.time() - QUIET_SECONDS), "pcs")
+    waited["metadata"]["resourceVersion"] = "7"
+    waited["status"] = copy.deepcopy(status)
+    set_podgang(admitter, waited)
+    asyncio.run(admitter.run_pass())  # the gang's first Admitted condition, after QUIET_SECONDS as before
+    assert [(x["type"], x["status"], x["reason"]) for x in api.statuses[-1][1]["conditions"]] == [
+        ("Admitted", "False", REASON_PODS_PENDING),
+        ("Initialized", "False", REASON_PODS_CREATION_PENDING),
+    ]
+    assert api.statuses[-1][1]["phase"] == "Pending"
+
+
+def test_initialized_turns_true_once_every_pod_exists_and_never_back() -> None:
+    """A gang admitted on its minimum while a pod beyond it is not created yet: Initialized=False goes with
+    the admission, True once the last pod exists (phase and Admitted carried as they are), and it stays
+    True when pods go missing again."""
+    admitter, api = setup(node("n0", cpu=4))
+    podclique(admitter, "w", replicas=2)
+    add_pod(admitter, api, member(pod("g-w-0", gang="g", clique="w"), "w"))
+    set_podgang(admitter, owned(podgang("g", [("w", 1, ["g-w-0", "g-w-1"])]), "pcs"))
+    decision = asyncio.run(admitter.run_pass())
+    assert [a.gang for a in decision.admit] == ["g"]
+    ((_, status),) = api.statuses
+    assert [(x["type"], x["status"]) for x in status["conditions"]] == [
+        ("Admitted", "True"),
+        ("Initialized", "False"),
+    ]
+    bound = pod("g-w-0", gang="g", clique="w", gated=False, node_name="n0")
+    add_pod(admitter, api, member(bound, "w"))
+    gang = admitted("g", [("w", 1, ["g-w-0", "g-w-1"])], rv="8", phase="Admitted")
+    gang["status"]["conditions"][1] = by_type(status)["Initialized"]
+    set_podgang(admitter, gang)
+    asyncio.run(admitter.run_pass())  # nothing changed
+    assert len(api.statuses) == 1
+
+    add_pod(admitter, api, member(pod("g-w-1", gang="g", clique="w"), "w"))
+    asyncio.run(admitter.run_pass())  # the pod beyond the minimum is released where it fits, too
+    assert len(api.statuses) == 2 and api.patched == ["g-w-0", "g-w-1"]
+    _, status = api.statuses[-1]
+    assert status["phase"] == "Admitted"
+    assert [(x["type"], x["status"], x["reason"]) for x in status["conditions"]] == [
+        ("Admitted", "True", REASON_ADMITTED),
+        ("Initialized", "True", REASON_PODS_CREATED),
+    ]
+
+    seen = copy.deepcopy(gang)
+    seen["metadata"]["resourceVersion"] = "9"
+    seen["status"]["conditions"] = copy.deepcopy(status["conditions"])
+    set_podgang(admitter, seen)
+    deleted = admitter.pods.get(NS, "g-w-1")
+    assert deleted is not None
+    admitter.pods._store("DELETED", deleted)
+    admitter.feed.on_pod("DELETED", deleted)
+    asyncio.run(admitter.run_pass())  # a pod missing again: Initialized stays True, nothing written
+    assert len(api.statuses) == 2
 
 
 def test_running_phase_is_written_once_while_the_informer_lags() -> None:
@@ -224,13 +375,13 @@ def test_running_phase_is_written_once_while_the_informer_lags() -> None:
     assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running")]
 
 
-# --- gangs admitted as their pods are created ----------------------------------------------------------
+# --- admission on create: gangs admitted as their pods are created -------------------------------------
 
 
 def synced(*nodes: JSON) -> tuple[Admitter, FakeApi]:
     admitter, api = setup(*nodes)
     admitter.synced = True
-    admitter._grew_at = 0.0  # the nodes came long ago: capacity has settled
+    admitter.feed.grew_at = 0.0  # the nodes came long ago: capacity has settled
     return admitter, api
 
 
@@ -245,32 +396,32 @@ def test_new_gangs_that_fit_an_idle_cluster_are_admitted_before_their_pods_exist
     admitter, _ = synced(node("n0", cpu=2), node("n1", cpu=1))
     first, first_pods = planned("a", 2)
     second, second_pods = planned("b", 2)
-    placed = admitter.preadmit([first, second], first_pods + second_pods)
+    placed = admitter.on_create.admit([first, second], first_pods + second_pods)
     # All or nothing, oldest first: a takes 2 of the 3 cpus; b's two pods do not fit the one left.
     assert sorted(placed) == [(NS, "a-w-0"), (NS, "a-w-1")] and set(placed.values()) <= {"n0", "n1"}
     assert sum(admitter.model.free(n).get("cpu") for n in ("n0", "n1")) == 1000  # millicores
     assert admitter.model.pod(NS, "b-w-0") is None  # left to the usual path: created gated, queued
     # The capacity stays taken for the next caller, before any pod exists.
     third, third_pods = planned("c", 2)
-    assert admitter.preadmit([third], third_pods) == {}
+    assert admitter.on_create.admit([third], third_pods) == {}
 
 
-def test_nothing_is_admitted_on_creation_while_another_gang_waits() -> None:
+def test_nothing_is_admitted_on_create_while_another_gang_waits() -> None:
     admitter, api = synced(node("n0", cpu=4))
     add_pod(admitter, api, pod("old-w-0", gang="old", clique="old-w", cpu="8"))
     set_podgang(admitter, podgang("old", [("old-w", 1, ["old-w-0"])]))  # blocked: needs 8 cpu
     new, new_pods = planned("new", 1)
-    assert admitter.preadmit([new], new_pods) == {}
+    assert admitter.on_create.admit([new], new_pods) == {}
     assert admitter.model.pod(NS, "new-w-0") is None and admitter.model.free("n0").get("cpu") == 4000
 
 
 def test_forget_frees_what_was_not_created_but_never_a_pod_already_seen() -> None:
     admitter, _api = synced(node("n0", cpu=2))
     gang, pods = planned("a", 2)
-    assert len(admitter.preadmit([gang], pods)) == 2
+    assert len(admitter.on_create.admit([gang], pods)) == 2
     seen = admitter_view(pods[0], "n0")
-    admitter._on_pod("ADDED", seen)  # the informer has the created pod
-    admitter.forget([(NS, "a-w-0"), (NS, "a-w-1")])  # the second create failed
+    admitter.feed.on_pod("ADDED", seen)  # the informer has the created pod
+    admitter.on_create.forget([(NS, "a-w-0"), (NS, "a-w-1")])  # the second create failed
     assert admitter.model.pod(NS, "a-w-0") is not None and admitter.model.pod(NS, "a-w-1") is None
     assert admitter.model.free("n0").get("cpu") == 1000  # millicores
 
@@ -282,50 +433,49 @@ def admitter_view(obj: JSON, hostname: str) -> JSON:
     return created
 
 
-def test_a_gang_admitted_on_creation_is_put_on_record_once_running_at_once() -> None:
+def test_a_gang_admitted_on_create_is_put_on_record_once_running_at_once() -> None:
     admitter, api = synced(node("n0", cpu=2))
+    podclique(admitter, "w", replicas=2)
     for i in range(2):
-        add_pod(
-            admitter,
-            api,
-            pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0", phase="Running"),
-        )
+        running = pod(f"g-w-{i}", gang="g", clique="w", cpu="1", gated=False, node_name="n0", phase="Running")
+        add_pod(admitter, api, member(running, "w"))
     set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
     for _ in range(2):  # the second pass still sees the PodGang without our write
         decision = asyncio.run(admitter.run_pass())
-        assert decision.admit == () and [r.gang for r in decision.record] == ["g"]
+        assert decision.admit == () and [r.gang for r in decision.record_admitted_on_create] == ["g"]
     ((name, status),) = api.statuses
-    by_type = {x["type"]: x for x in status["conditions"]}
-    assert (name, status["phase"], by_type["Admitted"]["status"], by_type["Initialized"]["status"]) == (
+    conditions = by_type(status)
+    assert (name, status["phase"], conditions["Admitted"]["status"], conditions["Initialized"]["status"]) == (
         "g",
         "Running",
         "True",
         "True",
     )
-    assert "admitted as they were created" in by_type["Admitted"]["message"]
+    assert "admitted as they were created" in conditions["Admitted"]["message"]
     assert api.patched == []
     assert [(e["involvedObject"]["kind"], e["reason"], e["message"]) for e in api.events] == [
         ("PodCliqueSet", "GangsAdmitted", "1 gang admitted (2 pods created pinned): g")
     ]
 
 
-def test_a_gang_admitted_on_creation_goes_on_record_when_its_pods_run_and_is_told_once() -> None:
+def test_a_gang_admitted_on_create_goes_on_record_when_its_pods_run_and_is_told_once() -> None:
     """One status write per gang (Admitted, Initialized and Running together) instead of one at once and
     another when its pods run; a gang whose pods do not run goes on record after RECORD_WAIT_SECONDS; the
     PodCliqueSet gets one Event once all its gangs are on record."""
     admitter, api = synced(node("n0", cpu=4))
+    podclique(admitter, "w", replicas=2)
 
     def gang(name: str, phase: str, created: float) -> None:
         for i in range(2):
             bound = pod(f"{name}-w-{i}", gang=name, clique="w", gated=False, node_name="n0", phase=phase)
-            add_pod(admitter, api, bound)
+            add_pod(admitter, api, member(bound, "w"))
         refs = [f"{name}-w-0", f"{name}-w-1"]
         set_podgang(admitter, owned(podgang(name, [("w", 2, refs)], created=created), "pcs"))
 
     gang("g", "Pending", time.time())
     gang("h", "Pending", time.time())
     decision = asyncio.run(admitter.run_pass())
-    assert sorted(r.gang for r in decision.record) == ["g", "h"]
+    assert sorted(r.gang for r in decision.record_admitted_on_create) == ["g", "h"]
     assert api.statuses == [] and api.events == []
     gang("g", "Running", time.time())
     asyncio.run(admitter.run_pass())
@@ -333,16 +483,17 @@ def test_a_gang_admitted_on_creation_goes_on_record_when_its_pods_run_and_is_tol
     gang("h", "Pending", time.time() - RECORD_WAIT_SECONDS - 1)
     asyncio.run(admitter.run_pass())
     assert [(n, s["phase"]) for n, s in api.statuses] == [("g", "Running"), ("h", "Admitted")]
+    assert all(by_type(s)["Initialized"]["status"] == "True" for _, s in api.statuses)
     assert [(e["reason"], e["message"]) for e in api.events] == [
         ("GangsAdmitted", "2 gangs admitted (4 pods created pinned): g, h")
     ]
 
 
-def test_a_gang_with_pods_of_another_incarnation_is_not_admitted_on_creation() -> None:
+def test_a_gang_with_pods_of_another_incarnation_is_not_admitted_on_create() -> None:
     """A pod labelled for the gang that the reconciler is not creating (its PodClique was deleted and the
     garbage collector has not come yet) would count towards the minimum: the usual path judges it."""
     admitter, api = synced(node("n0", cpu=2))
     add_pod(admitter, api, pod("a-w-9", gang="a", clique="a-w", cpu="1"))  # gated, no room left for it
     gang, pods = planned("a", 2)
-    assert admitter.preadmit([gang], pods) == {}
+    assert admitter.on_create.admit([gang], pods) == {}
     assert admitter.model.pod(NS, "a-w-0") is None and admitter.model.free("n0").get("cpu") == 2000

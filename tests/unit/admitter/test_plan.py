@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from admitter.core import decision as d
-from admitter.core.decision import REASON_RESET, Blocked, Decision, Release, Reset, Unadmit, Waiting
+from admitter.core.decision import Blocked, Decision, Release, Reset, Unadmit, Waiting
 from admitter.core.gangs import Gang
 from admitter.core.plan import PlanConfig, Planner, plan
+from grove_api import podgang as pg
 
 from .builders import (
     HOSTNAME,
@@ -55,7 +55,7 @@ def test_all_or_nothing() -> None:
         "n1": [f"fits-w-{i}" for i in range(4, 8)],
     }
     big = only(decision, "big")
-    assert (big.reason, big.needed, big.fitting, big.unsatisfiable) == (d.REASON_UNSCHEDULABLE, 9, 8, False)
+    assert (big.reason, big.needed, big.fitting, big.unsatisfiable) == (pg.REASON_UNSCHEDULABLE, 9, 8, False)
     assert (
         big.message
         == "needs 9 pods (1 cpu, 1Gi each) in podgroup w; only 8 fit (on 2 nodes): 1 node lacks cpu"
@@ -140,7 +140,7 @@ def test_starving_gang_holds_newer_gangs_back() -> None:
     assert late.admit == ()
     assert only(late, "big").starving
     held = only(late, "small")
-    assert (held.reason, held.held_for, held.needed, held.fitting) == (d.REASON_HELD, (NS, "big"), 2, 0)
+    assert (held.reason, held.held_for, held.needed, held.fitting) == (pg.REASON_HELD, (NS, "big"), 2, 0)
     assert held.message == "held back: capacity is kept for default/big, which has waited 100 s"
 
 
@@ -168,7 +168,7 @@ def test_scaled_gang_waits_for_its_base() -> None:
         Waiting(
             NS,
             "g-s",
-            d.REASON_BASE_PENDING,
+            pg.REASON_BASE_PENDING,
             "waiting for base gang default/g to be scheduled",
             2,
             2,
@@ -187,7 +187,7 @@ def test_gang_waits_until_its_pods_exist() -> None:
     sim.add_gang("g", [("a", 2, 2), ("b", 2, 1)])
     decision = sim.full()
     assert decision.waiting == (
-        Waiting(NS, "g", d.REASON_PODS_PENDING, "waiting for pods: 3/4 created", 3, 4),
+        Waiting(NS, "g", pg.REASON_PODS_PENDING, "waiting for pods: 3/4 created", 3, 4),
     )
     assert decision.admit == () and decision.blocked == ()
 
@@ -275,12 +275,12 @@ def test_placed_pods_of_an_undecided_gang_are_put_on_record_not_admitted_again()
     sim.add_pod("g-w-1", gang="g", clique="w")
     sim.podgangs["g"] = podgang("g", [("w", 2, ["g-w-0", "g-w-1"])])
     decision = sim.full()
-    assert decision.admit == () and [r.gang for r in decision.record] == ["g"]
-    assert decision.record[0].message.startswith("1 pod placed on 1 node "), decision.record
+    assert decision.admit == () and [r.gang for r in decision.record_admitted_on_create] == ["g"]
+    assert decision.record_admitted_on_create[0].message.startswith("1 pod placed on 1 node "), decision
     assert [(r.gang, r.pod) for r in decision.release] == [("g", "g-w-1")]
     sim.execute(decision)
     again = sim.full()
-    assert again.record == () and again.admit == () and again.release == ()
+    assert again.record_admitted_on_create == () and again.admit == () and again.release == ()
 
 
 def test_decided_gangs_are_not_put_on_record_by_their_pods() -> None:
@@ -288,9 +288,9 @@ def test_decided_gangs_are_not_put_on_record_by_their_pods() -> None:
     sim = cluster(4)
     sim.add_pod("g-w-0", gang="g", clique="w", gated=False, node_name="n0")
     sim.podgangs["g"] = podgang("g", [("w", 1, ["g-w-0"])])
-    sim.podgangs["g"]["status"] = not_admitted(REASON_RESET, 0.0)
+    sim.podgangs["g"]["status"] = not_admitted(pg.REASON_RESET, 0.0)
     decision = sim.full()
-    assert decision.record == ()
+    assert decision.record_admitted_on_create == ()
 
 
 # --- resets --------------------------------------------------------------------------------------------
@@ -361,7 +361,7 @@ def test_required_zone_that_no_zone_can_hold() -> None:
     sim.add_gang("ten", size=10, pack={"required": ZONE})
     decision = sim.full()
     blocked = only(decision, "ten")
-    assert blocked.reason == d.REASON_TOPOLOGY
+    assert blocked.reason == pg.REASON_TOPOLOGY
     assert (blocked.topology_key, blocked.best_domain, blocked.fitting) == (ZONE, ("zone-a", 8), 8)
     assert blocked.message == (
         "needs 10 pods (1 cpu, 1Gi each) in podgroup w; no value of label topology.kubernetes.io/zone "
@@ -431,7 +431,7 @@ def test_pinned_pods_go_to_their_node() -> None:
     assert placements(sim.full()) == {"g-w-0": "n2", "g-w-1": "n2"}
     sim.add_pod("hog", cpu="4", gated=False, node_name="n2")
     blocked = only(sim.full(), "g")
-    assert blocked.reason == d.REASON_PINNED
+    assert blocked.reason == pg.REASON_PINNED
     assert blocked.message == (
         "needs 2 pods (1 cpu, 1Gi each) in podgroup w; pod default/g-w-0 is pinned to node n2, which lacks cpu"
     )
@@ -518,7 +518,7 @@ def test_a_topology_that_no_domain_could_ever_hold_holds_nobody_back() -> None:
     decision = sim.full(now=1000)
     assert admitted_names(decision) == ["small"]
     wide = only(decision, "wide")
-    assert (wide.reason, wide.unsatisfiable, wide.starving) == (d.REASON_TOPOLOGY, True, False)
+    assert (wide.reason, wide.unsatisfiable, wide.starving) == (pg.REASON_TOPOLOGY, True, False)
 
 
 def test_admitted_gang_with_nothing_released_after_a_restart_queues_again() -> None:
@@ -548,7 +548,7 @@ def test_admitted_gang_partly_released_after_a_restart_keeps_to_its_domain() -> 
     assert decision.release == () and decision.unadmit == ()
     (blocked,) = decision.restore_blocked
     assert (blocked.reason, blocked.replacements, blocked.needed, blocked.fitting) == (
-        d.REASON_TOPOLOGY,
+        pg.REASON_TOPOLOGY,
         True,
         2,
         1,

@@ -6,10 +6,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from admitter.core import decision as d
 from admitter.core.decision import Decision, Release, Reset, Unadmit
 from admitter.core.plan import PlanConfig, Planner
 from grove_api import constants as c
+from grove_api import podgang as pg
 
 from .builders import NS, Sim, admitted_names, blocked_names
 
@@ -75,7 +75,7 @@ def test_two_replacements_with_room_for_one_release_none_then_both_in_one_pass()
     (blocked,) = decision.restore_blocked
     assert (blocked.key, blocked.reason, blocked.needed, blocked.fitting, blocked.replacements) == (
         (NS, "g"),
-        d.REASON_UNSCHEDULABLE,
+        pg.REASON_UNSCHEDULABLE,
         2,
         1,
         True,
@@ -142,7 +142,7 @@ def test_replacements_keep_to_the_zone_of_the_running_pods() -> None:
     replace_pods(sim, ["g-w-2", "g-w-3"], created=100)
     sim.add_pod("hog", cpu="1", gated=False, node_name="zone-a-1")
     (blocked,) = run.plan(now=100).restore_blocked
-    assert blocked.reason == d.REASON_TOPOLOGY and blocked.best_domain == ("zone-a", 1)
+    assert blocked.reason == pg.REASON_TOPOLOGY and blocked.best_domain == ("zone-a", 1)
     assert blocked.message == (
         "needs 2 replacement pods (1 cpu, 1Gi each) in podgroup w; gang runs in "
         "topology.kubernetes.io/zone=zone-a, which has room for only 1 of these 2 pods"
@@ -230,7 +230,7 @@ def test_starving_replacements_hold_newer_gangs_back() -> None:
     (restore,) = decision.restore_blocked
     assert restore.starving
     held = decision.blocked[0]
-    assert (held.gang, held.reason, held.held_for) == ("new", d.REASON_HELD, (NS, "g"))
+    assert (held.gang, held.reason, held.held_for) == ("new", pg.REASON_HELD, (NS, "g"))
     assert (
         held.message
         == "held back: capacity is kept for the replacement pods of default/g, which have waited 40 s"
