@@ -49,7 +49,7 @@ bench-cluster: $(STAMP)
 	$(PY) -m tools.bench_cluster --out bench-results/cluster.json
 
 bench-webhook: $(STAMP)
-	$(PY) -m tools.bench_webhook --out bench-results/webhook.json
+	$(PY) -m tools.bench_webhook --out bench-results/webhook.json $(BENCH_WEBHOOK_ARGS)
 
 bench-scale: $(STAMP)
 	$(PY) -m tools.bench_scale --out bench-results/scale.json

@@ -15,7 +15,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -33,6 +33,7 @@ from kube.tombstones import Tombstones
 from kube.workqueue import WorkQueue, run_workers
 from reconciler.events import COMPONENT, events_for, last_errors, same_errors
 from reconciler.executor import Executor, Expectations, Report
+from reconciler.planner import registry
 from reconciler.planner.actions import Action, Create, Delete, kind_of
 from reconciler.planner.plan import Event, plan
 from reconciler.planner.pods import with_owner_uid
@@ -50,19 +51,6 @@ POD_EVENT_BATCH_SECONDS = 0.5
 # namespace controller deletes the children one by one and every deletion wakes the PodCliqueSet, which
 # would otherwise try to put them back (and fail) tens of times a second until it is deleted itself.
 NAMESPACE_TERMINATING_PAUSE_SECONDS = 5.0
-# Children the snapshot holds, by the Snapshot field they fill.
-CHILDREN: dict[str, resources.Resource] = {
-    "podcliques": resources.PODCLIQUE,
-    "scaling_groups": resources.PODCLIQUESCALINGGROUP,
-    "podgangs": resources.PODGANG,
-    "pods": resources.POD,
-    "services": resources.SERVICE,
-    "service_accounts": resources.SERVICE_ACCOUNT,
-    "roles": resources.ROLE,
-    "role_bindings": resources.ROLE_BINDING,
-    "secrets": resources.SECRET,
-    "hpas": resources.HPA,
-}
 
 
 def _managed(obj: Obj) -> bool:
@@ -190,11 +178,14 @@ class Manager:
         self._own_informers = informers is None
         factory = InformerFactory(client) if informers is None else informers
         self.podcliquesets = factory.informer(resources.PODCLIQUESET)
+        # One informer per kind of child (reconciler/planner/registry.py), by the kind's snapshot key.
         # Pods and core objects of other workloads are not needed, only what we manage; a shared informer
         # may hold more (the gang admitter's pods are all the cluster's): reads and events are filtered.
         self.children = {
-            field: factory.informer(resource, label_selector=c.MANAGED_SELECTOR)
-            for field, resource in CHILDREN.items()
+            kind.key: factory.informer(
+                resources.lookup(kind.api_version, kind.kind), label_selector=c.MANAGED_SELECTOR
+            )
+            for kind in registry.CHILD_KINDS
         }
         # Cluster-scoped and few: the levels of the binding a PodCliqueSet's topology constraints name.
         self.topologies = factory.informer(resources.CLUSTERTOPOLOGYBINDING)
@@ -274,15 +265,17 @@ class Manager:
         pcs = {"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, **pcs}
         defaulted = default_podcliqueset(pcs)
         defaulted["metadata"] = pcs["metadata"]
-        found: dict[str, Any] = {}
+        children: dict[str, dict[str, Obj]] = {}
         for kind, informer in self.children.items():
             objs = [o for o in informer.by_label(c.LABEL_PART_OF, name, namespace=namespace) if _managed(o)]
-            if kind == "pods":
-                found[kind] = objs
+            if informer.resource is resources.POD:  # deleted gracefully, and Expectations cover them
+                children[kind] = {o["metadata"]["name"]: o for o in objs}
             else:
-                found[kind] = {o["metadata"]["name"]: self.tombstones.mark(o) for o in objs}
+                children[kind] = {o["metadata"]["name"]: self.tombstones.mark(o) for o in objs}
         pending = frozenset(
-            pclq for pclq in found["podcliques"] if self.expectations.pending(f"{namespace}/{pclq}")
+            pclq
+            for pclq in children.get(registry.PODCLIQUES.key, {})
+            if self.expectations.pending(f"{namespace}/{pclq}")
         )
         return Snapshot(
             pcs=defaulted,
@@ -293,7 +286,7 @@ class Manager:
             room=self.room() if self.room is not None else None,
             nonce=secrets.token_hex(4),
             status_holds={n: t - time.monotonic() for n, t in self._status_holds.get(key, {}).items()},
-            **found,
+            children=children,
         )
 
     def _record_holds(self, key: Key, held: Mapping[str, float]) -> None:

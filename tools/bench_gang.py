@@ -34,11 +34,12 @@ from typing import Any
 
 from admitter.core.cluster import ClusterModel
 from admitter.core.decision import Decision
-from admitter.core.gangs import CONDITION_ADMITTED, Gang
+from admitter.core.gangs import Gang
 from admitter.core.nodes import NodeInfo, PodSpecView, feasible
 from admitter.core.plan import PlanConfig, Planner, plan
 from admitter.core.resources import CPU, Resources, pod_requests
 from grove_api import constants as c
+from grove_api.podgang import CONDITION_ADMITTED
 from tools.bench_gang_e2e import NODES as NODES_E2E
 from tools.bench_gang_e2e import run_e2e
 

@@ -21,7 +21,7 @@ from grove_api import constants as c
 from grove_api.podgang import CONDITION_ADMITTED, REASON_BASE_PENDING, REASON_PODS_PENDING
 
 from .cluster import ClusterModel, GangKey
-from .pods import PodInfo, PodKey, PodState, parse_time
+from .pods import PodInfo, PodKey, PodState, epoch_seconds
 
 PriorityLookup = Mapping[str, int] | Callable[[str], int | None]
 
@@ -117,7 +117,7 @@ class Gang:
             priority=priority
             if priority is not None
             else _priority(spec.get("priorityClassName"), priorities),
-            created=parse_time(meta.get("creationTimestamp")) or 0.0,
+            created=epoch_seconds(meta.get("creationTimestamp")) or 0.0,
             base=(namespace, base) if base else None,
             admitted=admitted,
             admitted_at=admitted_at,
@@ -143,7 +143,7 @@ def _admission(podgang: Mapping[str, Any]) -> tuple[bool, float | None, bool]:
     for cond in (podgang.get("status") or {}).get("conditions") or ():
         if cond.get("type") == CONDITION_ADMITTED:
             if cond.get("status") == "True":
-                return True, parse_time(cond.get("lastTransitionTime")), False
+                return True, epoch_seconds(cond.get("lastTransitionTime")), False
             return False, None, cond.get("reason") in (REASON_PODS_PENDING, REASON_BASE_PENDING)
     return False, None, True
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
+from grove_api import conditions as cond
 from grove_api import constants as c
 
 from .exclusive import pod_demand
@@ -31,14 +31,11 @@ class PodState(enum.Enum):
     TERMINAL = "terminal"  # Succeeded or Failed: takes nothing, counts for nothing
 
 
-def parse_time(text: str | None) -> float | None:
-    """RFC 3339 timestamp (as the apiserver writes it) to epoch seconds; None when absent or malformed."""
-    if not text:
-        return None
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+def epoch_seconds(text: str | None) -> float | None:
+    """An RFC 3339 timestamp (as the apiserver writes it; `grove_api.conditions.parse_time`) in seconds since
+    the epoch; None when absent or malformed."""
+    parsed = cond.parse_time(text)
+    return None if parsed is None else parsed.timestamp()
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +80,7 @@ class PodInfo:
             pin=view.pinned_hostname,
             ungated=not gates,
             deleting=bool(meta.get("deletionTimestamp")),
-            created=parse_time(meta.get("creationTimestamp")) or 0.0,
+            created=epoch_seconds(meta.get("creationTimestamp")) or 0.0,
             generation=generation,
         )
 

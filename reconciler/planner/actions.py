@@ -50,7 +50,9 @@ class Delete:
 @dataclass(frozen=True)
 class PatchStatus:
     """JSON merge patch of the status subresource; with `apply`, a server-side apply of just these fields
-    instead (for status shared with another writer: a PodGang's conditions are also the admitter's)."""
+    instead, which leaves the rest of the status alone: a PodGang's `Initialized` condition, written by the
+    reconciler only while gang admission is off (docs/gang-admission.md, "Status ownership"); conditions
+    are a list map keyed by type, so the other conditions (an `Admitted` from when it was on) stay."""
 
     ref: Ref
     status: dict[str, Any] = field(default_factory=dict)

@@ -1,8 +1,10 @@
-"""The desired children of a PodCliqueSet: PodCliques, scaling groups, Services, RBAC for grove-initc, HPAs.
+"""The desired PodCliques and scaling groups of a PodCliqueSet, and the metadata every child shares.
 
-Names and labels are Grove's (reference §0). Each function returns full objects; the planner compares them
-with what exists and writes only differences. `spec.replicas` of a PodClique or scaling group comes from
-the template only when the object is created: afterwards `kubectl scale` and HPAs own it.
+Names and labels are Grove's (docs/api.md, "Names" and "Labels and annotations"). Each function returns
+full objects; the planner compares them with what exists and writes only differences. `spec.replicas` of a
+PodClique or scaling group comes from the template only when the object is created: afterwards
+`kubectl scale` and HPAs own it. The other kinds of child have planner modules of their own (`services.py`,
+`rbac.py`, `hpas.py`, `gangs.py`, `pods.py`); `registry.py` lists every kind.
 """
 
 from __future__ import annotations
@@ -16,9 +18,6 @@ from grove_api import naming
 from grove_api.hashing import pod_template_hash
 
 from .snapshot import Obj, Snapshot, uid_of
-
-API_V1 = "v1"
-RBAC_V1 = "rbac.authorization.k8s.io/v1"
 
 
 def default_labels(pcs: str) -> dict[str, str]:
@@ -36,7 +35,7 @@ def owner_ref(owner: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def _meta(
+def child_meta(
     snap: Snapshot, name: str, labels: dict[str, str], owner: Obj, annotations: dict[str, str] | None = None
 ) -> Obj:
     meta: Obj = {
@@ -74,7 +73,8 @@ def template_hash(snap: Snapshot, clique: Obj) -> str:
 
 
 def _dependency_names(snap: Snapshot, clique_name: str, replica: int) -> list[str]:
-    """FQNs of the base-gang PodCliques of a clique (§4.1 dep())."""
+    """The PodCliques a clique stands for as a parent in replica `replica`: those of it in the base gang
+    (docs/startup-ordering.md, "Which PodClique waits for which")."""
     group = group_of_clique(snap).get(clique_name)
     if group is None:
         return [naming.standalone_podclique(snap.name, replica, clique_name)]
@@ -87,7 +87,8 @@ def _dependency_names(snap: Snapshot, clique_name: str, replica: int) -> list[st
 def starts_after(
     snap: Snapshot, clique: Obj, replica: int, group: Obj | None = None, group_replica: int = 0
 ) -> list[str]:
-    """The PodClique's startsAfter as FQNs, from cliqueStartupType (reference §4.1)."""
+    """The PodClique's startsAfter as FQNs, from cliqueStartupType (docs/startup-ordering.md, "Which
+    PodClique waits for which")."""
     startup = snap.template.get("cliqueStartupType") or c.STARTUP_ANY_ORDER
     cliques = [q["name"] for q in snap.template.get("cliques") or []]
     name = clique["name"]
@@ -175,7 +176,9 @@ def standalone_podcliques(snap: Snapshot) -> list[Obj]:
                 {
                     "apiVersion": c.API_VERSION,
                     "kind": c.KIND_PODCLIQUE,
-                    "metadata": _meta(snap, name, labels, snap.pcs, _clique_annotations(snap, clique, deps)),
+                    "metadata": child_meta(
+                        snap, name, labels, snap.pcs, _clique_annotations(snap, clique, deps)
+                    ),
                     "spec": _clique_spec(clique, snap.podcliques.get(name), deps),
                 }
             )
@@ -199,7 +202,9 @@ def scaling_groups(snap: Snapshot) -> list[Obj]:
                 {
                     "apiVersion": c.API_VERSION,
                     "kind": c.KIND_PODCLIQUESCALINGGROUP,
-                    "metadata": _meta(snap, name, labels, snap.pcs, dict(group.get("annotations") or {})),
+                    "metadata": child_meta(
+                        snap, name, labels, snap.pcs, dict(group.get("annotations") or {})
+                    ),
                     "spec": {
                         "replicas": replicas if replicas is not None else int(group.get("replicas") or 1),
                         "minAvailable": int(group.get("minAvailable") or 1),
@@ -271,119 +276,10 @@ def group_member_podcliques(snap: Snapshot) -> list[Obj]:
                         {
                             "apiVersion": c.API_VERSION,
                             "kind": c.KIND_PODCLIQUE,
-                            "metadata": _meta(
+                            "metadata": child_meta(
                                 snap, name, labels, pcsg, _clique_annotations(snap, clique, deps)
                             ),
                             "spec": spec,
                         }
                     )
-    return out
-
-
-def headless_services(snap: Snapshot) -> list[Obj]:
-    publish = bool((snap.template.get("headlessServiceConfig") or {}).get("publishNotReadyAddresses", False))
-    out = []
-    for i in range(snap.replicas):
-        name = naming.headless_service(snap.name, i)
-        labels = {
-            **default_labels(snap.name),
-            c.LABEL_NAME: name,
-            c.LABEL_COMPONENT: c.COMPONENT_HEADLESS_SERVICE,
-            c.LABEL_PCS_REPLICA_INDEX: str(i),
-        }
-        out.append(
-            {
-                "apiVersion": API_V1,
-                "kind": "Service",
-                "metadata": _meta(snap, name, labels, snap.pcs),
-                "spec": {
-                    "clusterIP": "None",
-                    "selector": {**default_labels(snap.name), c.LABEL_PCS_REPLICA_INDEX: str(i)},
-                    "publishNotReadyAddresses": publish,
-                },
-            }
-        )
-    return out
-
-
-def initc_rbac(snap: Snapshot) -> list[Obj]:
-    """ServiceAccount, Role, RoleBinding and token Secret that grove-initc uses to watch its gang's pods."""
-    sa = naming.service_account(snap.name)
-    role = naming.role(snap.name)
-
-    def labels(component: str, name: str) -> dict[str, str]:
-        # The Role's name (grove.io:pcs:<pcs>) is not a valid label value: it is named after the PCS.
-        value = name if ":" not in name else snap.name
-        return {**default_labels(snap.name), c.LABEL_NAME: value, c.LABEL_COMPONENT: component}
-
-    secret_name = naming.initc_token_secret(snap.name)
-    return [
-        {
-            "apiVersion": API_V1,
-            "kind": "ServiceAccount",
-            "metadata": _meta(snap, sa, labels(c.COMPONENT_POD_SERVICE_ACCOUNT, sa), snap.pcs),
-            "automountServiceAccountToken": True,
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "Role",
-            "metadata": _meta(snap, role, labels(c.COMPONENT_POD_ROLE, role), snap.pcs),
-            "rules": [
-                {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "watch"]}
-            ],
-        },
-        {
-            "apiVersion": RBAC_V1,
-            "kind": "RoleBinding",
-            "metadata": _meta(snap, role, labels(c.COMPONENT_POD_ROLE_BINDING, role), snap.pcs),
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
-            "subjects": [{"kind": "ServiceAccount", "name": sa, "namespace": snap.namespace}],
-        },
-        {
-            "apiVersion": API_V1,
-            "kind": "Secret",
-            "metadata": _meta(
-                snap,
-                secret_name,
-                labels(c.COMPONENT_POD_SA_TOKEN_SECRET, secret_name),
-                snap.pcs,
-                {"kubernetes.io/service-account.name": sa},
-            ),
-            "type": "kubernetes.io/service-account-token",
-        },
-    ]
-
-
-def autoscalers(snap: Snapshot) -> list[Obj]:
-    """autoscaling/v2 HPAs on the scale subresources of standalone PodCliques and scaling groups (§8)."""
-    out = []
-
-    def hpa(name: str, kind: str, config: Obj) -> Obj:
-        labels = {**default_labels(snap.name), c.LABEL_NAME: name, c.LABEL_COMPONENT: c.COMPONENT_HPA}
-        spec: Obj = {
-            "scaleTargetRef": {"apiVersion": c.API_VERSION, "kind": kind, "name": name},
-            "maxReplicas": int(config["maxReplicas"]),
-        }
-        if config.get("minReplicas") is not None:
-            spec["minReplicas"] = int(config["minReplicas"])
-        if config.get("metrics"):
-            spec["metrics"] = copy.deepcopy(config["metrics"])
-        return {
-            "apiVersion": "autoscaling/v2",
-            "kind": "HorizontalPodAutoscaler",
-            "metadata": _meta(snap, name, labels, snap.pcs),
-            "spec": spec,
-        }
-
-    for i in range(snap.replicas):
-        for clique in standalone_cliques(snap):
-            config = clique.get("spec", {}).get("autoScalingConfig")
-            if config:
-                out.append(
-                    hpa(naming.standalone_podclique(snap.name, i, clique["name"]), c.KIND_PODCLIQUE, config)
-                )
-        for group in group_configs(snap):
-            if group.get("scaleConfig"):
-                name = naming.scaling_group(snap.name, i, group["name"])
-                out.append(hpa(name, c.KIND_PODCLIQUESCALINGGROUP, group["scaleConfig"]))
     return out

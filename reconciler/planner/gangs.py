@@ -1,11 +1,12 @@
-"""PodGangs of a PodCliqueSet (reference §2): which PodCliques form each gang and which pods it holds.
+"""PodGangs of a PodCliqueSet (docs/api.md, "PodGangs"): which PodCliques form each gang and which pods it
+holds.
 
 Base gang `<pcs>-<i>`: every standalone clique of replica i, then each scaling group's replicas below its
 minAvailable. Each scaling-group replica at or beyond minAvailable is a scaled gang of its own.
 
-Topology (§2.2; only when the snapshot has the binding's levels, see topology.py): a base gang is packed by
-the PodCliqueSet's constraint and each of its scaling-group replicas by the group's (one
-`topologyConstraintGroupConfigs` entry per replica); a scaled gang by its group's constraint, else the
+Topology (docs/api.md, "PodGangs"; only when the snapshot has the binding's levels, see topology.py): a
+base gang is packed by the PodCliqueSet's constraint and each of its scaling-group replicas by the group's
+(one `topologyConstraintGroupConfigs` entry per replica); a scaled gang by its group's constraint, else the
 PodCliqueSet's; every podgroup by its clique's.
 """
 
@@ -16,10 +17,10 @@ from dataclasses import dataclass, field
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.podstate import is_active
 
 from . import topology
 from .children import default_labels, group_configs, owner_ref, standalone_cliques
-from .pods import is_active
 from .snapshot import Obj, Snapshot, labels_of, name_of
 
 Planned = Mapping[str, Sequence[str]]  # PodClique -> names of the pods this pass creates

@@ -10,9 +10,10 @@ from grove_api import constants as c
 from grove_api import hashing, naming, podgang
 from grove_api.refs import Ref
 
-from . import children, gangs, status, termination, update
+from . import children, gangs, registry, status, termination, update
 from .actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer, ReplaceSpec
-from .pods import delete_podclique, pod_actions, pod_ref
+from .pods import delete_podclique, pod_actions
+from .registry import ChildKind, Sync
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 
 # Fields a PodClique's or scaling group's owner sets only at creation (kubectl scale / HPAs own them later).
@@ -24,9 +25,9 @@ ROLLOUT_RETRY_SECONDS = 5.0
 # A PodClique status change that only reports progress (counts, conditions turning good, a new PodClique's
 # first status; status.may_wait) is held back; it goes at once when it brings the PodClique to rest
 # (status.at_rest) or with a change that reports trouble, and otherwise when its hold runs out. A hold's
-# length is fixed when it begins: STATUS_HOLD_SECONDS, or as long as the pods of all the PodCliques whose holds
-# begin in the same pass take to start at PODS_STARTED_PER_SECOND, whichever is longer (a 1,000-pod start:
-# 25 s). Pods of a gang are bound, started and become Ready within moments of each other, and each step
+# length is fixed when it begins: STATUS_HOLD_SECONDS, or as long as the pods of all the PodCliques whose
+# holds begin in the same pass take to start at PODS_STARTED_PER_SECOND, whichever is longer (a 1,000-pod
+# start: 25 s). Pods of a gang are bound, started and become Ready within moments of each other, and each step
 # written alone is a write per PodClique per step: a PodClique status write costs the apiserver about twice a
 # pod create, and a 1,000-pod start wrote ~1,500 of them with a fixed 2 s hold (~2,000 at 1 s, ~1,000 with a
 # hold that shrank as PodCliques came to rest), slowing the very pods they report on; held until each
@@ -110,14 +111,25 @@ def sync_whole_spec(snap: Snapshot, desired: Iterable[Obj], existing: Mapping[st
     return actions
 
 
+def sync_kind(
+    snap: Snapshot, kind: ChildKind, desired: Iterable[Obj], existing: Mapping[str, Obj]
+) -> list[Action]:
+    """`sync` or `sync_whole_spec`, as the kind's registry entry says."""
+    if kind.sync is Sync.APPLY:
+        return sync(snap, desired, existing)
+    if kind.sync is Sync.REPLACE_SPEC:
+        return sync_whole_spec(snap, desired, existing)
+    raise ValueError(f"{kind.kind} is never synced in place")
+
+
 def prune(
-    snap: Snapshot, desired: Iterable[Obj], existing: Mapping[str, Obj], api_version: str, kind: str
+    snap: Snapshot, kind: ChildKind, desired: Iterable[Obj], existing: Mapping[str, Obj]
 ) -> list[Action]:
     """Delete children that are no longer wanted (scaled-in replicas, removed groups), if they are ours."""
     wanted = {o["metadata"]["name"] for o in desired}
     return [
         Delete(
-            Ref(api_version, kind, str(o["metadata"].get("namespace", "")), name),
+            Ref(kind.api_version, kind.kind, str(o["metadata"].get("namespace", "")), name),
             uid_of(o),
             reason="no longer desired",
         )
@@ -135,25 +147,15 @@ def teardown(snap: Snapshot) -> Plan:
     garbage collector would get there too, through ownerReferences, but at its 20 requests/s and only after
     its discovery has caught up with our CRDs.)"""
     plan = Plan()
-    plan.actions += [
-        Delete(pod_ref(p), uid_of(p), reason="PodCliqueSet deleted") for p in snap.pods if not is_deleting(p)
-    ]
-    children_by_kind = (
-        (c.API_VERSION, c.KIND_PODCLIQUE, snap.podcliques),
-        (c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP, snap.scaling_groups),
-        (c.SCHEDULER_API_VERSION, c.KIND_PODGANG, snap.podgangs),
-        ("v1", "Service", snap.services),
-        ("v1", "ServiceAccount", snap.service_accounts),
-        ("v1", "Secret", snap.secrets),
-        (children.RBAC_V1, "Role", snap.roles),
-        (children.RBAC_V1, "RoleBinding", snap.role_bindings),
-        ("autoscaling/v2", "HorizontalPodAutoscaler", snap.hpas),
-    )
-    for api_version, kind, objs in children_by_kind:
+    for kind in sorted(registry.CHILD_KINDS, key=lambda k: k.teardown):
         plan.actions += [
-            Delete(Ref(api_version, kind, snap.namespace, name), uid_of(o), reason="PodCliqueSet deleted")
-            for name, o in objs.items()
-            if not is_deleting(o) and snap.controls(o)
+            Delete(
+                Ref(kind.api_version, kind.kind, snap.namespace, name),
+                uid_of(o),
+                reason="PodCliqueSet deleted",
+            )
+            for name, o in snap.existing(kind.key).items()
+            if not is_deleting(o) and (kind.controlled_by_podclique or snap.controls(o))
         ]
     if c.FINALIZER_PODCLIQUESET in (snap.pcs["metadata"].get("finalizers") or []):
         plan.actions.append(
@@ -183,25 +185,14 @@ def plan(snap: Snapshot) -> Plan:
                 }
             )
         )
-    rbac = children.initc_rbac(snap)
-    by_kind: dict[str, Mapping[str, Obj]] = {
-        "ServiceAccount": snap.service_accounts,
-        "Role": snap.roles,
-        "RoleBinding": snap.role_bindings,
-        "Secret": snap.secrets,
-    }
-    for obj in rbac:
-        if obj["kind"] == "RoleBinding" and not snap.roles:
-            continue  # binding a Role the apiserver does not know yet is refused: next pass
-        actions += sync(snap, [obj], by_kind[obj["kind"]])
-    services = children.headless_services(snap)
-    actions += sync(snap, services, snap.services)
-    actions += prune(snap, services, _owned(snap.services, c.COMPONENT_HEADLESS_SERVICE), "v1", "Service")
-    hpas = children.autoscalers(snap)
-    actions += sync(snap, hpas, snap.hpas)
-    actions += prune(
-        snap, hpas, _owned(snap.hpas, c.COMPONENT_HPA), "autoscaling/v2", "HorizontalPodAutoscaler"
-    )
+    for kind in registry.CHILD_KINDS:  # the kinds with a planner module of their own (registry.py)
+        if kind.desired is None:
+            continue  # structural: below
+        desired = kind.desired(snap)
+        existing = snap.existing(kind.key)
+        actions += sync_kind(snap, kind, desired, existing)
+        if kind.prune is not None:
+            actions += prune(snap, kind, desired, _owned(existing, kind.prune))
     standalone = children.standalone_podcliques(snap)
     groups = children.scaling_groups(snap)
     members = children.group_member_podcliques(snap)
@@ -218,8 +209,9 @@ def plan(snap: Snapshot) -> Plan:
     rollout = update.plan_update(
         snap, generation, renewed, frozenset(ends.terminated), frozenset(ends.counting)
     )
-    # RollingRecreate replaces a scaling group's member PodCliques whole (§7.4): an outdated member is
-    # left as it is until the update deletes it, then created again from the new template.
+    # RollingRecreate replaces a scaling group's member PodCliques whole (docs/termination-and-updates.md,
+    # "Rolling updates", step 2): an outdated member is left as it is until the update deletes it, then
+    # created again from the new template.
     kept = {
         name
         for name in renewed
@@ -228,11 +220,14 @@ def plan(snap: Snapshot) -> Plan:
         and labels_of(snap.podcliques[name]).get(c.LABEL_POD_TEMPLATE_HASH)
         != labels_of(renewed[name]).get(c.LABEL_POD_TEMPLATE_HASH)
     }
-    actions += sync_whole_spec(
-        snap, [o for o in standalone + members if name_of(o) not in kept | doomed.keys()], snap.podcliques
+    actions += sync_kind(
+        snap,
+        registry.PODCLIQUES,
+        [o for o in standalone + members if name_of(o) not in kept | doomed.keys()],
+        snap.podcliques,
     )
-    actions += sync_whole_spec(snap, groups, snap.scaling_groups)
-    actions += prune(snap, groups, snap.scaling_groups, c.API_VERSION, c.KIND_PODCLIQUESCALINGGROUP)
+    actions += sync_kind(snap, registry.SCALING_GROUPS, groups, snap.scaling_groups)
+    actions += prune(snap, registry.SCALING_GROUPS, groups, snap.scaling_groups)
     unwanted = {name_of(q): "scaled in" for q in _unwanted_podcliques(snap, standalone + members)}
     for name, reason in {**unwanted, **doomed}.items():
         pclq = snap.podcliques[name]
@@ -251,8 +246,8 @@ def plan(snap: Snapshot) -> Plan:
             actions += pod_actions(obj, [], seed)
     actions += rollout.actions
     desired_gangs = gangs.podgangs(snap, _planned_pods(actions))
-    actions += sync_whole_spec(snap, desired_gangs, snap.podgangs)
-    actions += prune(snap, desired_gangs, snap.podgangs, c.SCHEDULER_API_VERSION, c.KIND_PODGANG)
+    actions += sync_kind(snap, registry.PODGANGS, desired_gangs, snap.podgangs)
+    actions += prune(snap, registry.PODGANGS, desired_gangs, snap.podgangs)
     flagged = {name_of(g) for t in ends.replicas for g in _replica_groups(snap, t.replica)}
     written, held, hold_wait = _hold_progress(
         snap, statuses(snap, wanted - doomed.keys(), desired_gangs, rollout, flagged)

@@ -13,22 +13,19 @@ from typing import Any
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.podstate import PHASE_FAILED, PHASE_SUCCEEDED, is_active
 from grove_api.refs import Ref
 
 from .actions import Action, Create, Delete
 from .children import owner_ref
 from .snapshot import Obj, is_deleting, labels_of, name_of, uid_of
 
-TERMINAL_PHASES = ("Failed", "Succeeded")
+TERMINAL_PHASES = (PHASE_FAILED, PHASE_SUCCEEDED)
 
 
 def pod_ref(pod: Obj) -> Ref:
     """List responses omit apiVersion/kind on items, so pods are referred to explicitly."""
     return Ref("v1", "Pod", str(pod["metadata"].get("namespace", "")), name_of(pod))
-
-
-def is_active(pod: Obj) -> bool:
-    return not is_deleting(pod) and pod.get("status", {}).get("phase") not in TERMINAL_PHASES
 
 
 def delete_podclique(pclq: Mapping[str, Any], pods: list[Obj], reason: str) -> list[Action]:
@@ -74,8 +71,9 @@ def _condition(pod: Obj, kind: str) -> str:
 
 
 def deletion_order(pods: list[Obj], expected_hash: str) -> list[Obj]:
-    """Pods in the order they should go on scale-in (Grove's sorter, §1.6.3): unscheduled, then Pending,
-    Unknown, Running; not Ready before Ready; outdated template first; then the newest; ties by name."""
+    """Pods in the order they should go on scale-in (Grove's order; docs/api.md, "Pods"): unscheduled, then
+    Pending, Unknown, Running; not Ready before Ready; outdated template first; then the newest; equal ones:
+    the higher pod index first."""
     phase_rank = {"Pending": 0, "Unknown": 1, "Running": 2}
 
     def key(pod: Obj) -> tuple[Any, ...]:
@@ -100,8 +98,8 @@ def _negate(text: str) -> tuple[int, ...]:
 
 
 def build_pod(pclq: Mapping[str, Any], index: int, pod_name: str = "") -> Obj:
-    """A pod of the PodClique with the given index (reference §1.2.1; gates and grove-initc are added by the
-    pod admission webhook), named `pod_name` (else generateName: for pods compared, never created)."""
+    """A pod of the PodClique with the given index (docs/api.md, "Pods"; gates and grove-initc are added by
+    the pod admission webhook), named `pod_name` (else generateName: for pods compared, never created)."""
     meta = pclq["metadata"]
     labels = labels_of(pclq)
     pcs = labels[c.LABEL_PART_OF]

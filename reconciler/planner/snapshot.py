@@ -51,27 +51,21 @@ def by_name(objs: Sequence[Obj]) -> dict[str, Obj]:
 
 @dataclass(frozen=True)
 class Snapshot:
-    """The PodCliqueSet (defaulted) and its children as the caches hold them, keyed by name."""
+    """The PodCliqueSet (defaulted) and its children as the caches hold them."""
 
     pcs: Obj
     now: datetime
-    podcliques: Mapping[str, Obj] = field(default_factory=dict)
-    scaling_groups: Mapping[str, Obj] = field(default_factory=dict)
-    podgangs: Mapping[str, Obj] = field(default_factory=dict)
-    pods: Sequence[Obj] = ()
-    services: Mapping[str, Obj] = field(default_factory=dict)
-    service_accounts: Mapping[str, Obj] = field(default_factory=dict)
-    roles: Mapping[str, Obj] = field(default_factory=dict)
-    role_bindings: Mapping[str, Obj] = field(default_factory=dict)
-    secrets: Mapping[str, Obj] = field(default_factory=dict)
-    hpas: Mapping[str, Obj] = field(default_factory=dict)
+    # The children by kind (the key of the kind's entry in registry.py), each kind's by name. A kind a
+    # snapshot lacks has none. `existing(key)` reads one kind; the structural kinds have attributes.
+    children: Mapping[str, Mapping[str, Obj]] = field(default_factory=dict)
     # PodCliques whose pod creations/deletions the caches have not shown yet: no pod decisions for them.
     pending: frozenset[str] = frozenset()
     # Topology-aware scheduling: domain -> node label key of the ClusterTopologyBinding the PodCliqueSet's
     # constraints name; None when TAS is disabled or the binding does not exist (no PodGang topology then).
     topology_levels: Mapping[str, str] | None = None
     # Gang admission is on (`gangAdmission.enabled`): the gang admitter gates gangs and owns the PodGangs'
-    # status (grove_api.podgang), so the planner writes none of it, and a gang it has not admitted runs nothing.
+    # status (grove_api.podgang), so the planner writes none of it, and a gang it has not admitted runs
+    # nothing.
     gang_admission: bool = False
     # Room for the replacements of a rolling update; None (no gang admitter): replace without asking.
     room: Room | None = None
@@ -80,6 +74,27 @@ class Snapshot:
     # PodCliques whose progress-only status write is held back, and the seconds left on each hold (0 or less:
     # run out; the manager remembers when each hold ends; see plan.STATUS_HOLD_SECONDS).
     status_holds: Mapping[str, float] = field(default_factory=dict)
+
+    def existing(self, key: str) -> Mapping[str, Obj]:
+        """The children of one kind (its registry key), by name."""
+        return self.children.get(key, {})
+
+    # The structural kinds, which every planner module reads (keys of their registry entries).
+    @cached_property
+    def podcliques(self) -> Mapping[str, Obj]:
+        return self.existing("podcliques")
+
+    @cached_property
+    def scaling_groups(self) -> Mapping[str, Obj]:
+        return self.existing("scaling_groups")
+
+    @cached_property
+    def podgangs(self) -> Mapping[str, Obj]:
+        return self.existing("podgangs")
+
+    @cached_property
+    def pods(self) -> Sequence[Obj]:
+        return list(self.existing("pods").values())
 
     @property
     def name(self) -> str:

@@ -6,8 +6,8 @@ that is **absent** means "not ours here, leave it alone" and a key whose value i
 it"; :func:`status_patch` turns the desired dict into the JSON merge patch to send (or None when nothing
 changed semantically, so a reconcile does not trigger itself through its own watch events).
 
-Spec references (``grove-controllers.md``): §6.1 PodCliqueSet, §6.2 PodClique, §6.3 scaling group, §5.1 and
-§5.2 MinAvailableBreached, §2.3/§2.4 PodGang.
+What each field and condition means: docs/api.md, "Status fields" (counts, hashes, selectors) and
+"PodGangs" (their status); docs/termination-and-updates.md, "Availability conditions" (types, reasons).
 
 Rolling updates (``update.py``) decide each ``updateProgress``; the functions here take it as
 ``update_progress`` (an update in progress reports MinAvailableBreached=Unknown and freezes the current
@@ -33,7 +33,8 @@ from grove_api.podgang import (
 
 Obj = Mapping[str, Any]
 
-# Reasons (spec §0.5) and messages (Grove's wording, counts included).
+# Reasons (Grove's identifiers; docs/termination-and-updates.md, "Availability conditions") and messages
+# (Grove's wording, counts included).
 REASON_UPDATE_IN_PROGRESS: Final = "UpdateInProgress"
 REASON_SCHEDULED_BELOW_MIN: Final = "ScheduledReplicasBelowMinAvailable"
 REASON_INSUFFICIENT_READY_PODS: Final = "InsufficientReadyPods"
@@ -50,7 +51,7 @@ MSG_UPDATE_IN_PROGRESS: Final = "Update is in progress"
 MSG_IDLE: Final = "PodClique is intentionally idle with replicas 0"
 
 
-# --- small readers -----------------------------------------------------------------------------------
+# --- small readers -------------------------------------------------------------------------------------
 def _meta(obj: Obj) -> Mapping[str, Any]:
     return obj.get("metadata") or {}
 
@@ -127,15 +128,20 @@ def podclique_updated(pclq: Obj, expected_template_hash: str | None, pcs_generat
     return _int(st.get("readyReplicas"), 0) >= m and _int(st.get("updatedReplicas"), 0) >= m
 
 
-# --- PodClique (§6.2, §5.1) -------------------------------------------------------------------------
+# --- PodClique -----------------------------------------------------------------------------------------
+def _idle(pclq: Obj) -> bool:
+    """Scaled to zero on purpose (kubectl scale / an HPA): scheduled and not breached, whatever its
+    minAvailable (as in later Grove versions)."""
+    return _int(_spec(pclq).get("replicas"), 1) == 0
+
+
 def min_available_breached(
     pclq: Obj, *, scheduled: int, erroneous: int, started_not_ready: int, update_in_progress: bool
 ) -> tuple[str, str, str]:
-    """(status, reason, message) of a PodClique's MinAvailableBreached (spec §5.1)."""
+    """(status, reason, message) of a PodClique's MinAvailableBreached."""
     if update_in_progress:
         return cond.UNKNOWN, REASON_UPDATE_IN_PROGRESS, MSG_UPDATE_IN_PROGRESS
-    if _int(_spec(pclq).get("replicas"), 1) == 0:
-        # Scaled to zero on purpose (kubectl scale / HPA): not a breach (as in later Grove versions).
+    if _idle(pclq):
         return cond.FALSE, REASON_SUFFICIENT_READY_PODS, MSG_IDLE
     m = podclique_min_available(pclq)
     if scheduled < m:
@@ -160,7 +166,7 @@ def min_available_breached(
 
 def podclique_scheduled(pclq: Obj, *, scheduled: int) -> tuple[str, str, str]:
     """(status, reason, message) of a PodClique's PodCliqueScheduled: True iff scheduled >= minAvailable."""
-    if _int(_spec(pclq).get("replicas"), 1) == 0:
+    if _idle(pclq):
         return cond.TRUE, REASON_SUFFICIENT_SCHEDULED_PODS, MSG_IDLE
     m = podclique_min_available(pclq)
     if scheduled < m:
@@ -195,11 +201,11 @@ def podclique_status(
     not in the cache yet), so conditions are always computed (Grove computes them once observedGeneration
     is written, which it does just before).
 
-    Counting (§6.2): ``replicas`` = non-terminating pods; ``readyReplicas``, ``scheduledReplicas``,
-    ``scheduleGatedReplicas`` count terminating pods too (Grove's rule); ``updatedReplicas`` counts
-    non-terminating pods whose hash label is the target (``updateProgress.podTemplateHash`` while a
-    progress exists, else ``expected_hash``) — ours: Grove also counts terminating pods, which can make
-    updated exceed replicas.
+    Counting (docs/api.md, "Status fields"): ``replicas`` = non-terminating pods; ``readyReplicas``,
+    ``scheduledReplicas``, ``scheduleGatedReplicas`` count terminating pods too (Grove's rule);
+    ``updatedReplicas`` counts non-terminating pods whose hash label is the target
+    (``updateProgress.podTemplateHash`` while a progress exists, else ``expected_hash``) — ours: Grove also
+    counts terminating pods, which can make updated exceed replicas.
     """
     pods = list(pods)
     current = _status(pclq)
@@ -228,7 +234,8 @@ def podclique_status(
     if update_progress is not None:
         status["updateProgress"] = _replace(_status(pclq).get("updateProgress"), update_progress)
 
-    # Current hashes (§6.2): frozen while an auto update runs or not every pod is on the target.
+    # Current hashes (docs/api.md, "Status fields"): frozen while an auto update runs or not every pod is on
+    # the target.
     cur_tpl = current.get("currentPodTemplateHash")
     cur_gen = current.get("currentPodCliqueSetGenerationHash")
     if not in_progress and updated == replicas and pcs_generation_hash is not None:
@@ -270,11 +277,11 @@ def podclique_status(
     return status
 
 
-# --- PodCliqueScalingGroup (§6.3, §5.2) -------------------------------------------------------------
+# --- PodCliqueScalingGroup -----------------------------------------------------------------------------
 def group_members(pcsg: Obj, members: Iterable[Obj]) -> dict[int, dict[str, Obj]]:
-    """Member PodCliques by scaling-group replica index and clique name, strays pruned (§6.3): only the
-    names ``<pcsg>-<j>-<clique>`` with ``j < spec.replicas`` and ``clique`` in ``spec.cliqueNames``.
-    Terminating members are kept (callers decide)."""
+    """Member PodCliques by scaling-group replica index and clique name, strays pruned (docs/api.md, "Status
+    fields"): only the names ``<pcsg>-<j>-<clique>`` with ``j < spec.replicas`` and ``clique`` in
+    ``spec.cliqueNames``. Terminating members are kept (callers decide)."""
     spec = _spec(pcsg)
     name = _name(pcsg)
     replicas = group_replica_count(pcsg)
@@ -406,7 +413,7 @@ def scaling_group_status(
             f"found: {healthy}",
             now,
         )
-        # Recovered: the PCS-level gang termination flag is cleared (§5.2).
+        # Recovered: the PCS-level gang termination flag is cleared.
         conds = cond.remove_condition(conds, c.CONDITION_GANG_TERMINATION_IN_PROGRESS)
     if gang_terminated:
         conds = cond.set_condition(
@@ -429,7 +436,7 @@ def scaling_group_status(
     return status
 
 
-# --- PodCliqueSet (§6.1) ----------------------------------------------------------------------------
+# --- PodCliqueSet --------------------------------------------------------------------------------------
 def _template(pcs: Obj) -> Mapping[str, Any]:
     return _spec(pcs).get("template") or {}
 
@@ -584,7 +591,7 @@ def gang_admission_condition(podgangs: Iterable[Obj]) -> tuple[str, str, str, st
     return (CONDITION_PODGANGS_ADMITTED, cond.FALSE, reason, f"{summary}; {_name(gang)}: {detail}")
 
 
-# --- PodGang (§2.3, §2.4) ---------------------------------------------------------------------------
+# --- PodGang -------------------------------------------------------------------------------------------
 def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[str, Any]:
     """A PodGang's status as the reconciler writes it while gang admission is off (with it on, the gang
     admitter owns the whole status: grove_api.podgang): only the ``Initialized`` condition,
@@ -594,7 +601,7 @@ def podgang_status(podgang: Obj, all_pods_created: bool, now: datetime) -> dict[
     return {"conditions": [x for x in conds if x.get("type") == CONDITION_INITIALIZED]}
 
 
-# --- the patch ---------------------------------------------------------------------------------------
+# --- the patch -----------------------------------------------------------------------------------------
 def _strip_none(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _strip_none(v) for k, v in value.items() if v is not None}

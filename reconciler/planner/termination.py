@@ -1,5 +1,5 @@
-"""Gang termination (reference §5.3 to §5.5): which gangs have been below their minimum for longer than
-`terminationDelay` and are recreated as a whole.
+"""Gang termination (docs/termination-and-updates.md, "Gang termination"): which gangs have been below their
+minimum for longer than `terminationDelay` and are recreated as a whole.
 
 Two levels, decided from the status conditions the previous passes wrote (durable, so a restarted operator
 picks up the timers where they were):
@@ -114,7 +114,8 @@ def breach(
 
 def decide(snap: Snapshot, updating_groups: frozenset[str] = frozenset()) -> Terminations:
     """What gang termination does this pass. `updating_groups`: scaling groups with a rolling update in
-    progress (their replica-level termination is off, §5.4)."""
+    progress (their replica-level termination is off: docs/termination-and-updates.md, "Gang
+    termination")."""
     delay = termination_delay(snap)
     now = snap.now
     out = Terminations()

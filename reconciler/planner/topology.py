@@ -1,6 +1,6 @@
-"""Topology of a PodCliqueSet's PodGangs (reference §2.2): the pack constraints of the PodCliqueSet, its
-scaling groups and its cliques, with domain names (zone, rack …) translated to the node-label keys of the
-ClusterTopologyBinding they refer to.
+"""Topology of a PodCliqueSet's PodGangs (docs/api.md, "PodGangs"): the pack constraints of the
+PodCliqueSet, its scaling groups and its cliques, with domain names (zone, rack …) translated to the
+node-label keys of the ClusterTopologyBinding they refer to.
 
 The manager puts the binding's levels in the snapshot only when topology-aware scheduling is enabled and the
 binding exists; otherwise nothing is translated. A domain the binding does not have is left out (Grove logs

@@ -1,20 +1,20 @@
-"""Rolling updates (reference §7): a change of the PodCliqueSet's generation hash rolls the new pod templates
-through its replicas.
+"""Rolling updates (docs/termination-and-updates.md, "Rolling updates"): a change of the PodCliqueSet's
+generation hash rolls the new pod templates through its replicas.
 
 * **RollingRecreate** (default): one PodCliqueSet replica at a time; inside it, each standalone PodClique
   replaces one Ready pod at a time and each scaling group one replica (all its member PodCliques) at a
   time, in parallel across PodCliques and groups. Old pods that are not Ready go at once (they serve
   nothing). A replica is done when none of its pods is on an old template and every PodClique has its
   minimum Ready (every scaling group its minimum available); then the next replica is taken: one with a
-  pod being replaced or not Ready, else one whose update already began, else one with no pod scheduled, else one whose gang
-  is breached, else the lowest. A new generation in the middle keeps the replica being updated.
+  pod being replaced or not Ready, else one whose update already began, else one with no pod scheduled,
+  else one whose gang is breached, else the lowest. A new generation in the middle keeps the replica being updated.
 * **OnDelete**: nothing is deleted; PodCliques get the new template at once, so a pod deleted by a user (or
   replaced for failing, or added by scale-out) comes back on it, and scale-in takes outdated pods first.
 
 Where Grove is fragile, this module decides from what exists rather than from remembered selections: what
 is "in flight" (a pod or scaling-group replica deleted and not yet back and Ready) is read from the pods, so
 an operator restarted mid-update carries on exactly where the cluster is, and a scale-out or scale-in during
-the update (§7.6) needs no special case: new pods and replicas are built from the new template and are
+the update needs no special case: new pods and replicas are built from the new template and are
 never recycled again, vanished ones are simply no longer waited for. A gang that waits for admission
 (nothing of it runs) holds nothing up: its pods are rebuilt on the new template and the update moves on
 rather than waiting for capacity that is not the update's to wait for.
@@ -41,7 +41,7 @@ from grove_api import naming, podstate
 from . import status
 from .actions import Action, Delete
 from .children import group_configs, standalone_cliques, template_clique_of
-from .pods import build_pod, delete_podclique, is_active, pod_index, pod_ref
+from .pods import build_pod, delete_podclique, pod_index, pod_ref
 from .snapshot import Obj, PodKey, Snapshot, is_deleting, labels_of, name_of, uid_of
 
 CONDITION_UPDATE_IN_PROGRESS: Final = status.CONDITION_UPDATE_IN_PROGRESS
@@ -112,7 +112,7 @@ def waiting_gang(snap: Snapshot, obj: Mapping[str, Any]) -> bool:
 
 
 def _clique(snap: Snapshot, pclq: Obj, pods: list[Obj], expected: str) -> _Clique:
-    live = [p for p in pods if is_active(p)]
+    live = [p for p in pods if podstate.is_active(p)]
     old = sorted(
         (p for p in live if podstate.template_hash(p) != expected), key=lambda p: (_created(p), name_of(p))
     )
@@ -181,15 +181,18 @@ def _group(snap: Snapshot, pcsg: Obj, expected: Mapping[str, str]) -> _Group:
         live = {q: m for q, m in by_clique.items() if not is_deleting(m)}
         old = any(
             labels_of(m).get(c.LABEL_POD_TEMPLATE_HASH) != expected.get(q)
-            or any(is_active(p) and podstate.template_hash(p) != expected.get(q) for p in snap.pods_of(m))
+            or any(
+                podstate.is_active(p) and podstate.template_hash(p) != expected.get(q)
+                for p in snap.pods_of(m)
+            )
             for q, m in live.items()
         )
         available = all(
-            sum(1 for p in snap.pods_of(m) if is_active(p) and podstate.is_ready(p))
+            sum(1 for p in snap.pods_of(m) if podstate.is_active(p) and podstate.is_ready(p))
             >= status.podclique_min_available(m)
             for m in live.values()
         )
-        bound = [p for m in found for p in snap.pods_of(m) if is_active(p) and podstate.is_bound(p)]
+        bound = [p for m in found for p in snap.pods_of(m) if podstate.is_active(p) and podstate.is_bound(p)]
         waiting = any(waiting_gang(snap, m) for m in live.values())
         out.append(_GroupReplica(j, found, len(live) == len(cliques), old, available, bound, waiting))
     return _Group(pcsg, out)
@@ -260,7 +263,8 @@ def plan_update(
 ) -> Rollout:
     """The update's part of this pass. `desired_cliques`: the PodCliques as this pass wants them (pods
     are built from them); `excluded`: replicas gang termination recreates this pass; `counting`: replicas
-    with a breach still counting down (updated early, §7.2)."""
+    with a breach still counting down (updated early: docs/termination-and-updates.md, "Rolling updates",
+    step 1)."""
     now = cond.format_time(snap.now)
     current = snap.pcs.get("status") or {}
     stored = current.get("currentGenerationHash")
@@ -377,7 +381,7 @@ def _roll_replica(
             continue
         previous = (snap.podcliques[name].get("status") or {}).get("updateProgress") or {}
         progress = _restart(previous, generation, now) | {"podTemplateHash": q.expected}
-        if q.done:  # finished: the selection is cleared (§7.3 step 5)
+        if q.done:  # finished: the selection is cleared (docs/termination-and-updates.md, step 4)
             if not previous.get("updateEndedAt") or previous.get("podCliqueSetGenerationHash") != generation:
                 progress.pop("readyPodsSelectedToUpdate", None)
                 out.clique_progress[name] = {**progress, "updateEndedAt": now}
@@ -421,7 +425,7 @@ def _roll_group(
     progress["updatedPodCliquesCount"] = sum(
         len(r.members) for r in g.replicas if r.complete and not r.old and r.available
     )
-    if g.done:  # finished: the selection is cleared (§7.4 step 5)
+    if g.done:  # finished: the selection is cleared (docs/termination-and-updates.md, step 4)
         if not previous.get("updateEndedAt") or previous.get("podCliqueSetGenerationHash") != generation:
             progress.pop("readyReplicaIndicesSelectedToUpdate", None)
             out.group_progress[name] = {**progress, "updateEndedAt": now}

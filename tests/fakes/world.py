@@ -15,6 +15,7 @@ from typing import Any
 
 from grove_api.defaulting import default_podcliqueset
 from grove_api.refs import Ref
+from reconciler.planner import registry
 from reconciler.planner.actions import (
     Action,
     Apply,
@@ -27,20 +28,6 @@ from reconciler.planner.actions import (
 from reconciler.planner.plan import Plan, plan
 from reconciler.planner.pods import with_owner_uid
 from reconciler.planner.snapshot import Obj, Room, Snapshot
-
-KINDS = (
-    "PodCliqueSet",
-    "PodClique",
-    "PodCliqueScalingGroup",
-    "PodGang",
-    "Pod",
-    "Service",
-    "ServiceAccount",
-    "Role",
-    "RoleBinding",
-    "Secret",
-    "HorizontalPodAutoscaler",
-)
 
 
 def _merge(into: Obj, patch: Obj) -> None:
@@ -186,13 +173,14 @@ class World:
     def snapshot(self, ns: str, name: str) -> Snapshot:
         pcs = self.get("PodCliqueSet", ns, name)
         assert pcs is not None
-        part_of = {
-            kind: {
+        # Every kind of child the reconciler keeps (reconciler/planner/registry.py), by its snapshot key.
+        children = {
+            kind.key: {
                 o["metadata"]["name"]: o
-                for o in self.of_kind(kind, ns)
+                for o in self.of_kind(kind.kind, ns)
                 if o["metadata"].get("labels", {}).get("app.kubernetes.io/part-of") == name
             }
-            for kind in KINDS
+            for kind in registry.CHILD_KINDS
         }
         return Snapshot(
             pcs={**default_podcliqueset(pcs), "metadata": pcs["metadata"]},
@@ -202,16 +190,7 @@ class World:
             nonce=str(next(self.passes)),
             # A pass of this world stands for the hold's whole length: what one pass held, the next writes.
             status_holds=dict.fromkeys(self.held, 0.0),  # every hold has run out
-            podcliques=part_of["PodClique"],
-            scaling_groups=part_of["PodCliqueScalingGroup"],
-            podgangs=part_of["PodGang"],
-            pods=list(part_of["Pod"].values()),
-            services=part_of["Service"],
-            service_accounts=part_of["ServiceAccount"],
-            roles=part_of["Role"],
-            role_bindings=part_of["RoleBinding"],
-            secrets=part_of["Secret"],
-            hpas=part_of["HorizontalPodAutoscaler"],
+            children=children,
         )
 
     def step(self, ns: str, name: str, run: bool = True) -> Plan:
