@@ -167,7 +167,7 @@ class Admitter:
         touched = self.feed.take_touched()
         await self.status.record_admitted_on_create(decision.record_admitted_on_create, touched, now)
         await self.status.record_phases(now)
-        await self.status.record_initialized(now)
+        await self.status.record_initialized(touched, now)
         return decision
 
     async def run(self) -> None:

@@ -116,6 +116,9 @@ class StatusWriter:
         self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
         # Seconds until the next Initialized=False is due (see record_initialized): the loop looks again then.
         self.initialized_due = float("inf")
+        # Gangs `record_initialized` looks at again in the next pass though nothing touched them: their grace
+        # period runs, or the write failed.
+        self._initialized_waits: set[GangKey] = set()
 
     def forget(self, gang: GangKey) -> None:
         """The PodGang was deleted."""
@@ -130,6 +133,7 @@ class StatusWriter:
             written.pop(gang, None)
         self._record_waits.discard(gang)
         self._initialized.discard(gang)
+        self._initialized_waits.discard(gang)
 
     # -- one write -----------------------------------------------------------------------------------
 
@@ -360,9 +364,11 @@ class StatusWriter:
         self._phase_refilled = now
         return int(self._phase_tokens)
 
-    async def record_initialized(self, now: datetime) -> None:
-        """Initialized where no write of this pass or an earlier one carried it as it is now (runs last in a
-        pass; nothing is written for a PodGang the informer has not updated since any write of ours):
+    async def record_initialized(self, touched: set[GangKey], now: datetime) -> None:
+        """Initialized where no write of this pass or an earlier one carried it as it is now, for the gangs
+        `touched` since the last pass (their pods or PodGang changed: the only way the answer can change)
+        and those looked at before and due again (runs last in a pass; nothing is written for a PodGang the
+        informer has not updated since any write of ours: its event touches it again):
 
         * False/PodGangPodsCreationPending for a gang whose pods are not all created once its PodGang is
           INITIALIZED_GRACE_SECONDS old (`initialized_due`: when the loop should look again for the next);
@@ -377,15 +383,21 @@ class StatusWriter:
                 try:
                     await self._apply(podgang, str(phase) if phase else None, conds, now)
                 except KubeError as err:
+                    self._initialized_waits.add(key(podgang))  # the next pass tries again
                     log.warning(
                         "could not record whether the pods of %s exist: %s", "/".join(key(podgang)), err
                     )
 
         writes = []
         due = float("inf")
-        for podgang in self.podgangs.list():
-            gang = key(podgang)
-            if podgang["metadata"].get("deletionTimestamp") or self._written.get(gang) == rv(podgang):
+        candidates, self._initialized_waits = touched | self._initialized_waits, set()
+        for gang in sorted(candidates):
+            podgang = self.podgangs.get(*gang)
+            if (
+                podgang is None
+                or podgang["metadata"].get("deletionTimestamp")
+                or self._written.get(gang) == rv(podgang)
+            ):
                 continue
             conds = conditions(podgang)
             current = cond.get_condition(conds, CONDITION_INITIALIZED) or {}
@@ -401,6 +413,7 @@ class StatusWriter:
                 wait = INITIALIZED_GRACE_SECONDS - age(podgang, now)
                 if wait > 0:
                     due = min(due, wait)
+                    self._initialized_waits.add(gang)
                     continue
             writes.append(write(podgang, conds))
         self.initialized_due = due
