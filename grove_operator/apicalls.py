@@ -1,5 +1,5 @@
-"""The operator's few API calls: building the one ApiClient, lookups the webhooks need, caBundle injection,
-the reviews that guard /metrics."""
+"""The operator's few API calls: building the one ApiClient (and the plain connection the webhooks read with),
+caBundle injection, the reviews that guard /metrics."""
 
 from __future__ import annotations
 
@@ -10,16 +10,16 @@ from typing import Any
 from kubernetes_asyncio import config as kube_config
 from kubernetes_asyncio.client import AdmissionregistrationV1Api, ApiClient, Configuration
 from kubernetes_asyncio.client.exceptions import ApiException
+from kubernetes_asyncio.config.incluster_config import SERVICE_TOKEN_FILENAME
 
 from grove_api import constants as c
 from grove_api.operatorconfig import OperatorConfiguration
 from kube.client import plain_session
+from kube.plain import Connection
 from webhook import registration
 
 log = logging.getLogger(__name__)
 
-PARTIAL_METADATA = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
-LOOKUP_TIMEOUT = 5.0  # seconds; an admission request has 10 in all
 REVIEW_TIMEOUT = 10.0  # seconds; controller-runtime's for the reviews behind its metrics endpoint
 STRATEGIC_MERGE = "application/strategic-merge-patch+json"
 
@@ -36,15 +36,19 @@ async def api_client(kubeconfig: str | None, config: OperatorConfiguration) -> A
     return plain_session(ApiClient(configuration=conf))
 
 
-async def _get(client: ApiClient, path: str, accept: str = "application/json") -> Any:
-    return await client.call_api(
-        path,
-        "GET",
-        header_params={"Accept": accept},
-        response_types_map={200: "object"},
-        auth_settings=["BearerToken"],
-        _return_http_data_only=True,
-        _request_timeout=LOOKUP_TIMEOUT,
+async def connection(client: ApiClient, *, in_cluster: bool) -> Connection:
+    """How `client` reaches the apiserver, for a reader without kubernetes_asyncio (`kube.plain`): the same
+    host, CA and client certificate, and its token, or in a pod the ServiceAccount's token file (rotated)."""
+    conf = client.configuration
+    bearer = (await conf.auth_settings()).get("BearerToken")
+    return Connection(
+        host=str(conf.host),
+        ca_file=conf.ssl_ca_cert,
+        verify=bool(conf.verify_ssl),
+        cert_file=conf.cert_file,
+        key_file=conf.key_file,
+        token=None if in_cluster or bearer is None else str(bearer["value"]),
+        token_file=SERVICE_TOKEN_FILENAME if in_cluster else None,
     )
 
 
@@ -63,32 +67,6 @@ async def create_review(client: ApiClient, path: str, body: dict[str, Any]) -> d
     if not isinstance(answer, dict):
         raise TypeError(f"{path}: expected a JSON object, got {type(answer).__name__}")
     return answer
-
-
-async def podcliqueset_metadata(client: ApiClient, namespace: str, name: str) -> dict[str, Any] | None:
-    """metadata of PodCliqueSet namespace/name (as PartialObjectMetadata: no spec transferred), or None."""
-    path = f"/apis/{c.GROUP}/{c.VERSION}/namespaces/{namespace}/{c.PLURAL_PODCLIQUESET}/{name}"
-    try:
-        obj = await _get(client, path, PARTIAL_METADATA)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-    meta = (obj or {}).get("metadata")
-    return meta if isinstance(meta, dict) else {}
-
-
-async def topology_domains(client: ApiClient, name: str) -> list[str] | None:
-    """spec.levels[*].domain of ClusterTopologyBinding `name` (broadest first), or None if it does not exist."""
-    path = f"/apis/{c.GROUP}/{c.VERSION}/{c.PLURAL_CLUSTERTOPOLOGYBINDING}/{name}"
-    try:
-        obj = await _get(client, path)
-    except ApiException as err:
-        if err.status == 404:
-            return None
-        raise
-    levels = ((obj or {}).get("spec") or {}).get("levels") or []
-    return [str(level.get("domain")) for level in levels if isinstance(level, dict)]
 
 
 def _encoded(bundle: bytes) -> str:

@@ -12,7 +12,8 @@ the runtime hands them; `beat()` is one clock read, cheap enough for every watch
   its pass may be stuck.
 
 A standby replica (not the lease holder: its controllers have not started) and a webhooks-only process track
-nothing and are live as long as their event loop answers the probe. A controller restarted after a crash is
+no controller and are live as long as their event loop answers the probe (and, where the webhooks are served
+by a child process, as long as that answers: `grove_operator/webhooks.py`). A controller restarted after a crash is
 tracked afresh.
 """
 
@@ -38,15 +39,17 @@ class Heartbeat:
         self.last = self.clock()
 
 
-def stall(name: str, has_work: bool, idle_seconds: float, stall_seconds: float) -> str:
+WORK_WAITING = "work waiting and no progress"
+
+
+def stall(
+    name: str, has_work: bool, idle_seconds: float, stall_seconds: float, symptom: str = WORK_WAITING
+) -> str:
     """Why controller `name` counts as wedged ("" if it does not): work waiting and no progress for more
     than `stall_seconds` (0: never)."""
     if not stall_seconds or not has_work or idle_seconds <= stall_seconds:
         return ""
-    return (
-        f"{name}: work waiting and no progress for {idle_seconds:.0f} s "
-        f"(livenessStallSeconds: {stall_seconds:g})"
-    )
+    return f"{name}: {symptom} for {idle_seconds:.0f} s (livenessStallSeconds: {stall_seconds:g})"
 
 
 class Liveness:
@@ -55,22 +58,25 @@ class Liveness:
     def __init__(self, stall_seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
         self.stall_seconds = stall_seconds
         self.clock = clock
-        self._tracked: dict[str, tuple[Heartbeat, Callable[[], bool]]] = {}
+        self._tracked: dict[str, tuple[Heartbeat, Callable[[], bool], str]] = {}
 
     def heartbeat(self) -> Heartbeat:
         """A heartbeat on this probe's clock, for a controller about to be created and `track`ed."""
         return Heartbeat(self.clock)
 
-    def track(self, name: str, heartbeat: Heartbeat, has_work: Callable[[], bool]) -> None:
-        """Judge controller `name` from now on (replacing an earlier one of that name: a restart)."""
-        self._tracked[name] = (heartbeat, has_work)
+    def track(
+        self, name: str, heartbeat: Heartbeat, has_work: Callable[[], bool], symptom: str = WORK_WAITING
+    ) -> None:
+        """Judge controller `name` from now on (replacing an earlier one of that name: a restart); `symptom`
+        says what a stall of it means."""
+        self._tracked[name] = (heartbeat, has_work, symptom)
 
     def __call__(self) -> tuple[bool, str]:
         now = self.clock()
         reasons = [
             why
-            for name, (heartbeat, has_work) in self._tracked.items()
-            if (why := stall(name, has_work(), now - heartbeat.last, self.stall_seconds))
+            for name, (heartbeat, has_work, symptom) in self._tracked.items()
+            if (why := stall(name, has_work(), now - heartbeat.last, self.stall_seconds, symptom))
         ]
         if reasons:
             log.error("liveness probe failing: controllers wedged", extra={"reasons": reasons})

@@ -1,7 +1,11 @@
-"""`grove-operator`: Grove's admission webhooks and controllers in one process.
+"""`grove-operator`: Grove's admission webhooks and controllers.
 
     grove-operator --config /etc/grove-operator/config/config.yaml           # in a pod
     grove-operator --config config.yaml --kubeconfig operator.kubeconfig     # outside the cluster
+    grove-operator --webhooks-only ...                                       # no controllers
+
+The webhooks are answered by a child process (the same command with `--webhook-process`) unless
+`server.webhooks.ownProcess` is false or the process serves webhooks only (`grove_operator/webhooks.py`).
 
 Without `--config` the default OperatorConfiguration is used. Without `--kubeconfig` the in-cluster
 ServiceAccount is used. Exit codes: 0 after a graceful shutdown, 2 for a bad configuration or identity,
@@ -20,6 +24,7 @@ import uvloop
 from pydantic import ValidationError
 
 from grove_api.operatorconfig import OperatorConfiguration, load, version, with_namespace
+from grove_operator import webhooks
 from grove_operator.identity import IdentityError, operator_username, running_namespace
 from kube.logs import configure_logging
 
@@ -35,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--webhooks-only", action="store_true", help="serve the admission webhooks only (no controllers)"
     )
+    parser.add_argument(webhooks.PROCESS_FLAG, action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-v", "--version", action="store_true", help="print the version and exit")
     return parser
 
@@ -46,13 +52,33 @@ def load_config(path: Path | None) -> OperatorConfiguration:
 
 
 async def _main(args: argparse.Namespace, config: OperatorConfiguration, username: str | None) -> int:
+    if args.webhook_process:  # without kubernetes_asyncio or the controllers' modules: a smaller process
+        return await webhooks.serve_child(config, username)
     from grove_operator import apicalls
     from grove_operator.runtime import Operator, run
 
     client = await apicalls.api_client(args.kubeconfig, config)
     async with client:
-        operator = Operator(config, client, reconciler_username=username, controllers=not args.webhooks_only)
+        child = config.server.webhooks.own_process and not args.webhooks_only
+        operator = Operator(
+            config,
+            client,
+            reconciler_username=username,
+            controllers=not args.webhooks_only,
+            connection=await apicalls.connection(client, in_cluster=not args.kubeconfig),
+            webhook_process=_child_argv(args) if child else None,
+        )
         return await run(operator)
+
+
+def _child_argv(args: argparse.Namespace) -> list[str]:
+    """This command again, for the webhook process (which adds `--webhook-process`)."""
+    argv = [sys.executable, "-m", "grove_operator.main"]
+    if args.config is not None:
+        argv.append(f"--config={args.config}")
+    if args.kubeconfig:
+        argv.append(f"--kubeconfig={args.kubeconfig}")
+    return argv
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -3,10 +3,12 @@
 Startup order (Grove's; docs/operations.md, "Startup"): health endpoints first (so probes get an answer),
 then the serving certificate (auto: self-signed CA in Secret `server.webhooks.secretName`, mirrored to
 `serverCertDir`; manual: user-provided), the metrics endpoint (HTTPS with the same certificate when
-`server.metrics.secure`), the HTTPS webhook server, and the CA injected into our webhook configurations.
-Only then is the operator ready. /healthz fails when the controllers this replica runs are wedged
-(`liveness`). After a certificate rotation the servers reload their certificate in place and the CA bundle
-is injected again; a periodic check re-injects it if somebody re-applied a configuration without it.
+`server.metrics.secure`), the HTTPS webhook server (by default in a child process of its own:
+`grove_operator/webhooks.py`), and the CA injected into our webhook configurations. Only then is the
+operator ready. /healthz fails when the controllers this replica runs are wedged (`liveness`), or when the
+webhook process stopped answering. After a certificate rotation the servers reload their certificate in
+place and the CA bundle is injected again; a periodic check re-injects it if somebody re-applied a
+configuration without it.
 
 On SIGTERM/SIGINT: not ready at once, hand the Lease over, keep accepting webhook calls for
 `server.webhooks.shutdownDelaySeconds` (while the Service stops routing here), then stop accepting
@@ -19,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -38,14 +40,16 @@ from grove_operator.leader import LeaderElector
 from grove_operator.liveness import Liveness
 from grove_operator.metrics import metrics_server
 from grove_operator.metricsauth import CachePolicy, DecisionCache, Gate
+from grove_operator.webhooks import ServedHere, WebhookProcess, build_handlers, serving_server
 from kube import resources
 from kube.client import KubeClient
 from kube.informers import InformerFactory, selects
+from kube.plain import Connection, PlainReader
 from reconciler.manager import Manager
 from reconciler.planner.snapshot import Room
-from webhook import authorizer, clustertopology, paths, pcs, pods
+from webhook import paths
 from webhook.admission import Handler
-from webhook.server import WebhookServer
+from webhook.server import METRICS_PREFIX
 from webhook.tls import ReloadableTLS
 
 log = logging.getLogger(__name__)
@@ -53,37 +57,7 @@ log = logging.getLogger(__name__)
 
 INJECT_RETRY = 2.0  # seconds between failed caBundle injections at startup
 RECHECK_INTERVAL = 60.0  # seconds between caBundle checks once running
-DRAIN_SECONDS = 10.0
 RESTART_PAUSE = 5.0  # seconds before the reconciler is restarted after a crash
-
-
-def build_handlers(
-    config: OperatorConfiguration, client: ApiClient, reconciler_username: str | None
-) -> dict[str, Handler]:
-    """path -> admission handler, for every webhook this operator serves."""
-
-    async def topologies(name: str) -> list[str] | None:
-        return await apicalls.topology_domains(client, name)
-
-    async def parent(namespace: str, name: str) -> dict[str, Any] | None:
-        return await apicalls.podcliqueset_metadata(client, namespace, name)
-
-    handlers: dict[str, Handler] = {
-        paths.DEFAULT_PODCLIQUESET: pcs.defaulting_handler(config),
-        paths.VALIDATE_PODCLIQUESET: pcs.validating_handler(config, topologies),
-    }
-    if config.authorizer.enabled:
-        if reconciler_username is None:
-            raise ValueError("the authorizer needs the operator's username")
-        identity = authorizer.Identity.of(
-            reconciler_username, config.authorizer.exempt_service_account_user_names
-        )
-        handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
-    handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
-    handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(
-        gate=config.gang_admission.enabled, initc=config.init_container
-    )
-    return handlers
 
 
 def shared_informers(client: KubeClient, gang_admission: bool) -> InformerFactory:
@@ -126,28 +100,37 @@ class Operator:
         reconciler_username: str | None,
         handlers: Mapping[str, Handler] | None = None,
         controllers: bool = True,
+        connection: Connection | None = None,
+        webhook_process: Sequence[str] | None = None,
     ) -> None:
+        """`connection`: how the webhooks read from the apiserver (default: `client`'s kubeconfig settings).
+        `webhook_process`: the command line of a `grove-operator` that serves the webhooks as this process's
+        child (`grove_operator/webhooks.py`); None serves them on this process's loop."""
         self.config = config
         self.client = client
         self.readiness = Readiness()
         hooks = config.server.webhooks
         secrets = CoreV1Api(client) if hooks.cert_provision_mode == "auto" else None
         self.certs = CertManager.from_config(hooks, secrets_api=secrets, on_rotated=self._on_rotated)
-        self.handlers = (
-            dict(handlers) if handlers is not None else build_handlers(config, client, reconciler_username)
-        )
+        self.webhook_process = list(webhook_process) if webhook_process is not None else None
+        self.handlers = dict(handlers) if handlers is not None else None
+        self.reconciler_username = reconciler_username
+        self.connection = connection
+        self.reader: PlainReader | None = None
         probes = config.server.health_probes
         self.liveness = Liveness(probes.liveness_stall_seconds)
-        self.health = health_server(self.readiness, self.liveness, probes.bind_address, probes.port)
+        self.health = health_server(self._readiness, self.liveness, probes.bind_address, probes.port)
         endpoint = config.server.metrics
         gate = (
             Gate(partial(apicalls.create_review, client), DecisionCache(CachePolicy()))
             if endpoint.secure
             else None
         )
-        self.metrics = metrics_server(endpoint.bind_address, endpoint.port, gate)
+        self.metrics = metrics_server(
+            endpoint.bind_address, endpoint.port, gate, (METRICS_PREFIX, self._webhook_metrics)
+        )
         self.tls: ReloadableTLS | None = None
-        self.server: WebhookServer | None = None
+        self.webhooks: ServedHere | WebhookProcess | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._inject_lock = asyncio.Lock()
         self.controllers = controllers
@@ -217,6 +200,8 @@ class Operator:
         """Certificates changed: serve the new one, then tell the apiserver about the (new) CA bundle."""
         if self.tls is not None:
             self.tls.reload()
+        if self.webhooks is not None:
+            self.webhooks.certificate_changed()
         await self.inject()  # raising makes the cert manager retry
 
     async def _recheck(self) -> None:
@@ -227,6 +212,22 @@ class Operator:
             except Exception as err:
                 log.error("caBundle check failed", extra={"error": f"{type(err).__name__}: {err}"})
 
+    def _readiness(self) -> tuple[bool, str]:
+        """/readyz: this process's own readiness, and the webhook process answering (when there is one)."""
+        ready, why = self.readiness()
+        if ready and self.webhooks is not None and (why := self.webhooks.unready()):
+            return (False, why)
+        return (ready, why)
+
+    async def _connection(self) -> Connection:
+        """How the webhooks read from the apiserver: as given, else `client`'s kubeconfig settings."""
+        if self.connection is None:
+            self.connection = await apicalls.connection(self.client, in_cluster=False)
+        return self.connection
+
+    async def _webhook_metrics(self) -> bytes:
+        return await self.webhooks.metrics() if self.webhooks is not None else b""
+
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
@@ -235,7 +236,6 @@ class Operator:
     # -- lifecycle ---------------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        hooks = self.config.server.webhooks
         await self.health.start()
         log.info(
             "health endpoints listening",
@@ -256,20 +256,24 @@ class Operator:
                 "secure": secure,
             },
         )
-        self.server = WebhookServer(
-            self.handlers,
-            host=hooks.bind_address,
-            port=hooks.port,
-            tls=self.tls,
-            ready=lambda: self.readiness.ready,
-        )
-        await self.server.start()
+        if self.webhook_process is None:
+            if self.handlers is None:
+                self.reader = PlainReader(await self._connection())
+                self.handlers = build_handlers(self.config, self.reader.get, self.reconciler_username)
+            self.webhooks = ServedHere(
+                serving_server(self.config, self.handlers, self.tls, lambda: self.readiness.ready)
+            )
+        else:
+            self.webhooks = WebhookProcess(self.webhook_process, await self._connection(), self.liveness)
+        self.readiness.reason = "starting the webhook server"
+        await self.webhooks.start()
         self.readiness.reason = "injecting the CA bundle into the webhook configurations"
         await self._inject_until_done()
         await self.certs.start()  # periodic renewal from here on
         self._spawn(self._recheck(), "cabundle-recheck")
         self.readiness.reason = ""
-        log.info("grove-operator ready", extra={"webhooks": sorted(self.handlers)})
+        served_by = self.webhooks.pid if isinstance(self.webhooks, WebhookProcess) else "this process"
+        log.info("grove-operator ready", extra={"webhooks_served_by": served_by})
         if self.controllers and self.elector is None:
             self._spawn(self._controllers(), "controllers")
         elif self.controllers:
@@ -357,9 +361,10 @@ class Operator:
             # rather than after it expires (client-go ReleaseOnCancel). A no-op if we do not hold it.
             await self.elector.release()
         await self.certs.stop()
-        if self.server is not None:
-            delay = self.config.server.webhooks.shutdown_delay_seconds
-            await self.server.stop(DRAIN_SECONDS, unready_delay=delay)
+        if self.webhooks is not None:
+            await self.webhooks.stop(unready_delay=self.config.server.webhooks.shutdown_delay_seconds)
+        if self.reader is not None:
+            await self.reader.close()
         await self.metrics.stop()
         await self.health.stop()
         log.info("grove-operator stopped")

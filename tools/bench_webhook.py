@@ -13,8 +13,8 @@
 3. Under load (tools/bench_webhook_load.py): admission latency through the apiserver against the whole
    operator (controllers and gang admission on), idle and while a 1,000-pod PodCliqueSet is created on 100
    KWOK nodes (`create`), and idle and during admission passes over 1,000 KWOK nodes (`passes`), beside a
-   no-webhook control and our webhook server asked directly; `--modes` also runs them with the webhooks in
-   a process of their own, or with the controllers on a loop of their own in a thread (prototype).
+   no-webhook control and our webhook server asked directly; `--modes` also runs them with the webhooks on
+   the controllers' own loop (`shared`) or in a `--webhooks-only` process beside the operator (`separate`).
 Targets: handler p99 <= 5 ms; webhook overhead on create <= 20 % (issue 4); under load, p99 <= 2x the idle
 p99 (issue 20).
 
@@ -282,7 +282,7 @@ async def end_to_end(info: Any, n: int, null_binary: Path) -> dict[str, Any]:
 
 
 PARTS = ("handler", "apiserver", "create", "passes")
-MODES = ("shared", "separate", "thread")
+MODES = ("child", "shared", "separate")
 
 
 def _names(allowed: Sequence[str]) -> Callable[[str], list[str]]:
@@ -313,9 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument(
         "--modes",
         type=_names(MODES),
-        default=["shared"],
-        help="who serves the webhooks: shared (default: one process), separate (a --webhooks-only "
-        "process), thread (prototype: admission passes in a worker thread); comma-separated",
+        default=["child"],
+        help="who serves the webhooks: child (default: the operator's webhook process), shared (the "
+        "controllers' own loop), separate (a --webhooks-only process); comma-separated",
     )
     load.add_argument("--rounds", type=int, default=2, help="idle + loaded windows per part and mode")
     load.add_argument("--probe-rate", type=float, default=10.0, help="requests a second, per probe")
@@ -372,11 +372,13 @@ def main() -> None:
         targets["overhead_max"] = 0.20
         targets["overhead_ok"] = result["apiserver"]["overhead_ratio_p50"] <= 0.20
     if "under_load" in result:
-        shared = result["under_load"]["modes"].get("shared") or next(
-            iter(result["under_load"]["modes"].values())
-        )
+        modes = result["under_load"]["modes"]
+        default = modes.get("child") or next(iter(modes.values()))  # as installed, else the first measured
         targets["under_load_p99_ratio_max"] = 2.0
-        targets["under_load_ok"] = {part: data["target_met"] for part, data in shared.items()}
+        targets["under_load_ok"] = {part: data["target_met"] for part, data in default.items()}
+        targets["under_load_direct_ok"] = {
+            part: data["direct_within_target"] for part, data in default.items()
+        }
     result["targets"] = targets
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")

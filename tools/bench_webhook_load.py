@@ -32,10 +32,12 @@ passes, and the webhook server's handler time.
   holds the others back and passes are cheap again. The idle window has the nodes and the half-full nodes,
   no waiting gangs and no churn.
 
-Modes (`--modes`, default `shared`): `shared`, the operator as installed by default (webhooks, reconciler
-and admitter on one event loop); `separate`, the webhooks served by a second, `--webhooks-only` process
-(the chart's `webhookServer.separate`) while the first keeps the controllers; `thread`, a prototype where
-the admitter decides its passes in a worker thread (tools/bench_offloop.py).
+Modes (`--modes`, default `child`): `child`, the operator as installed by default (the webhooks answered by
+its child process, grove_operator/webhooks.py); `shared`, webhooks, reconciler and admitter on one event
+loop (`server.webhooks.ownProcess: false`); `separate`, the webhooks served by a second, `--webhooks-only`
+process (the chart's `webhookServer.separate`) while the first keeps the controllers. Measured before the
+child process became the default and since removed: the admitter's passes decided in a worker thread of the
+one process helped little (the passes hold the interpreter lock; README, "Benchmarks").
 """
 
 from __future__ import annotations
@@ -90,7 +92,6 @@ PASS_METRIC = "grove_gang_admission_pass_duration_seconds"
 RECONCILE_METRIC = "grove_reconcile_duration_seconds"
 WEBHOOK_METRIC = "grove_webhook_request_duration_seconds"
 APISERVER_WEBHOOK_METRIC = "apiserver_admission_webhook_admission_duration_seconds"
-OFFLOOP_MODULE = "tools.bench_offloop"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -803,7 +804,7 @@ async def serving(bench: Bench, mode: str) -> AsyncIterator[Serving]:
     from tools.bench_webhook import point_webhooks_at
 
     info = bench.info
-    if mode == "shared":
+    if mode == "child":
         yield await _use(bench, _main_serving(info))
     elif mode == "separate":
         config = yaml.safe_load(grove_operator.config_path(info).read_text())
@@ -837,20 +838,25 @@ async def serving(bench: Bench, mode: str) -> AsyncIterator[Serving]:
             finally:
                 await point_webhooks_at(reg, _main_serving(info).url, configurations)
                 await _until_served_by(bench, _main_serving(info))
-    elif mode == "thread":
+    elif mode == "shared":
+        # The session operator, stopped, and in its place one with the same ports and certificates that
+        # answers the webhooks on its own loop. "grove_operator.main" and the config path in the command
+        # line: `grove-cluster down` finds and stops it like the operator.
         await asyncio.to_thread(grove_operator.stop, info.state_dir)
         state = grove_operator.load_state(info.state_dir)
         assert state is not None
-        # "grove_operator.main" in the command line: `grove-cluster down` finds and stops it like the operator.
+        config = yaml.safe_load(grove_operator.config_path(info).read_text())
+        config["server"]["webhooks"]["ownProcess"] = False
+        path = grove_operator.config_path(info).with_name("config-shared.yaml")
+        path.write_text(yaml.safe_dump(config))
         argv = [
             sys.executable,
             "-m",
-            OFFLOOP_MODULE,
             "grove_operator.main",
-            f"--config={grove_operator.config_path(info)}",
+            f"--config={path}",
             f"--kubeconfig={grove_operator.kubeconfig_path(info)}",
         ]
-        log = info.state_dir / "logs" / "grove-operator-offloop.log"
+        log = info.state_dir / "logs" / "grove-operator-shared.log"
         try:
             with _process(argv, log, _operator_env()) as proc:
                 await asyncio.to_thread(_wait_ready, proc, state.health_port, log)

@@ -43,11 +43,14 @@ MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's own request limit is 3 MiB
 MAX_ERROR_MESSAGE = 2000
 _READ_CHUNK = 64 * 1024
 
+METRICS_PREFIX = "grove_webhook_"  # every metric of this module; a webhook child process exports these
 REQUESTS = Counter(
-    "grove_webhook_requests_total", "Admission requests answered, by path and verdict.", ["path", "allowed"]
+    f"{METRICS_PREFIX}requests_total",
+    "Admission requests answered, by path and verdict.",
+    ["path", "allowed"],
 )
 LATENCY = Histogram(
-    "grove_webhook_request_duration_seconds",
+    f"{METRICS_PREFIX}request_duration_seconds",
     "Time to answer one admission request (read, parse, decide, encode).",
     ["path"],
     buckets=(0.0002, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0),

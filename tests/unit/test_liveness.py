@@ -60,6 +60,9 @@ def test_only_work_waiting_without_progress_for_longer_than_the_limit_is_a_stall
     assert stall("reconciler", False, 10 * LIMIT, LIMIT) == "", "idle for long: nothing to do"
     assert stall("reconciler", True, LIMIT, LIMIT) == "", "busy, progress just within the limit"
     assert stall("reconciler", True, 10 * LIMIT, 0) == "", "0 turns the check off"
+    assert stall("webhook process", True, LIMIT + 1, LIMIT, "not answering") == (
+        "webhook process: not answering for 301 s (livenessStallSeconds: 300)"
+    )
 
 
 def test_probe_fails_for_the_wedged_controller_until_it_beats_again() -> None:

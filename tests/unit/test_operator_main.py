@@ -14,7 +14,8 @@ from grove_api.operatorconfig import OperatorConfiguration, with_namespace
 from grove_operator import main as operator_main
 from grove_operator.health import build_app
 from grove_operator.identity import IdentityError, operator_namespace, operator_username
-from grove_operator.runtime import Readiness, build_handlers
+from grove_operator.runtime import Readiness
+from grove_operator.webhooks import build_handlers
 from webhook import paths
 
 
