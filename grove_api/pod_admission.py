@@ -61,13 +61,21 @@ def admitted_on_create_copy(pod: dict[str, Any], hostname: str) -> dict[str, Any
     return {**pod, "metadata": {**meta, "annotations": annotations}, "spec": spec}
 
 
-def gate_ops(pod: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
+def gate_ops(pod: dict[str, Any], *, by_operator: bool = False) -> tuple[list[dict[str, Any]], list[str]]:
     """JSON patch ops that add Grove's gate (keeping every other gate), and warnings. Idempotent: a pod
-    that already carries the gate gets no ops, nor does a pod admitted on creation. A pod created with
-    `spec.nodeName` skips the scheduler altogether and cannot be gated (the apiserver refuses gates on it):
-    it is left alone, with a warning."""
+    that already carries the gate gets no ops, nor does a pod admitted on creation that the operator itself
+    creates (`by_operator`: the request's user is the operator's identity). The annotation alone proves
+    nothing (anyone who may create pods can write it): on anybody else's pod it is ignored, with a warning.
+    A pod created with `spec.nodeName` skips the scheduler altogether and cannot be gated (the apiserver
+    refuses gates on it): it is left alone, with a warning."""
+    warnings: list[str] = []
     if admitted_on_create(pod):
-        return [], []
+        if by_operator:
+            return [], []
+        warnings.append(
+            f"annotation {c.ANNOTATION_ADMITTED_ON_CREATE} is honoured only on pods the grove operator "
+            "creates: this pod is gated until its gang is admitted"
+        )
     spec = pod.get("spec") or {}
     if spec.get("nodeName"):
         return [], [
@@ -76,10 +84,10 @@ def gate_ops(pod: dict[str, Any]) -> tuple[list[dict[str, Any]], list[str]]:
         ]
     gates = spec.get("schedulingGates")
     if not gates:
-        return [{"op": "add", "path": "/spec/schedulingGates", "value": [GATE]}], []
+        return [{"op": "add", "path": "/spec/schedulingGates", "value": [GATE]}], warnings
     if any(isinstance(g, dict) and g.get("name") == GATE["name"] for g in gates):
-        return [], []
-    return [{"op": "add", "path": "/spec/schedulingGates/-", "value": GATE}], []
+        return [], warnings
+    return [{"op": "add", "path": "/spec/schedulingGates/-", "value": GATE}], warnings
 
 
 def _dependencies(pod: dict[str, Any]) -> list[str] | str:

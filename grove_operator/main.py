@@ -92,14 +92,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"grove-operator: error: invalid configuration {args.config}: {err}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
+    # Who the operator is: the authorizer lets it through, the pod webhook trusts only its pods admitted on
+    # creation. Without the authorizer an unknown identity is not fatal: those pods are gated as usual.
     username = None
-    if config.authorizer.enabled:
-        try:
-            username = operator_username(config)
-        except IdentityError as err:
+    try:
+        username = operator_username(config)
+    except IdentityError as err:
+        if config.authorizer.enabled:
             log.error("cannot start: %s", err)
             print(f"grove-operator: error: {err}", file=sys.stderr)
             return 2
+        log.warning(
+            "the operator's identity is unknown; gangs admitted on creation are released as usual: %s", err
+        )
     log.info(
         "starting grove-operator",
         extra={

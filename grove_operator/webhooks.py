@@ -90,7 +90,7 @@ def build_handlers(
         handlers[paths.AUTHORIZER] = authorizer.handler(identity, parent)
     handlers[paths.VALIDATE_CLUSTERTOPOLOGY] = clustertopology.handler(config)
     handlers[paths.MUTATE_POD] = pods.PodMutatingHandler(
-        gate=config.gang_admission.enabled, initc=config.init_container
+        gate=config.gang_admission.enabled, initc=config.init_container, operator=reconciler_username
     )
     return handlers
 

@@ -21,11 +21,16 @@ from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, 
 
 class PodMutatingHandler:
     """CREATE of a gang pod: add the gate and grove-initc. Anything else is allowed unchanged. With `gate`
-    off (gang admission disabled in the operator configuration) nothing gates: no admitter would lift it."""
+    off (gang admission disabled in the operator configuration) nothing gates: no admitter would lift it.
+    `operator`: the operator's username, the only requester whose pods admitted on creation stay ungated
+    (None: nobody's; the operator's pods are then gated and released as usual)."""
 
-    def __init__(self, gate: bool = True, initc: InitContainer | None = None) -> None:
+    def __init__(
+        self, gate: bool = True, initc: InitContainer | None = None, operator: str | None = None
+    ) -> None:
         self.gate = gate
         self.initc = initc or InitContainer()
+        self.operator = operator
 
     async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
         pod = request.object
@@ -36,5 +41,6 @@ class PodMutatingHandler:
         initc = initc_ops(pod, self.initc.image, self.initc.command)
         if isinstance(initc, str):
             return deny(initc, code=422, reason="Invalid")
-        ops, warnings = gate_ops(pod) if self.gate else ([], [])
+        by_operator = self.operator is not None and request.username == self.operator
+        ops, warnings = gate_ops(pod, by_operator=by_operator) if self.gate else ([], [])
         return patched(ops + initc, warnings)

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from grove_api import constants as c
 from grove_api.operatorconfig import DEFAULT_EXEMPT_USERS, OperatorConfiguration
 from webhook import paths
+from webhook.authorizer import service_account_username
 
 ADMISSION_API_VERSION = "admissionregistration.k8s.io/v1"
 MUTATING_KIND = "MutatingWebhookConfiguration"
@@ -170,7 +171,7 @@ def trusted_users(
 ) -> list[str]:
     """The operator's own username (its ServiceAccount in the namespace it is installed in) and the exempt
     controllers' (`authorizer.exemptServiceAccountUserNames`): whom the authorizer always allows."""
-    return list(dict.fromkeys([f"system:serviceaccount:{namespace}:{service_account}", *exempt]))
+    return list(dict.fromkeys([service_account_username(namespace, service_account), *exempt]))
 
 
 def skip_trusted_users(users: Sequence[str]) -> list[dict[str, str]]:
@@ -186,16 +187,17 @@ def skip_trusted_users(users: Sequence[str]) -> list[dict[str, str]]:
     ]
 
 
-def pod_needs_mutation(gate: bool) -> list[dict[str, str]]:
+def pod_needs_mutation(gate: bool, operator: str) -> list[dict[str, str]]:
     """Call the pod webhook only for a pod that lacks what it would add (`grove_api.pod_admission`): the
-    gate (when gating; not for a pod admitted on creation) and, for a pod with startup dependencies,
-    grove-initc. A pod without them, from
-    anyone, is mutated (and one a later webhook stripped of the gate is mutated again); a pod created with
-    both costs no round trip."""
+    gate (when gating; not for a pod admitted on creation that `operator`, the operator's username, creates:
+    anybody else's annotation proves nothing) and, for a pod with startup dependencies, grove-initc. A pod
+    without them, from anyone, is mutated (and one a later webhook stripped of the gate is mutated again); a
+    pod created with both costs no round trip."""
     gated = (
         f"(has(object.spec.schedulingGates) && "
         f"object.spec.schedulingGates.exists(g, g.name == '{c.SCHEDULING_GATE_PODGANG_PENDING}')) || "
-        f"(has(object.metadata.annotations) && "
+        f"(request.userInfo.username == '{operator}' && "
+        f"has(object.metadata.annotations) && "
         f"'{c.ANNOTATION_ADMITTED_ON_CREATE}' in object.metadata.annotations && "
         f"object.metadata.annotations['{c.ANNOTATION_ADMITTED_ON_CREATE}'] == 'true')"
     )
@@ -232,10 +234,13 @@ def render(
     gate: bool = True,
     ca_bundle: bytes | None = None,
     trusted: Sequence[str] | None = None,
+    operator: str | None = None,
 ) -> list[dict[str, Any]]:
     """The five configurations (four without the authorizer), in a stable order. `gate`: whether the pod
     webhook gates pods (gang admission on), which decides what a pod must carry to skip it. `trusted`: the
-    usernames the authorizer is not even called for (default: `trusted_users` of the target's namespace)."""
+    usernames the authorizer is not even called for (default: `trusted_users` of the target's namespace).
+    `operator`: the operator's username (default: ServiceAccount grove-operator in the target's namespace)."""
+    operator = operator or service_account_username(target.namespace, c.OPERATOR_NAME)
     docs = [
         _configuration(
             MUTATING_KIND,
@@ -311,7 +316,7 @@ def render(
                 ca_bundle,
                 namespace_selector=NOT_KUBE_SYSTEM,
                 object_selector=GANG_PODS,
-                match_conditions=pod_needs_mutation(gate),
+                match_conditions=pod_needs_mutation(gate, operator),
                 mutating=True,
                 # Should a later mutating webhook drop our gate, we are called again and put it back.
                 reinvocation="IfNeeded",
@@ -336,6 +341,7 @@ def for_config(
             service_account,
             config.authorizer.exempt_service_account_user_names,
         ),
+        operator=service_account_username(config.server.webhooks.namespace, service_account),
     )
 
 

@@ -1,6 +1,6 @@
 """The pod webhook's match condition, evaluated by the real apiserver: the webhook is called for a gang pod
 that lacks the gate or grove-initc (whoever creates it: the guarantee), and skipped for a pod that already
-has what it would add.
+has what it would add (a pod admitted on creation: only when the operator itself creates it).
 
 The operator's own request counter (`grove_webhook_requests_total` for the pod path) says whether the
 apiserver called it."""
@@ -16,7 +16,9 @@ import pytest
 from kubernetes_asyncio import client
 
 from grove_api import constants as c
-from grove_api.pod_admission import GATE
+from grove_api import podgang
+from grove_api.conditions import get_condition
+from grove_api.pod_admission import GATE, admitted_on_create
 from localcluster import operator
 from localcluster.state import ClusterInfo
 from tests.builders import clique, pcs, pod_spec
@@ -84,6 +86,20 @@ async def test_a_pod_lacking_what_the_webhook_adds_is_mutated(
     assert await pod_webhook_calls(cluster) == before + 1
 
 
+async def test_an_admitted_on_create_annotation_from_anybody_but_the_operator_is_ignored(
+    cluster: ClusterInfo, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The annotation the operator puts on pods of a gang admitted before they exist says "do not gate me";
+    written by anyone else (here the cluster admin) it must not bypass gang admission: the apiserver calls the
+    webhook (the match condition checks who asks), which gates the pod."""
+    pod = gang_pod(namespace)
+    pod["metadata"]["annotations"] = {c.ANNOTATION_ADMITTED_ON_CREATE: "true"}
+    before = await pod_webhook_calls(cluster)
+    made = await create(api_client, pod)
+    assert gate_names(made) == [c.SCHEDULING_GATE_PODGANG_PENDING]
+    assert await pod_webhook_calls(cluster) == before + 1
+
+
 async def test_a_pod_that_has_it_skips_the_webhook(
     cluster: ClusterInfo, api_client: client.ApiClient, namespace: str
 ) -> None:
@@ -125,3 +141,36 @@ async def test_the_operators_pods_are_gated_with_grove_initc_by_the_webhook(
     assert not any(init_names(p) for p in by_clique["skip-0-a"])
     assert all(gate_names(p) == [c.SCHEDULING_GATE_PODGANG_PENDING] for p in made)
     assert await pod_webhook_calls(cluster) >= before + 4
+
+
+async def test_the_operators_pods_admitted_on_creation_skip_the_webhook(
+    cluster: ClusterInfo, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A gang that fits is admitted before its pods exist; the operator creates them pinned, ungated and
+    annotated, and the match condition (the operator's own identity) spares them the webhook call. Admission
+    on creation waits for an idle admitter: first every other test's gangs must be gone or admitted."""
+    objects = client.CustomObjectsApi(api_client)
+
+    def admitted(gang: dict[str, Any]) -> bool:
+        found = get_condition(podgang.conditions(gang), podgang.CONDITION_ADMITTED)
+        return found is not None and found.get("status") == "True"
+
+    async def no_other_gang_waits() -> bool:
+        listed = await objects.list_cluster_custom_object(c.SCHEDULER_GROUP, c.VERSION, c.PLURAL_PODGANG)
+        return all(admitted(g) for g in listed["items"])
+
+    await until("no other gang waiting for admission", no_other_gang_waits, 120)
+    before = await pod_webhook_calls(cluster)
+    doc = pcs("fits", namespace=namespace, cliques=[clique("a", replicas=2, min_available=2)])
+    await objects.create_namespaced_custom_object(c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, doc)
+    core = client.CoreV1Api(api_client)
+
+    async def pods() -> list[dict[str, Any]] | None:
+        listed = await core.list_namespaced_pod(namespace, label_selector=f"{c.LABEL_PART_OF}=fits")
+        items = [dict(api_client.sanitize_for_serialization(p)) for p in listed.items]
+        return items if len(items) == 2 else None
+
+    made = await until("the PodCliqueSet's 2 pods", pods, 60)
+    assert all(admitted_on_create(p) for p in made), [p["metadata"] for p in made]
+    assert not any(c.SCHEDULING_GATE_PODGANG_PENDING in gate_names(p) for p in made)
+    assert await pod_webhook_calls(cluster) == before

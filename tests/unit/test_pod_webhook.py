@@ -64,9 +64,35 @@ def test_a_pod_admitted_on_creation_is_pinned_ungated_and_not_gated_again() -> N
     assert admitted["spec"]["schedulingGates"] == [{"name": "example.com/quota"}]
     assert admitted["spec"]["nodeSelector"] == {"zone": "a", "kubernetes.io/hostname": "node-7"}
     assert admitted["metadata"]["annotations"] == {c.ANNOTATION_ADMITTED_ON_CREATE: "true"}
-    assert gate_ops(admitted) == ([], [])
+    assert gate_ops(admitted, by_operator=True) == ([], [])
     assert "schedulingGates" not in admitted_on_create_copy(pod(), "node-7")["spec"]
     assert gated["spec"]["nodeSelector"] == {"zone": "a"}  # the original is left alone
+
+
+OPERATOR = "system:serviceaccount:grove-system:grove-operator"
+
+
+@pytest.mark.parametrize(
+    ("username", "operator", "gated"),
+    [
+        (OPERATOR, OPERATOR, False),  # the operator's own pod of a gang admitted on creation
+        ("alice", OPERATOR, True),  # anybody else's annotation proves nothing
+        ("system:serviceaccount:grove-system:other", OPERATOR, True),
+        (OPERATOR, None, True),  # identity unknown: nobody is trusted
+    ],
+)
+async def test_the_admitted_on_create_annotation_counts_only_from_the_operator(
+    username: str, operator: str | None, gated: bool
+) -> None:
+    admitted = admitted_on_create_copy(pod(), "node-7")
+    review = parse_review(json.dumps(admission_review(admitted, username=username)))
+    response = await PodMutatingHandler(operator=operator)(review)
+    assert response.allowed
+    made = apply(admitted, response.patch)
+    assert (GATE in made["spec"].get("schedulingGates", [])) == gated
+    assert bool(response.warnings) == gated
+    if gated:
+        assert c.ANNOTATION_ADMITTED_ON_CREATE in response.warnings[0] and "gated" in response.warnings[0]
 
 
 async def test_handler_patches_gang_pods_on_create() -> None:

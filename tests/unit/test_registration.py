@@ -148,6 +148,8 @@ def test_an_install_elsewhere_trusts_its_own_service_account_and_the_configured_
     assert hook["namespaceSelector"]["matchExpressions"][0]["values"] == ["kube-system", "team-a"]
     services = [d["webhooks"][0]["clientConfig"]["service"] for d in docs.values()]
     assert {(s["name"], s["namespace"]) for s in services} == {("grove-operator", "team-a")}
+    (pods,) = docs[paths.POD_MUTATING_CONFIG]["webhooks"][0]["matchConditions"]
+    assert "request.userInfo.username == 'system:serviceaccount:team-a:gp'" in pods["expression"]
 
 
 def test_clustertopology_rules() -> None:
@@ -201,12 +203,18 @@ def test_pod_webhook_selects_only_gang_pods_on_create() -> None:
 def test_pod_webhook_is_skipped_only_for_pods_that_have_what_it_adds() -> None:
     """The match condition: called unless the pod has the gate (when gating) and, with startup dependencies,
     grove-initc. (Its evaluation by the apiserver is covered in tests/e2e/test_pod_webhook.py.)"""
+    operator = "system:serviceaccount:grove-system:grove-operator"
     hook = by_name(render(Target()))[paths.POD_MUTATING_CONFIG]["webhooks"][0]
-    assert hook["matchConditions"] == registration.pod_needs_mutation(True)
-    (gated,) = registration.pod_needs_mutation(True)
+    assert hook["matchConditions"] == registration.pod_needs_mutation(True, operator)
+    (gated,) = registration.pod_needs_mutation(True, operator)
     assert "grove.io/podgang-pending-creation" in gated["expression"]
     assert "grove-initc" in gated["expression"] and "grove.io/startup-dependencies" in gated["expression"]
-    (ungated,) = registration.pod_needs_mutation(False)
+    # The admitted-on-create annotation counts only on the operator's own requests.
+    assert (
+        f"request.userInfo.username == '{operator}' && has(object.metadata.annotations)"
+        in gated["expression"]
+    )
+    (ungated,) = registration.pod_needs_mutation(False, operator)
     assert "schedulingGates" not in ungated["expression"] and "grove-initc" in ungated["expression"]
     hook = by_name(render(Target(), gate=False))[paths.POD_MUTATING_CONFIG]["webhooks"][0]
     assert hook["matchConditions"] == [ungated]
