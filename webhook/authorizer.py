@@ -5,7 +5,8 @@ Objects the operator creates for a PodCliqueSet (PodCliques, PodCliqueScalingGro
 Roles, …) carry `app.kubernetes.io/managed-by: grove-operator` (the webhook's objectSelector) and
 `app.kubernetes.io/part-of: <pcs>`. Only the operator itself and a few exempt controllers (garbage
 collector, HPA) may write them; anyone else is refused with a message that says who was refused, what
-object, which PodCliqueSet manages it and how to make the change instead.
+object, which PodCliqueSet manages it and how to make the change instead. Anyone may scale a PodClique or
+scaling group, though, with a patch or an edit of spec.replicas alone as with `kubectl scale`.
 
 The decision is a pure function (`decide`) of the request and what is known about the parent
 PodCliqueSet; `handler` only fetches the parent through an injected lookup.
@@ -110,6 +111,25 @@ def denial_message(request: AdmissionRequest, metadata: dict[str, Any], pcs: str
     )
 
 
+_SERVER_METADATA = ("resourceVersion", "generation", "managedFields")
+
+
+def _apart_from_replicas(obj: dict[str, Any]) -> dict[str, Any]:
+    """`obj` without spec.replicas and without what the apiserver itself changes on every update."""
+    out = {k: v for k, v in obj.items() if k != "status"}
+    out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_METADATA}
+    out["spec"] = {k: v for k, v in (obj.get("spec") or {}).items() if k != "replicas"}
+    return out
+
+
+def scale_only(request: AdmissionRequest) -> bool:
+    """An update that changes nothing but spec.replicas: what `kubectl scale` does through the scale
+    subresource (which this webhook is not called for), done with a patch or an edit instead. The scalers
+    own that field (the operator never puts it back), so it is the user's to change."""
+    old, new = request.old_object, request.object
+    return old is not None and new is not None and _apart_from_replicas(old) == _apart_from_replicas(new)
+
+
 def decide(request: AdmissionRequest, parent: Parent, identity: Identity) -> AdmissionResponse:
     """The authorizer's decision, given what the handler found out about the parent PodCliqueSet."""
     if request.operation == "CONNECT":
@@ -141,6 +161,11 @@ def decide(request: AdmissionRequest, parent: Parent, identity: Identity) -> Adm
             return allow(
                 f"admission allowed, creation/updation of resource: {resource} is initiated by exempt "
                 f"serviceaccount: {user}"
+            )
+        if request.operation == "UPDATE" and _kind(request) in SHORT_NAMES and scale_only(request):
+            return allow(
+                f"admission allowed, only spec.replicas of {_kind(request)} {resource} changes: a scale, "
+                "as `kubectl scale` makes"
             )
         return deny(denial_message(request, metadata, parent.name, identity))
     if request.operation == "DELETE":

@@ -265,6 +265,28 @@ def test_scale_subresource_still_works(
     assert replicas == "3"
 
 
+def test_a_patch_of_replicas_alone_is_a_scale_and_allowed(
+    kubeconfig: Path, as_operator: Path, namespace: str, pcs_name: str, cleanup: list[dict[str, Any]]
+) -> None:
+    """What `kubectl scale` may do, a patch of spec.replicas may do too; with anything else in the same
+    patch it is refused."""
+    doc = podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name)
+    cleanup.append(doc)
+    kubectl(as_operator, "create", "-f", "-", stdin=yaml.safe_dump(doc))
+    name = doc["metadata"]["name"]
+    kubectl(
+        kubeconfig, "patch", "pclq", name, "-n", namespace, "--type=merge", "-p", '{"spec":{"replicas":4}}'
+    )
+    replicas = kubectl(kubeconfig, "get", "pclq", name, "-n", namespace, "-o", "jsonpath={.spec.replicas}")
+    assert replicas == "4"
+    both = '{"metadata":{"labels":{"touched":"yes"}},"spec":{"replicas":5}}'
+    ok, out = run(kubeconfig, "patch", "pclq", name, "-n", namespace, "--type=merge", "-p", both)
+    assert not ok
+    assert_refused(out, "update", doc, pcs_name)
+    replicas = kubectl(kubeconfig, "get", "pclq", name, "-n", namespace, "-o", "jsonpath={.spec.replicas}")
+    assert replicas == "4"
+
+
 def test_managed_pods_can_be_deleted_but_not_changed(
     kubeconfig: Path, as_operator: Path, namespace: str, pcs_name: str, cleanup: list[dict[str, Any]]
 ) -> None:

@@ -258,6 +258,48 @@ def test_handle_delete(kind: str, username: str, allowed: bool) -> None:
     assert response.allowed is allowed
 
 
+def scaled(subject: dict[str, Any], replicas: int, **changes: Any) -> dict[str, Any]:
+    """`subject` as an update leaves it: replicas set, the apiserver's own fields moved, `changes` applied."""
+    meta = {
+        **subject["metadata"],
+        "resourceVersion": "2",
+        "generation": 2,
+        "managedFields": [{"manager": "k"}],
+    }
+    out = {**subject, "metadata": meta, "spec": {**subject["spec"], "replicas": replicas}, "status": {"x": 1}}
+    for path, value in changes.items():
+        part, key = path.split("__")
+        out[part] = {**out[part], key: value}
+    return out
+
+
+@pytest.mark.parametrize("kind", ["PodClique", "PodCliqueScalingGroup"])
+@pytest.mark.parametrize(
+    ("changes", "allowed"),
+    [
+        ({}, True),  # spec.replicas only: a scale
+        ({"metadata__labels": {"touched": "yes"}}, False),
+        ({"spec__minAvailable": 1}, False),
+    ],
+    ids=["replicas only", "replicas and a label", "replicas and another spec field"],
+)
+def test_an_update_of_replicas_alone_is_a_scale_anyone_may_make(
+    kind: str, changes: dict[str, Any], allowed: bool
+) -> None:
+    before = {**obj(), "spec": {"replicas": 2, "minAvailable": 2}}
+    req = request("UPDATE", kind=kind, new=scaled(before, 4, **changes), old=before)
+    response = decide(req, Parent(PCS, PCS_META), IDENTITY)
+    assert response.allowed is allowed
+    if allowed:
+        assert "only spec.replicas" in response.message
+
+
+def test_an_update_of_replicas_alone_of_other_kinds_is_still_refused() -> None:
+    before = {**obj(), "spec": {"replicas": 2}}
+    req = request("UPDATE", kind="PodGang", new=scaled(before, 4), old=before)
+    assert not decide(req, Parent(PCS, PCS_META), IDENTITY).allowed
+
+
 # --- which object decides, and the parent lookup -----------------------------------------------------
 
 
