@@ -25,7 +25,14 @@ CA_KEY = "ca.key"
 PRIVATE = frozenset({TLS_KEY, CA_KEY})
 
 SECRET_TYPE = "kubernetes.io/tls"
+# Not the labels of a workload's children (`app.kubernetes.io/managed-by: grove-operator`, `part-of: <pcs>`):
+# tools that clean up a PodCliqueSet's objects by those labels must never touch the operator's own Secret.
 SECRET_LABELS: Mapping[str, str] = {
+    "app.kubernetes.io/name": "grove-operator",
+    "app.kubernetes.io/component": "webhook-serving-certificate",
+}
+# What earlier versions labelled the Secret with; dropped when the Secret is next written.
+_FORMER_LABELS: Mapping[str, str] = {
     "app.kubernetes.io/managed-by": "grove-operator",
     "app.kubernetes.io/component": "webhook",
     "app.kubernetes.io/part-of": "grove",
@@ -220,7 +227,12 @@ class SecretStore:
     def body(self, files: CertFiles, previous: SecretSnapshot | None = None) -> dict[str, Any]:
         # Labels already there win: a Secret the chart made stays Helm's (app.kubernetes.io/managed-by: Helm),
         # or `helm upgrade` and `helm uninstall` would no longer take it for the release's.
-        labels = {**SECRET_LABELS, **((previous.labels if previous else None) or {})}
+        kept = {
+            k: v
+            for k, v in ((previous.labels if previous else None) or {}).items()
+            if _FORMER_LABELS.get(k) != v
+        }
+        labels = {**SECRET_LABELS, **kept}
         metadata: dict[str, Any] = {"name": self.name, "namespace": self.namespace, "labels": labels}
         if previous is not None and previous.annotations:
             # Kept like the labels: e.g. Helm's release annotations on a Secret the chart made empty.

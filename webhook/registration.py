@@ -279,9 +279,10 @@ def render(
                     AUTHORIZER_RULES,
                     target,
                     ca_bundle,
-                    # Nor the operator's own namespace: its serving-certificate Secret carries the managed-by
-                    # label, and must stay writable while the webhook itself is unreachable (a new operator
-                    # renewing an expired certificate would otherwise be refused by its own webhook).
+                    # Nor the operator's own namespace: what the operator keeps there (its serving-certificate
+                    # Secret, written by earlier versions with the managed-by label) must stay writable while
+                    # the webhook itself is unreachable (a new operator renewing an expired certificate would
+                    # otherwise be refused by its own webhook).
                     namespace_selector=not_in_namespaces(target.namespace),
                     object_selector={"matchLabels": {c.LABEL_MANAGED_BY: c.MANAGED_BY_VALUE}},
                     match_conditions=skip_trusted_users(

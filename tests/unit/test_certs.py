@@ -573,10 +573,10 @@ async def test_secret_created_with_grove_labels_and_mirrored(secrets: FakeSecret
     stored = secrets.secrets[("grove-system", "grove-webhook-server-cert")]
     assert stored["type"] == SECRET_TYPE == "kubernetes.io/tls"
     assert stored["metadata"]["labels"] == dict(SECRET_LABELS)
+    # Not a workload child's labels (managed-by grove-operator, part-of): cleanups by those never touch it.
     assert SECRET_LABELS == {
-        "app.kubernetes.io/managed-by": "grove-operator",
-        "app.kubernetes.io/component": "webhook",
-        "app.kubernetes.io/part-of": "grove",
+        "app.kubernetes.io/name": "grove-operator",
+        "app.kubernetes.io/component": "webhook-serving-certificate",
     }
     data = secrets.decoded()
     assert sorted(data) == ["ca.crt", "ca.key", "tls.crt", "tls.key"]
@@ -615,6 +615,28 @@ async def test_secret_placeholder_is_filled_in_place(secrets: FakeSecrets, tmp_p
     # Helm's ownership label and annotations survive, or `helm upgrade`/`uninstall` would disown the Secret.
     assert stored["metadata"]["annotations"] == {"meta.helm.sh/release-name": "grove"}
     assert secrets.decoded()["tls.crt"] == manager.files.tls_crt
+
+
+async def test_an_earlier_versions_workload_labels_are_dropped_when_the_secret_is_written(
+    secrets: FakeSecrets, tmp_path: Path
+) -> None:
+    secrets.secrets[("grove-system", "grove-webhook-server-cert")] = {
+        "type": SECRET_TYPE,
+        "metadata": {
+            "name": "grove-webhook-server-cert",
+            "labels": {
+                "app.kubernetes.io/managed-by": "grove-operator",
+                "app.kubernetes.io/component": "webhook",
+                "app.kubernetes.io/part-of": "grove",
+                "team": "infra",
+            },
+            "resourceVersion": "3",
+        },
+        "data": {"tls.crt": "", "tls.key": "", "ca.crt": ""},
+    }
+    await secret_manager(secrets, tmp_path).ensure()
+    stored = secrets.secrets[("grove-system", "grove-webhook-server-cert")]
+    assert stored["metadata"]["labels"] == {**SECRET_LABELS, "team": "infra"}
 
 
 async def test_secret_create_race_adopts_the_winner(secrets: FakeSecrets, tmp_path: Path) -> None:
