@@ -14,12 +14,17 @@ from grove_api.fielderrors import FieldError, aggregate, internal, invalid
 from grove_api.models import PodCliqueSet
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_api.validation import Result
-from grove_api.validation.podcliqueset import Context, validate_create, validate_update
+from grove_api.validation.podcliqueset import Context, spec_unchanged, validate_create, validate_update
 from grove_api.validation.schema import schema_errors
 from grove_api.validation.topology import effective_topology_names
 from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, patched
 
 log = logging.getLogger(__name__)
+
+STORED_SPEC_INVALID = (
+    "the stored spec does not pass validation (stored before the webhooks, or by another version): its "
+    "metadata may change and it may be deleted, but a change of its spec must make it valid"
+)
 
 # ClusterTopologyBinding name -> its level domains (broadest first), or None when it does not exist.
 TopologyLookup = Callable[[str], Awaitable[Sequence[str] | None]]
@@ -52,6 +57,8 @@ class DefaultingHandler:
             return allow()
         parsed = _pcs(request.object, "object")
         if isinstance(parsed, list):
+            if request.operation == "UPDATE" and spec_unchanged(request.object, request.old_object):
+                return allow(warnings=[STORED_SPEC_INVALID])
             return _invalid(parsed)
         assert request.object is not None
         old = request.old_object if request.operation == "UPDATE" else None
@@ -83,20 +90,46 @@ class ValidatingHandler:
         return found
 
     async def review(self, request: AdmissionRequest) -> Result:
-        """The decision, as errors and warnings."""
-        new = _pcs(request.object, "object")
-        if isinstance(new, list):
-            return Result(errors=new)
-        found = await self._lookup(new)
+        """The decision, as errors and warnings. An update that leaves the spec alone is refused only for what
+        the update itself does wrong (e.g. an immutable annotation changed), never for what was wrong with
+        the stored spec already: it may predate our rules, and the object must stay manageable."""
+        result = await self._review(request)
+        if not result.errors or request.operation != "UPDATE":
+            return result
+        if not spec_unchanged(request.object, request.old_object):
+            return result
+        assert request.object is not None and request.old_object is not None
+        # The same spec, created under the stored metadata: what is wrong with the spec itself.
+        stored = await self._validate_create({**request.old_object, "spec": request.object.get("spec")})
+        remaining = [e for e in result.errors if e not in stored.errors]
+        if remaining:
+            return Result(errors=remaining, warnings=result.warnings)
+        return Result(warnings=[STORED_SPEC_INVALID, *result.warnings])
+
+    async def _parsed(self, doc: dict[str, Any] | None) -> tuple[PodCliqueSet, Context] | Result:
+        """The document as a PodCliqueSet with its validation context, or the errors that stop it."""
+        pcs = _pcs(doc, "object")
+        if isinstance(pcs, list):
+            return Result(errors=pcs)
+        found = await self._lookup(pcs)
         if isinstance(found, FieldError):
             return Result(errors=[found])
-        ctx = Context(config=self.config, topologies=found)
+        return pcs, Context(config=self.config, topologies=found)
+
+    async def _validate_create(self, doc: dict[str, Any] | None) -> Result:
+        parsed = await self._parsed(doc)
+        return parsed if isinstance(parsed, Result) else validate_create(*parsed)
+
+    async def _review(self, request: AdmissionRequest) -> Result:
         if request.operation == "CREATE":
-            return validate_create(new, ctx)
+            return await self._validate_create(request.object)
+        parsed = await self._parsed(request.object)
+        if isinstance(parsed, Result):
+            return parsed
         old = _pcs(request.old_object, "oldObject")
         if isinstance(old, list):
             return Result(errors=old)
-        return validate_update(new, old, ctx)
+        return validate_update(parsed[0], old, parsed[1])
 
     async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
         if request.operation not in ("CREATE", "UPDATE"):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from grove_api import constants as c
 from grove_api import naming
@@ -74,6 +75,23 @@ def _group_of(pcs: PodCliqueSet) -> dict[str, PodCliqueScalingGroupConfig]:
 
 
 # --- metadata -----------------------------------------------------------------------------------------
+
+
+def spec_unchanged(new: Mapping[str, Any] | None, old: Mapping[str, Any] | None) -> bool:
+    """An update that leaves the spec as stored (or as stored with our defaults filled in): a change of
+    metadata, of finalizers, or one made while the object is deleted. The webhooks never refuse such an
+    update, whatever the stored spec: it may predate our rules (stored before the webhooks were installed,
+    by an older version, or by Grove), and refusing would leave the object stuck, e.g. with a finalizer
+    nobody may remove."""
+    if not isinstance(new, Mapping) or not isinstance(old, Mapping):
+        return False
+    spec = new.get("spec")
+    if spec == old.get("spec"):
+        return True
+    try:
+        return bool(spec == default_podcliqueset(dict(old)).get("spec"))
+    except Exception:  # a stored document too malformed to default (jsonpatch refuses it): not the same
+        return False
 
 
 def validate_metadata(pcs: PodCliqueSet) -> list[FieldError]:
