@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from grove_api.operatorconfig import OperatorConfiguration, load, version, with_namespace
 from grove_operator import webhooks
 from grove_operator.identity import IdentityError, operator_username, running_namespace
-from kube.logs import configure_logging
+from kube.logs import configure_logging, tag_records
 
 log = logging.getLogger("grove_operator")
 
@@ -92,6 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"grove-operator: error: invalid configuration {args.config}: {err}", file=sys.stderr)
         return 2
     configure_logging(config.log_level, config.log_format)
+    if args.webhook_process:  # its lines share the parent's stream
+        tag_records(component="webhook-process")
     # Who the operator is: the authorizer lets it through, the pod webhook trusts only its pods admitted on
     # creation. Without the authorizer an unknown identity is not fatal: those pods are gated as usual.
     username = None

@@ -42,3 +42,16 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+def tag_records(**fields: str) -> None:
+    """Add `fields` to every line this process logs from now on (e.g. which of the operator's processes
+    wrote it, when two share one stream)."""
+
+    def tag(record: logging.LogRecord) -> bool:
+        for key, value in fields.items():
+            setattr(record, key, value)
+        return True
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(tag)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from grove_operator.health import build_app
 from grove_operator.identity import IdentityError, operator_namespace, operator_username
 from grove_operator.runtime import Readiness
 from grove_operator.webhooks import build_handlers
+from kube.logs import configure_logging, tag_records
 from webhook import paths
 
 
@@ -114,3 +116,16 @@ def test_leader_election_durations_as_grove_writes_them(given: Any, seconds: flo
 def test_a_malformed_duration_names_the_field_and_the_forms() -> None:
     with pytest.raises(ValueError, match=r"leaderElection.leaseDuration[\s\S]*Go duration"):
         OperatorConfiguration.model_validate({"leaderElection": {"leaseDuration": "15 s"}})
+
+
+def test_the_webhook_process_tags_its_log_lines(capsys: pytest.CaptureFixture[str]) -> None:
+    """Parent and webhook process write to one stream: the child's lines say which process wrote them."""
+    configure_logging("info", "json")
+    tag_records(component="webhook-process")
+    logging.getLogger("webhook.server").info("webhook server listening", extra={"url": "https://x"})
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["component"], line["msg"], line["url"]) == (
+        "webhook-process",
+        "webhook server listening",
+        "https://x",
+    )
