@@ -35,6 +35,7 @@ class Feed:
         self.model = model
         self.forget = forget
         self.wake = asyncio.Event()  # set by every event: the loop runs a pass
+        self.urgent = asyncio.Event()  # set by an event while some pod carries our gate (see Admitter.run)
         self.written: dict[tuple[str, str], int] = {}  # pod -> resourceVersion of our last patch
         self.priorities: dict[str, int] = {}  # PriorityClass -> value
         self.capacity: dict[str, tuple[Any, ...]] = {}  # node -> what its usable capacity was last seen as
@@ -48,7 +49,7 @@ class Feed:
             self.model.delete_node(node["metadata"]["name"])
         else:
             self.model.upsert_node(node)
-        self.wake.set()
+        self.wake_up()
 
     def on_pod(self, kind: str, pod: JSON) -> None:
         pod_key = key(pod)
@@ -61,13 +62,13 @@ class Feed:
         gang = pod["metadata"].get("labels", {}).get(c.LABEL_PODGANG)
         if gang:
             self.touched.add((pod_key[0], gang))
-        self.wake.set()
+        self.wake_up()
 
     def on_podgang(self, kind: str, podgang: JSON) -> None:
         if kind == "DELETED":
             self.forget(key(podgang))
         self.touched.add(key(podgang))
-        self.wake.set()
+        self.wake_up()
 
     def on_priority(self, kind: str, priority_class: JSON) -> None:
         name = priority_class["metadata"]["name"]
@@ -75,7 +76,13 @@ class Feed:
             self.priorities.pop(name, None)
         else:
             self.priorities[name] = int(priority_class.get("value") or 0)
+        self.wake_up()
+
+    def wake_up(self) -> None:
+        """Ask for a pass: a prompt one while some pod carries our gate (see `admitter.controller`)."""
         self.wake.set()
+        if self.model.gated_pods:
+            self.urgent.set()
 
     def on_capacity(self, name: str) -> None:
         """Remember when capacity last grew: freed requests, a node uncordoned, Ready, untainted, added."""

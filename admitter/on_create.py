@@ -123,4 +123,4 @@ class AdmitOnCreate:
             if pod_key in self.feed.placeholders:
                 self.feed.placeholders.discard(pod_key)
                 self.model.delete_pod(*pod_key)
-        self.feed.wake.set()
+        self.feed.wake_up()

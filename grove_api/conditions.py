@@ -9,6 +9,7 @@ caller passes ``now``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -18,18 +19,21 @@ FALSE = "False"
 UNKNOWN = "Unknown"
 
 
+@functools.lru_cache(maxsize=256)
 def format_time(now: datetime) -> str:
     """RFC 3339 in UTC with a ``Z`` and second precision (metav1.Time's wire format).
 
-    A naive datetime is taken to be UTC.
+    A naive datetime is taken to be UTC. Cached: a pass formats its one `now` for every condition it sets.
     """
     if now.tzinfo is None:
         now = now.replace(tzinfo=UTC)
     return now.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_time(value: str | None) -> datetime | None:
-    """Parse an RFC 3339 timestamp as written by the apiserver (``Z`` or an offset); None if absent or bad."""
+    """Parse an RFC 3339 timestamp as written by the apiserver (``Z`` or an offset); None if absent or bad.
+    Cached: pods created together share their creation second, and every watch event parses it again."""
     if not value:
         return None
     try:

@@ -352,6 +352,15 @@ def operator_usage(pid: int) -> dict[str, Any]:
     }
 
 
+# The operator's counters that say how much work a window took (Prometheus name -> name in the results).
+OPERATOR_COUNTERS = {
+    "grove_reconcile_total": "reconcile passes",
+    "grove_gang_admission_pass_duration_seconds_count": "admission passes",
+    "grove_gang_admission_pass_duration_seconds_sum": "admission decide seconds",
+}
+Sample = tuple[dict[str, float], Counter[str], Counter[str]]  # CPU seconds, apiserver requests, counters
+
+
 class Probe:
     """CPU seconds of every cluster process and the apiserver's requests (by verb and resource) over a window:
     where the time between create and Ready goes (the README's analysis is made from these numbers)."""
@@ -407,11 +416,26 @@ class Probe:
             await asyncio.sleep(seconds)
         raise TimeoutError(f"the cluster kept writing for {timeout}s")
 
-    def snapshot(self) -> tuple[dict[str, float], Counter[str]]:
-        return {name: _proc(pid)["cpu_seconds"] for name, pid in self._pids().items()}, self._requests()
+    def _operator_counters(self) -> Counter[str]:
+        """The operator's pass counters (OPERATOR_COUNTERS), summed over their labels; empty while it is
+        not running."""
+        try:
+            _status, body = api_probe.get(operator.metrics_url(self.info), timeout=10)
+        except (OSError, KeyError):
+            return Counter()
+        counts: Counter[str] = Counter()
+        for line in body.decode().splitlines():
+            metric = line.partition("{")[0].partition(" ")[0]
+            if metric in OPERATOR_COUNTERS:
+                counts[OPERATOR_COUNTERS[metric]] += float(line.rsplit(" ", 1)[1])
+        return counts
 
-    def since(self, before: tuple[dict[str, float], Counter[str]]) -> dict[str, Any]:
-        cpu, requests = self.snapshot()
+    def snapshot(self) -> Sample:
+        cpu = {name: _proc(pid)["cpu_seconds"] for name, pid in self._pids().items()}
+        return cpu, self._requests(), self._operator_counters()
+
+    def since(self, before: Sample) -> dict[str, Any]:
+        cpu, requests, passes = self.snapshot()
         used = {name: round(cpu[name] - before[0].get(name, 0.0), 1) for name in cpu}
         grown = requests - before[1]
         counts = Counter({k: n for k, n in grown.items() if not k.startswith("seconds ")})
@@ -423,6 +447,7 @@ class Probe:
         }
         return {
             "cpu_seconds": dict(sorted(used.items(), key=lambda kv: -kv[1])),
+            "operator_passes": {k: round(v - before[2].get(k, 0.0), 3) for k, v in passes.items()},
             "apiserver_requests_total": sum(counts.values()),
             "apiserver_requests": top,
             "apiserver_mean_ms": latency,

@@ -35,6 +35,7 @@ class ClusterModel:
         self._used: dict[tuple[str, str], Resources] = {}
         self._gang_pods: dict[GangKey, set[PodKey]] = {}
         self._gang_gen: dict[GangKey, int] = {}
+        self._gated = 0  # pods that carry our gate
         self._generation = 0
         self._listeners: list[NodeListener] = []
         # Exclusive pseudo-resources some pod has asked for: every node has one unit of each (exclusive.py).
@@ -165,6 +166,8 @@ class ClusterModel:
             return
         self._recharge(key, None)
         self._index(old, None)
+        if old.state is PodState.GATED:
+            self._gated -= 1
 
     def _put(self, info: PodInfo) -> None:
         new_keys = {k for k in info.requests if is_exclusive(k)} - self._exclusive
@@ -176,6 +179,10 @@ class ClusterModel:
         self._pods[info.key] = info
         self._recharge(info.key, info)
         self._index(old, info)
+        if info.state is PodState.GATED:
+            self._gated += 1
+        if old is not None and old.state is PodState.GATED:
+            self._gated -= 1
 
     def _recharge(self, key: PodKey, info: PodInfo | None) -> None:
         new = _charge(info) if info is not None else None
@@ -224,6 +231,11 @@ class ClusterModel:
     @property
     def pods(self) -> Mapping[PodKey, PodInfo]:
         return self._pods
+
+    @property
+    def gated_pods(self) -> int:
+        """How many pods carry our gate. None: no pass can admit, release or un-admit anything."""
+        return self._gated
 
     def pod_state(self, namespace: str, name: str) -> PodState | None:
         info = self._pods.get((namespace, name))

@@ -8,6 +8,7 @@ base units (bytes, devices, pods).
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from fractions import Fraction
@@ -21,6 +22,8 @@ _EXPONENT = re.compile(r"[eE]([+-]?\d+)", re.ASCII)
 def parse_quantity(text: str | int | float) -> Fraction:
     """The exact value of a quantity. Integers pass through; floats (which YAML produces for `cpu: 0.5`)
     are read through their shortest decimal form. Anything that is not a quantity raises ValueError."""
+    if isinstance(text, str):
+        return _parse_text(text)
     if isinstance(text, bool):
         raise ValueError(f"not a quantity: {text!r}")
     if isinstance(text, int):
@@ -28,9 +31,13 @@ def parse_quantity(text: str | int | float) -> Fraction:
     if isinstance(text, float):
         if not math.isfinite(text):
             raise ValueError(f"not a quantity: {text!r}")
-        text = repr(text)
-    if not isinstance(text, str):
-        raise ValueError(f"not a quantity: {text!r}")
+        return _parse_text(repr(text))
+    raise ValueError(f"not a quantity: {text!r}")
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse_text(text: str) -> Fraction:
+    """Cached: every watch event of a pod parses its requests again, and a cluster uses few quantities."""
     match = _NUMBER.fullmatch(text)
     if match is None:
         raise ValueError(f"not a quantity: {text!r}")

@@ -178,3 +178,19 @@ def test_the_informers_trimmed_pods_read_the_same() -> None:
     assert "volumes" not in trimmed["spec"] and "managedFields" not in trimmed["metadata"]
     assert trimmed["metadata"]["ownerReferences"] == [controller]  # for the PodGang's Initialized
     assert "image" not in trimmed["spec"]["containers"][0]
+
+
+def test_gated_pods_are_counted_through_every_change() -> None:
+    model = ClusterModel()
+    model.upsert_node(node("n1", cpu=8))
+    model.upsert_pod(pod("a", gang="g", clique="w", cpu="1"))
+    model.upsert_pod(pod("b", gang="g", clique="w", cpu="1"))
+    model.upsert_pod(pod("a", gang="g", clique="w", cpu="1"))  # the same again: still two
+    assert model.gated_pods == 2
+    model.upsert_pod(pod("a", gang="g", clique="w", cpu="1", gated=False, pin="n1"))
+    assert model.gated_pods == 1
+    model.delete_pod(NS, "b")
+    model.delete_pod(NS, "b")
+    assert model.gated_pods == 0
+    model.upsert_pod(pod("c", gang="g", clique="w", cpu="1", gated=False, node_name="n1"))
+    assert model.gated_pods == 0

@@ -5,11 +5,13 @@ apiserver is a fake."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import time
 from typing import Any
 
-from admitter.controller import Admitter
+from admitter.controller import PACED_SECONDS, Admitter
+from admitter.core.decision import Decision
 from admitter.status import INITIALIZED_GRACE_SECONDS, QUIET_SECONDS, RECORD_WAIT_SECONDS
 from grove_api.operatorconfig import GangAdmission
 from grove_api.podgang import (
@@ -497,3 +499,49 @@ def test_a_gang_with_pods_of_another_incarnation_is_not_admitted_on_create() -> 
     gang, pods = planned("a", 2)
     assert admitter.on_create.admit([gang], pods) == {}
     assert admitter.model.pod(NS, "a-w-0") is None and admitter.model.free("n0").get("cpu") == 2000
+
+
+# --- the loop: passes paced while no pod carries our gate ----------------------------------------------
+
+
+def passes_during_events(gated: bool, seconds: float = 0.6) -> list[float]:
+    """Run the admission loop while a pod event arrives every 20 ms for `seconds`; when each pass began.
+    `gated`: one pod carries our gate the whole time."""
+    admitter, api = setup(node("n0", cpu=8))
+    if gated:
+        add_pod(admitter, api, pod("waiting", gang="w", clique="w", cpu="1"))
+    started: list[float] = []
+
+    async def no_informers(timeout: float | None = None) -> None:
+        return None
+
+    async def run_pass() -> Decision:
+        started.append(time.monotonic())
+        return Decision()
+
+    async def scenario() -> None:
+        for informer in (admitter.nodes, admitter.pods, admitter.podgangs, admitter.podcliques):
+            informer.start = no_informers  # type: ignore[method-assign]
+        admitter.priority_classes.start = no_informers  # type: ignore[method-assign]
+        admitter.run_pass = run_pass  # type: ignore[method-assign]
+        loop = asyncio.create_task(admitter.run())
+        bound = pod("running", gang="r", clique="r", cpu="1", gated=False, node_name="n0")
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            bound["metadata"]["resourceVersion"] = str(int(time.monotonic() * 1e6))
+            admitter.feed.on_pod("MODIFIED", bound)
+            await asyncio.sleep(0.02)
+        loop.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await loop
+
+    asyncio.run(scenario())
+    return started
+
+
+def test_passes_are_paced_while_no_pod_is_gated_and_prompt_while_one_is() -> None:
+    paced = passes_during_events(gated=False)
+    assert 1 <= len(paced) <= 2  # the first at once, the next PACED_SECONDS later
+    assert all(b - a >= PACED_SECONDS - 0.05 for a, b in zip(paced, paced[1:], strict=False))
+    prompt = passes_during_events(gated=True)
+    assert len(prompt) >= 10  # one per burst of events (every 20 ms here)
