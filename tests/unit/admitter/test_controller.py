@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import itertools
 import time
 from typing import Any
 
@@ -542,6 +543,6 @@ def passes_during_events(gated: bool, seconds: float = 0.6) -> list[float]:
 def test_passes_are_paced_while_no_pod_is_gated_and_prompt_while_one_is() -> None:
     paced = passes_during_events(gated=False)
     assert 1 <= len(paced) <= 2  # the first at once, the next PACED_SECONDS later
-    assert all(b - a >= PACED_SECONDS - 0.05 for a, b in zip(paced, paced[1:], strict=False))
+    assert all(b - a >= PACED_SECONDS - 0.05 for a, b in itertools.pairwise(paced))
     prompt = passes_during_events(gated=True)
     assert len(prompt) >= 10  # one per burst of events (every 20 ms here)
