@@ -386,6 +386,7 @@ def statuses(
         podgangs=[g for g in snap.podgangs.values() if snap.controls(g)],
         update_progress=rollout.progress,
         update_condition=rollout.condition,
+        conflicts=snap.conflicts,
     )
     actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired_pcs)
     if not snap.gang_admission:  # else the gang admitter owns the PodGangs' status (grove_api.podgang)

@@ -477,6 +477,7 @@ def podcliqueset_status(
     podgangs: Iterable[Obj] = (),
     update_progress: Mapping[str, Any] | None = None,
     update_condition: tuple[str, str, str] | None = None,
+    conflicts: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
     status). Children are matched by their generated names; strays are ignored. ``podgangs`` give the
@@ -488,6 +489,7 @@ def podcliqueset_status(
     PodCliques and scaling groups are computed here. A PodCliqueSet without one gets an already finished
     progress (``updateStartedAt`` = ``updateEndedAt`` = creation time), so nothing mistakes it for an
     update in progress. ``update_condition`` is the (status, reason, message) of ``UpdateInProgress``.
+    ``conflicts`` (child -> message) give ``NameConflict`` (`name_conflict_condition`).
     """
     name = _name(pcs)
     replicas = _int(_spec(pcs).get("replicas"), 0)
@@ -558,8 +560,33 @@ def podcliqueset_status(
         conds = cond.set_condition(conds, *admission, now)
     if update_condition is not None:
         conds = cond.set_condition(conds, CONDITION_UPDATE_IN_PROGRESS, *update_condition, now)
+    conflict = name_conflict_condition(
+        conflicts or {}, had=cond.get_condition(conds, CONDITION_NAME_CONFLICT)
+    )
+    if conflict is not None:
+        conds = cond.set_condition(conds, CONDITION_NAME_CONFLICT, *conflict, now)
     out["conditions"] = conds
     return out
+
+
+CONDITION_NAME_CONFLICT: Final = "NameConflict"
+REASON_NAME_TAKEN: Final = "ChildNameTaken"
+REASON_NO_CONFLICT: Final = "NoConflict"
+MAX_CONFLICTS_SHOWN = 3
+
+
+def name_conflict_condition(
+    conflicts: Mapping[str, str], had: Mapping[str, Any] | None
+) -> tuple[str, str, str] | None:
+    """(status, reason, message) of NameConflict: True while some child's name is taken by an object of
+    someone else's (the first few named), False once none is after it was True; absent otherwise."""
+    if conflicts:
+        shown = "; ".join(conflicts[k] for k in sorted(conflicts)[:MAX_CONFLICTS_SHOWN])
+        more = len(conflicts) - MAX_CONFLICTS_SHOWN
+        return cond.TRUE, REASON_NAME_TAKEN, shown + (f"; and {more} more" if more > 0 else "")
+    if had is None:
+        return None
+    return cond.FALSE, REASON_NO_CONFLICT, "every child's name is free or this PodCliqueSet's"
 
 
 CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"
