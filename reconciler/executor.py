@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any, Protocol
 
 from grove_api import constants
+from grove_api.fielderrors import truncate
 from grove_api.refs import Ref
 from kube.client import JSON, AlreadyExists, KubeError
 from reconciler.planner.actions import (
@@ -205,11 +206,6 @@ def same_controller(existing: JSON, wanted: JSON) -> bool:
     return ours is not None and theirs is not None and theirs.get("uid") == ours.get("uid")
 
 
-def truncated(text: str, limit: int = OWNER_TEXT_LIMIT) -> str:
-    """Text from an object someone else made, cut to `limit` characters for a message or a log line."""
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
 class NameTaken(KubeError):
     """A child's name is taken by an object that is not this PodCliqueSet's: it is left alone (never
     adopted, changed, bound, given a token or deleted) and reported."""
@@ -218,7 +214,8 @@ class NameTaken(KubeError):
     def of(cls, wanted: JSON, existing: JSON) -> NameTaken:
         theirs = _controller(existing)
         held = (
-            f"controlled by {truncated(str(theirs.get('kind')))} {truncated(str(theirs.get('name')))}"
+            f"controlled by {truncate(str(theirs.get('kind')), OWNER_TEXT_LIMIT)} "
+            f"{truncate(str(theirs.get('name')), OWNER_TEXT_LIMIT)}"
             if theirs is not None
             else "not controlled by any owner"
         )

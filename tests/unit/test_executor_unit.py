@@ -317,4 +317,7 @@ async def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_success(
 def test_text_from_someone_elses_object_is_truncated() -> None:
     theirs = {"metadata": {"ownerReferences": [{"kind": "K" * 500, "name": "n" * 500, "controller": True}]}}
     message = NameTaken.of(svc("s"), theirs).message
-    assert len(message) < 400 and "K" * (OWNER_TEXT_LIMIT - 1) + "…" in message
+    assert (
+        len(message) < 500
+        and f"{'K' * OWNER_TEXT_LIMIT}... ({500 - OWNER_TEXT_LIMIT} more characters)" in message
+    )
