@@ -82,19 +82,24 @@ def error_code(failure: Failure) -> str:
     return f"ERR_{verb}_{kind_of(action).upper()}"
 
 
-def last_errors(report: Report, now: datetime) -> list[dict[str, str]] | None:
-    """`status.lastErrors` after a pass: what failed (a few, with codes), or None (clear) when nothing did."""
-    if report.ok:
+def last_errors(
+    report: Report, now: datetime, invalid: list[str] | None = None
+) -> list[dict[str, str]] | None:
+    """`status.lastErrors` after a pass: what failed (a few, with codes) and why the spec cannot be acted on
+    (`invalid`, code ERR_INVALID_SPEC), or None (clear) when nothing did."""
+    if report.ok and not invalid:
         return None
     stamp = format_time(now)
-    out = [
+    out = [{"code": "ERR_INVALID_SPEC", "description": d, "observedAt": stamp} for d in invalid or []]
+    out += [
         {
             "code": error_code(f),
             "description": _failure_message(f),
             "observedAt": stamp,
         }
-        for f in report.errors[:MAX_LAST_ERRORS]
+        for f in report.errors
     ]
+    out = out[:MAX_LAST_ERRORS]
     if report.skipped and len(out) < MAX_LAST_ERRORS:
         out.append(
             {

@@ -350,7 +350,7 @@ class Manager:
             paused = NAMESPACE_TERMINATING_PAUSE_SECONDS
         if not paused:  # else nothing for people to read there any more (and Events cannot be created)
             await self._record(snap, report, result.events)
-        await self._last_errors(snap, report)
+        await self._last_errors(snap, report, result.invalid)
         elapsed = time.perf_counter() - started
         RECONCILE_LATENCY.observe(elapsed)
         RECONCILES.labels("ok" if report.ok else "error").inc()
@@ -414,10 +414,11 @@ class Manager:
             except KubeError as err:
                 log.warning("could not record an event: %s", err)
 
-    async def _last_errors(self, snap: Snapshot, report: Report) -> None:
-        """`status.lastErrors` of the PodCliqueSet: what the last pass could not do, cleared by a pass that
-        did everything (so `kubectl get pcs -o yaml` shows why it is not converging)."""
-        errors = last_errors(report, snap.now)
+    async def _last_errors(self, snap: Snapshot, report: Report, invalid: list[str]) -> None:
+        """`status.lastErrors` of the PodCliqueSet: what the last pass could not do and why its spec cannot be
+        acted on, cleared by a pass that did everything (so `kubectl get pcs -o yaml` shows why it is not
+        converging)."""
+        errors = last_errors(report, snap.now, invalid)
         if same_errors((snap.pcs.get("status") or {}).get("lastErrors"), errors):
             return
         ref = Ref(c.API_VERSION, c.KIND_PODCLIQUESET, snap.namespace, snap.name)

@@ -74,7 +74,7 @@ def test_name_conflict_condition_names_the_first_few_and_clears() -> None:
     }
     state, reason, message = status.name_conflict_condition(conflicts, had=None) or ("", "", "")
     assert (state, reason) == (cond.TRUE, status.REASON_NAME_TAKEN)
-    assert message.count("exists and is not") == status.MAX_CONFLICTS_SHOWN and message.endswith(
+    assert message.count("exists and is not") == status.MAX_PROBLEMS_SHOWN and message.endswith(
         "; and 2 more"
     )
     assert status.name_conflict_condition({}, had=None) is None  # never had one: no condition at all
