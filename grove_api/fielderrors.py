@@ -27,17 +27,31 @@ class ErrorType(Enum):
 _NO_VALUE = object()
 
 
+# The request's own text is quoted back in messages (and so in logs and kubectl's output): a value or a list
+# of errors as long as an attacker likes must not make a message as long.
+MAX_VALUE_CHARS = 256
+MAX_ERRORS_SHOWN = 50
+
+
 def format_value(value: Any) -> str:
-    """Values as the apiserver prints them: numbers bare, strings quoted, None as null, lists as JSON."""
+    """Values as the apiserver prints them: numbers bare, strings quoted, None as null, lists as JSON; cut
+    to MAX_VALUE_CHARS, saying how much was left out."""
     if value is None:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return str(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    return json.dumps(value, separators=(", ", ": "), default=str)
+        text = str(value)
+    elif isinstance(value, str):
+        text = json.dumps(value)
+    else:
+        text = json.dumps(value, separators=(", ", ": "), default=str)
+    return truncate(text)
+
+
+def truncate(text: str, limit: int = MAX_VALUE_CHARS) -> str:
+    """`text`, or its first `limit` characters and how many more there were."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
 
 
 @dataclass(frozen=True)
@@ -95,8 +109,11 @@ def internal(path: str, detail: str) -> FieldError:
 
 
 def aggregate(errors: list[FieldError]) -> str:
-    """One message for many errors, duplicates removed, order kept (as utilerrors.NewAggregate)."""
+    """One message for many errors, duplicates removed, order kept (as utilerrors.NewAggregate); beyond
+    MAX_ERRORS_SHOWN, how many more there were."""
     messages = list(dict.fromkeys(str(e) for e in errors))
     if len(messages) == 1:
         return messages[0]
-    return "[" + ", ".join(messages) + "]"
+    more = len(messages) - MAX_ERRORS_SHOWN
+    shown = messages[:MAX_ERRORS_SHOWN] + ([f"and {more} more errors"] if more > 0 else [])
+    return "[" + ", ".join(shown) + "]"

@@ -77,9 +77,12 @@ def build_handlers(
     async def parent(namespace: str, name: str) -> dict[str, Any] | None:
         return await lookups.podcliqueset_metadata(get, namespace, name)
 
+    async def taken(namespace: str, name: str) -> list[str]:
+        return await lookups.names_taken(get, namespace, name)
+
     handlers: dict[str, Handler] = {
         paths.DEFAULT_PODCLIQUESET: pcs.defaulting_handler(config),
-        paths.VALIDATE_PODCLIQUESET: pcs.validating_handler(config, topologies),
+        paths.VALIDATE_PODCLIQUESET: pcs.validating_handler(config, topologies, taken),
     }
     if config.authorizer.enabled:
         if reconciler_username is None:

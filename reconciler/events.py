@@ -11,8 +11,8 @@ from typing import Any
 from grove_api import constants as c
 from grove_api.conditions import format_time
 from kube.events import event
-from reconciler.executor import Report, describe
-from reconciler.planner.actions import Action, kind_of
+from reconciler.executor import Failure, NameTaken, Report, describe
+from reconciler.planner.actions import kind_of
 from reconciler.planner.snapshot import Obj
 
 COMPONENT = c.OPERATOR_NAME
@@ -40,9 +40,7 @@ def events_for(pcs: Obj, report: Report, now: datetime) -> list[dict[str, Any]]:
         verb = "Created" if reason == "SuccessfulCreate" else "Deleted"
         out.append(_event(pcs, kind_of_event, reason, _summary(kind, names, verb), now))
     for failure in report.errors[:MAX_NAMES]:
-        out.append(
-            _event(pcs, "Warning", "ReconcileFailed", f"{describe(failure.action)}: {failure.message}", now)
-        )
+        out.append(_event(pcs, "Warning", failure_reason(failure), _failure_message(failure), now))
     if len(report.errors) > MAX_NAMES:
         more = len(report.errors) - MAX_NAMES
         out.append(
@@ -53,29 +51,55 @@ def events_for(pcs: Obj, report: Report, now: datetime) -> list[dict[str, Any]]:
     return out
 
 
+REASON_NAME_CONFLICT = "NameConflict"
+
+
+def failure_reason(failure: Failure) -> str:
+    """The Event reason of a failed action: NameConflict for a name someone else's object has."""
+    return REASON_NAME_CONFLICT if isinstance(failure.error, NameTaken) else "ReconcileFailed"
+
+
+def _failure_message(failure: Failure) -> str:
+    # NameTaken's message names the object already.
+    return (
+        failure.message
+        if isinstance(failure.error, NameTaken)
+        else f"{describe(failure.action)}: {failure.message}"
+    )
+
+
 MAX_LAST_ERRORS = 10
 _ERROR_VERBS = {"Create": "SYNC", "Apply": "SYNC", "Delete": "DELETE", "PatchStatus": "UPDATE_STATUS"}
 
 
-def error_code(action: Action) -> str:
-    """A Grove-style error code for a failed action: ERR_SYNC_PODCLIQUE, ERR_DELETE_POD, ..."""
+def error_code(failure: Failure) -> str:
+    """A Grove-style error code for a failed action: ERR_SYNC_PODCLIQUE, ERR_DELETE_POD, ...; a name taken by
+    someone else's object: ERR_NAME_CONFLICT_SERVICEACCOUNT, ..."""
+    action = failure.action
+    if isinstance(failure.error, NameTaken):
+        return f"ERR_NAME_CONFLICT_{kind_of(action).upper()}"
     verb = _ERROR_VERBS.get(type(action).__name__, "REMOVE_FINALIZER")
     return f"ERR_{verb}_{kind_of(action).upper()}"
 
 
-def last_errors(report: Report, now: datetime) -> list[dict[str, str]] | None:
-    """`status.lastErrors` after a pass: what failed (a few, with codes), or None (clear) when nothing did."""
-    if report.ok:
+def last_errors(
+    report: Report, now: datetime, invalid: list[str] | None = None
+) -> list[dict[str, str]] | None:
+    """`status.lastErrors` after a pass: what failed (a few, with codes) and why the spec cannot be acted on
+    (`invalid`, code ERR_INVALID_SPEC), or None (clear) when nothing did."""
+    if report.ok and not invalid:
         return None
     stamp = format_time(now)
-    out = [
+    out = [{"code": "ERR_INVALID_SPEC", "description": d, "observedAt": stamp} for d in invalid or []]
+    out += [
         {
-            "code": error_code(f.action),
-            "description": f"{describe(f.action)}: {f.message}",
+            "code": error_code(f),
+            "description": _failure_message(f),
             "observedAt": stamp,
         }
-        for f in report.errors[:MAX_LAST_ERRORS]
+        for f in report.errors
     ]
+    out = out[:MAX_LAST_ERRORS]
     if report.skipped and len(out) < MAX_LAST_ERRORS:
         out.append(
             {

@@ -19,9 +19,10 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Protocol
+from typing import Any, Protocol
 
 from grove_api import constants
+from grove_api.fielderrors import truncate
 from grove_api.refs import Ref
 from kube.client import JSON, AlreadyExists, KubeError
 from reconciler.planner.actions import (
@@ -188,6 +189,44 @@ class Expectations:
         return list(self._by_key)
 
 
+# --- names taken by others ---------------------------------------------------------------------------------
+OWNER_TEXT_LIMIT = 120  # characters of an owner's kind and name quoted in a message (names are the user's)
+
+
+def _controller(obj: JSON) -> dict[str, Any] | None:
+    return next(
+        (r for r in obj.get("metadata", {}).get("ownerReferences") or [] if r.get("controller")), None
+    )
+
+
+def same_controller(existing: JSON, wanted: JSON) -> bool:
+    """`existing` (found under the name of `wanted`) has the controller `wanted` would have: it is ours (the
+    cache was behind), not someone else's object that happens to have the name."""
+    ours, theirs = _controller(wanted), _controller(existing)
+    return ours is not None and theirs is not None and theirs.get("uid") == ours.get("uid")
+
+
+class NameTaken(KubeError):
+    """A child's name is taken by an object that is not this PodCliqueSet's: it is left alone (never
+    adopted, changed, bound, given a token or deleted) and reported."""
+
+    @classmethod
+    def of(cls, wanted: JSON, existing: JSON) -> NameTaken:
+        theirs = _controller(existing)
+        held = (
+            f"controlled by {truncate(str(theirs.get('kind')), OWNER_TEXT_LIMIT)} "
+            f"{truncate(str(theirs.get('name')), OWNER_TEXT_LIMIT)}"
+            if theirs is not None
+            else "not controlled by any owner"
+        )
+        return cls(
+            f"{_obj_str(wanted)} exists and is not this PodCliqueSet's ({held}): left alone; rename the "
+            "PodCliqueSet or remove that object",
+            status=409,
+            reason="AlreadyExists",
+        )
+
+
 # --- report ------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Created:
@@ -336,6 +375,8 @@ class Executor:
                 report.created.append(Created(Ref.of(_with_kind(created, action.obj)), uid or ""))
             except AlreadyExists as err:
                 existing = err.existing or {}
+                if existing and not same_controller(existing, action.obj):
+                    raise NameTaken.of(action.obj, existing) from err
                 ref = Ref.of(_with_kind(existing, action.obj)) if existing else Ref.of(action.obj)
                 report.created.append(Created(ref, existing.get("metadata", {}).get("uid", ""), existed=True))
             finally:

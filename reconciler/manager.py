@@ -32,7 +32,7 @@ from kube.informers import InformerFactory, selects
 from kube.tombstones import Tombstones
 from kube.workqueue import WorkQueue, run_workers
 from reconciler.events import COMPONENT, events_for, last_errors, same_errors
-from reconciler.executor import Executor, Expectations, Report
+from reconciler.executor import Executor, Expectations, NameTaken, Report
 from reconciler.planner import registry
 from reconciler.planner.actions import Action, Create, Delete, kind_of
 from reconciler.planner.plan import Event, plan
@@ -51,6 +51,10 @@ POD_EVENT_BATCH_SECONDS = 0.5
 # namespace controller deletes the children one by one and every deletion wakes the PodCliqueSet, which
 # would otherwise try to put them back (and fail) tens of times a second until it is deleted itself.
 NAMESPACE_TERMINATING_PAUSE_SECONDS = 5.0
+# A pass whose only failures are names taken by objects of someone else's is tried again this often (not
+# with the growing backoff of other failures): nothing tells us when such an object goes (it is not
+# labelled, so not watched), and the user who removes it should not wait minutes for ours.
+NAME_CONFLICT_RECHECK_SECONDS = 15.0
 
 
 def _managed(obj: Obj) -> bool:
@@ -173,6 +177,8 @@ class Manager:
         self._terminating: dict[str, float] = {}  # namespace -> when a create there was refused for it
         # PodCliqueSet -> PodClique -> time.monotonic() when the hold on its progress-only status change ends
         self._status_holds: dict[Key, dict[str, float]] = {}
+        # PodCliqueSet -> its children whose names objects of someone else's have (Snapshot.conflicts)
+        self._conflicts: dict[Key, dict[str, str]] = {}
         self.executor = Executor(client, concurrency=32, expectations=self.expectations)
         QUEUE_DEPTH.set_function(lambda: len(self.queue))
         self._own_informers = informers is None
@@ -286,6 +292,7 @@ class Manager:
             room=self.room() if self.room is not None else None,
             nonce=secrets.token_hex(4),
             status_holds={n: t - time.monotonic() for n, t in self._status_holds.get(key, {}).items()},
+            conflicts=self._conflicts.get(key, {}),
             children=children,
         )
 
@@ -294,6 +301,19 @@ class Manager:
         if held:
             now = time.monotonic()
             self._status_holds[key] = {name: before.get(name, now + left) for name, left in held.items()}
+
+    def _record_conflicts(self, key: Key, report: Report) -> None:
+        """The names this pass found taken by someone else's objects: what the next pass's NameConflict
+        condition reports (every pass tries the creates again, so a name freed since is taken then)."""
+        found = {
+            f"{kind_of(f.action)} {f.action.obj['metadata'].get('name', '')}": f.message
+            for f in report.errors
+            if isinstance(f.error, NameTaken) and isinstance(f.action, Create)
+        }
+        if found:
+            self._conflicts[key] = found
+        else:
+            self._conflicts.pop(key, None)
 
     def _topology_levels(self, pcs: Obj) -> dict[str, str] | None:
         """domain -> node label key of the binding the PodCliqueSet's constraints name; None when
@@ -308,6 +328,7 @@ class Manager:
         snap = self.snapshot(key)
         if snap is None:
             self._status_holds.pop(key, None)
+            self._conflicts.pop(key, None)
             self._terminating.pop(key[0], None)
             return None
         started = time.perf_counter()
@@ -316,18 +337,20 @@ class Manager:
             result = plan(snap)
         self._record_holds(key, result.held_statuses)
         if not result.actions:
+            self._conflicts.pop(key, None)  # nothing to create: no name is in the way
             RECONCILES.labels("noop").inc()
             await self._record(snap, Report(), result.events)
             return result.requeue_after
         actions, paused = self._without_creates_in_terminating(key[0], result.actions)
         report = await self._execute(actions, stages)
+        self._record_conflicts(key, report)
         for action in actions:
             WRITES.labels(type(action).__name__, kind_of(action)).inc()
         if self._namespace_terminating(key[0], report):
             paused = NAMESPACE_TERMINATING_PAUSE_SECONDS
         if not paused:  # else nothing for people to read there any more (and Events cannot be created)
             await self._record(snap, report, result.events)
-        await self._last_errors(snap, report)
+        await self._last_errors(snap, report, result.invalid)
         elapsed = time.perf_counter() - started
         RECONCILE_LATENCY.observe(elapsed)
         RECONCILES.labels("ok" if report.ok else "error").inc()
@@ -342,6 +365,12 @@ class Manager:
                 "ok": report.ok,
             },
         )
+        if (
+            report.errors
+            and not report.skipped
+            and all(isinstance(f.error, NameTaken) for f in report.errors)
+        ):
+            return _sooner(result.requeue_after, NAME_CONFLICT_RECHECK_SECONDS)
         if not report.ok:
             raise ReconcileError(report.summary())
         return _sooner(result.requeue_after, paused) if paused else result.requeue_after
@@ -385,10 +414,11 @@ class Manager:
             except KubeError as err:
                 log.warning("could not record an event: %s", err)
 
-    async def _last_errors(self, snap: Snapshot, report: Report) -> None:
-        """`status.lastErrors` of the PodCliqueSet: what the last pass could not do, cleared by a pass that
-        did everything (so `kubectl get pcs -o yaml` shows why it is not converging)."""
-        errors = last_errors(report, snap.now)
+    async def _last_errors(self, snap: Snapshot, report: Report, invalid: list[str]) -> None:
+        """`status.lastErrors` of the PodCliqueSet: what the last pass could not do and why its spec cannot be
+        acted on, cleared by a pass that did everything (so `kubectl get pcs -o yaml` shows why it is not
+        converging)."""
+        errors = last_errors(report, snap.now, invalid)
         if same_errors((snap.pcs.get("status") or {}).get("lastErrors"), errors):
             return
         ref = Ref(c.API_VERSION, c.KIND_PODCLIQUESET, snap.namespace, snap.name)

@@ -6,7 +6,10 @@ Roles, …) carry `app.kubernetes.io/managed-by: grove-operator` (the webhook's 
 `app.kubernetes.io/part-of: <pcs>`. Only the operator itself and a few exempt controllers (garbage
 collector, HPA) may write them; anyone else is refused with a message that says who was refused, what
 object, which PodCliqueSet manages it and how to make the change instead. Anyone may scale a PodClique or
-scaling group, though, with a patch or an edit of spec.replicas alone as with `kubectl scale`.
+scaling group, though, with a patch or an edit of spec.replicas alone as with `kubectl scale`. Creates are
+covered too (for every kind, where Grove covers only its own kinds): nobody else may create an object that
+claims to be the operator's, for an existing PodCliqueSet or for one not created yet (whose child names it
+would pre-empt). An update or delete whose PodCliqueSet is gone is allowed with a warning, as in Grove.
 
 The decision is a pure function (`decide`) of the request and what is known about the parent
 PodCliqueSet; `handler` only fetches the parent through an injected lookup.
@@ -111,6 +114,19 @@ def denial_message(request: AdmissionRequest, metadata: dict[str, Any], pcs: str
     )
 
 
+def preemption_message(request: AdmissionRequest, metadata: dict[str, Any], pcs: str) -> str:
+    """A create of an object labelled as the operator's for a PodCliqueSet that does not exist (yet): once
+    it does, the operator would find the name taken (and never adopts what it did not create)."""
+    namespace = metadata.get("namespace") or request.namespace
+    return (
+        f'user "{request.username or "<anonymous>"}" may not create {_kind(request)} '
+        f"{_resource(request, metadata)} labelled {c.LABEL_MANAGED_BY}={c.MANAGED_BY_VALUE} for "
+        f"PodCliqueSet {pcs}, which does not exist in {namespace}: only the grove operator creates objects "
+        f"with that label, and this one would take a name it needs. Create it without the "
+        f"{c.LABEL_MANAGED_BY} label, or create the PodCliqueSet and let the operator make its children."
+    )
+
+
 _SERVER_METADATA = ("resourceVersion", "generation", "managedFields")
 
 
@@ -144,6 +160,8 @@ def decide(request: AdmissionRequest, parent: Parent, identity: Identity) -> Adm
             ]
         )
     if parent.metadata is None:
+        if request.operation == "CREATE" and request.username not in (identity.reconciler, *identity.exempt):
+            return deny(preemption_message(request, metadata, parent.name))
         return allow(warnings=[f"parent PodCliqueSet {parent.name} not found for resource: {resource}"])
     namespace = metadata.get("namespace") or request.namespace
     if parent.protection_disabled:

@@ -28,6 +28,8 @@ STORED_SPEC_INVALID = (
 
 # ClusterTopologyBinding name -> its level domains (broadest first), or None when it does not exist.
 TopologyLookup = Callable[[str], Awaitable[Sequence[str] | None]]
+# (namespace, PodCliqueSet name) -> warnings about its child names that objects of someone else's have
+NamesLookup = Callable[[str, str], Awaitable[list[str]]]
 
 
 def _invalid(errors: list[FieldError], warnings: Sequence[str] = ()) -> AdmissionResponse:
@@ -68,9 +70,12 @@ class DefaultingHandler:
 class ValidatingHandler:
     """Validating webhook: every rule at once; warnings on allow and on deny."""
 
-    def __init__(self, config: OperatorConfiguration, topologies: TopologyLookup) -> None:
+    def __init__(
+        self, config: OperatorConfiguration, topologies: TopologyLookup, names: NamesLookup | None = None
+    ) -> None:
         self.config = config
         self.topologies = topologies
+        self.names = names
 
     async def _lookup(self, pcs: PodCliqueSet) -> dict[str, Sequence[str]] | FieldError:
         found: dict[str, Sequence[str]] = {}
@@ -137,12 +142,29 @@ class ValidatingHandler:
         result = await self.review(request)
         if result.errors:
             return _invalid(result.errors, result.warnings)
+        if request.operation == "CREATE":
+            return allow(warnings=[*result.warnings, *await self._names_taken(request)])
         return allow(warnings=result.warnings)
+
+    async def _names_taken(self, request: AdmissionRequest) -> list[str]:
+        """Warnings about names the new PodCliqueSet's children would find taken; none when they cannot be
+        read (the reconciler reports a taken name anyway: condition NameConflict)."""
+        meta = (request.object or {}).get("metadata") or {}
+        name, namespace = meta.get("name"), meta.get("namespace") or request.namespace
+        if self.names is None or not name or not namespace:
+            return []
+        try:
+            return await self.names(str(namespace), str(name))
+        except Exception as err:
+            log.warning("could not check the children's names: %s", err, extra={"podcliqueset": name})
+            return []
 
 
 def defaulting_handler(config: OperatorConfiguration) -> DefaultingHandler:
     return DefaultingHandler(config)
 
 
-def validating_handler(config: OperatorConfiguration, topologies: TopologyLookup) -> ValidatingHandler:
-    return ValidatingHandler(config, topologies)
+def validating_handler(
+    config: OperatorConfiguration, topologies: TopologyLookup, names: NamesLookup | None = None
+) -> ValidatingHandler:
+    return ValidatingHandler(config, topologies, names)

@@ -113,13 +113,12 @@ def not_in_namespaces(*namespaces: str) -> dict[str, Any]:
 NOT_KUBE_SYSTEM = not_in_namespaces()
 
 PCS_RULES = [_namespaced(c.GROUP, [c.VERSION], [c.PLURAL_PODCLIQUESET], ["CREATE", "UPDATE"])]
-UPDATE_DELETE = ["UPDATE", "DELETE"]
 ALL_WRITES = ["CREATE", "UPDATE", "DELETE"]
 AUTHORIZER_RULES = [
-    _namespaced("", ["v1"], ["secrets", "serviceaccounts", "services"], UPDATE_DELETE),
+    _namespaced("", ["v1"], ["secrets", "serviceaccounts", "services"], ALL_WRITES),
     _namespaced("", ["v1"], ["pods"], ["UPDATE"]),
-    _namespaced("rbac.authorization.k8s.io", ["v1"], ["roles", "rolebindings"], UPDATE_DELETE),
-    _namespaced("autoscaling", ["v1", "v2"], ["horizontalpodautoscalers"], UPDATE_DELETE),
+    _namespaced("rbac.authorization.k8s.io", ["v1"], ["roles", "rolebindings"], ALL_WRITES),
+    _namespaced("autoscaling", ["v1", "v2"], ["horizontalpodautoscalers"], ALL_WRITES),
     _namespaced(c.GROUP, [c.VERSION], [c.PLURAL_PODCLIQUE, c.PLURAL_PODCLIQUESCALINGGROUP], ALL_WRITES),
     _namespaced(c.SCHEDULER_GROUP, [c.VERSION], [c.PLURAL_PODGANG], ALL_WRITES),
 ]

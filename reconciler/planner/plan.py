@@ -6,9 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api import hashing, naming, podgang
 from grove_api.refs import Ref
+from grove_api.validation.actionable import unactionable
 
 from . import children, gangs, registry, status, termination, update
 from .actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer, ReplaceSpec
@@ -54,6 +56,8 @@ class Plan:
     events: list[Event] = field(default_factory=list)
     # PodCliques whose progress-only status change waits, and how many seconds are left on each hold
     held_statuses: Mapping[str, float] = field(default_factory=dict)
+    # Why the spec cannot be acted on (`cannot_act`): for lastErrors
+    invalid: list[str] = field(default_factory=list)
 
 
 def contains(existing: Any, desired: Any) -> bool:
@@ -166,25 +170,45 @@ def teardown(snap: Snapshot) -> Plan:
     return plan
 
 
+def _finalizer(snap: Snapshot) -> list[Action]:
+    """Our finalizer on the PodCliqueSet, when it lacks it (so its deletion waits for the teardown)."""
+    if c.FINALIZER_PODCLIQUESET in (snap.pcs["metadata"].get("finalizers") or []):
+        return []
+    meta = {"name": snap.name, "namespace": snap.namespace, "finalizers": [c.FINALIZER_PODCLIQUESET]}
+    return [Apply({"apiVersion": c.API_VERSION, "kind": c.KIND_PODCLIQUESET, "metadata": meta})]
+
+
+def cannot_act(snap: Snapshot, problems: list[str]) -> Plan:
+    """A stored spec the reconciler cannot act on (grove_api.validation.actionable): nothing is created,
+    changed or deleted; the PodCliqueSet says why (condition SpecInvalid, an Event when it turns True,
+    lastErrors) and is not looked at again until it changes. Its deletion still tears everything down."""
+    current = snap.pcs.get("status") or {}
+    was = cond.get_condition(current.get("conditions"), status.CONDITION_SPEC_INVALID)
+    state = status.spec_invalid_condition(problems, had=was)
+    assert state is not None  # there are problems
+    desired = {
+        "observedGeneration": snap.pcs["metadata"].get("generation"),
+        "conditions": cond.set_condition(
+            current.get("conditions"), status.CONDITION_SPEC_INVALID, *state, snap.now
+        ),
+    }
+    result = Plan(actions=_finalizer(snap), invalid=problems)
+    result.actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired)
+    if was is None or was.get("status") != cond.TRUE:
+        message = f"the reconciler cannot act on this spec, and creates nothing until it is fixed: {state[2]}"
+        result.events.append(Event(snap.pcs, "Warning", status.CONDITION_SPEC_INVALID, message))
+    return result
+
+
 def plan(snap: Snapshot) -> Plan:
     if is_deleting(snap.pcs):
         return teardown(snap)
+    problems = unactionable(snap.pcs)
+    if problems:
+        return cannot_act(snap, [str(p) for p in problems])
     result = Plan()
     actions = result.actions
-    if c.FINALIZER_PODCLIQUESET not in (snap.pcs["metadata"].get("finalizers") or []):
-        actions.append(
-            Apply(
-                {
-                    "apiVersion": c.API_VERSION,
-                    "kind": c.KIND_PODCLIQUESET,
-                    "metadata": {
-                        "name": snap.name,
-                        "namespace": snap.namespace,
-                        "finalizers": [c.FINALIZER_PODCLIQUESET],
-                    },
-                }
-            )
-        )
+    actions += _finalizer(snap)
     for kind in registry.CHILD_KINDS:  # the kinds with a planner module of their own (registry.py)
         if kind.desired is None:
             continue  # structural: below
@@ -386,6 +410,7 @@ def statuses(
         podgangs=[g for g in snap.podgangs.values() if snap.controls(g)],
         update_progress=rollout.progress,
         update_condition=rollout.condition,
+        conflicts=snap.conflicts,
     )
     actions += _status_action(_typed(snap.pcs, c.API_VERSION, c.KIND_PODCLIQUESET), desired_pcs)
     if not snap.gang_admission:  # else the gang admitter owns the PodGangs' status (grove_api.podgang)

@@ -1,7 +1,12 @@
 """What grove-initc needs to watch its gang's pods, one per PodCliqueSet (docs/api.md, "Other children";
 docs/startup-ordering.md): a ServiceAccount, a Role allowing get/list/watch on pods, the RoleBinding, and a
 token Secret for the ServiceAccount (mounted into grove-initc by the pod webhook). Never pruned: they live
-as long as the PodCliqueSet."""
+as long as the PodCliqueSet.
+
+Rights go only to what is ours: the RoleBinding is made once this PodCliqueSet's own Role and ServiceAccount
+exist, the token Secret once its ServiceAccount does. An object of someone else's under one of these names
+(a ServiceAccount named like the PodCliqueSet is common: an app's Deployment and its ServiceAccount often
+share the name) is never bound, given a token or changed (docs/decisions.md, "Names taken by others")."""
 
 from __future__ import annotations
 
@@ -46,12 +51,21 @@ def roles(snap: Snapshot) -> list[Obj]:
     ]
 
 
+def _ours(snap: Snapshot, key: str, name: str) -> bool:
+    """This PodCliqueSet's own child of kind `key` named `name` is in the cache."""
+    obj = snap.existing(key).get(name)
+    return obj is not None and snap.controls(obj)
+
+
 def role_bindings(snap: Snapshot) -> list[Obj]:
-    """None until the Role is in the cache: binding a Role the apiserver does not know yet is refused (the
-    next pass makes it)."""
-    if not snap.existing("roles"):
-        return []
+    """None until our Role and ServiceAccount are in the cache: binding a Role the apiserver does not know yet
+    is refused (the next pass makes it), and a same-named Role or ServiceAccount of someone else's must not
+    be bound."""
     role = naming.role(snap.name)
+    if not (
+        _ours(snap, "roles", role) and _ours(snap, "service_accounts", naming.service_account(snap.name))
+    ):
+        return []
     return [
         {
             "apiVersion": RBAC_V1,
@@ -70,6 +84,10 @@ def role_bindings(snap: Snapshot) -> list[Obj]:
 
 
 def token_secrets(snap: Snapshot) -> list[Obj]:
+    """None until our ServiceAccount is in the cache: a token for someone else's same-named ServiceAccount
+    would hand its rights to grove-initc (and to whoever reads the Secret)."""
+    if not _ours(snap, "service_accounts", naming.service_account(snap.name)):
+        return []
     name = naming.initc_token_secret(snap.name)
     return [
         {

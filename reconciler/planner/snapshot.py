@@ -74,6 +74,9 @@ class Snapshot:
     # PodCliques whose progress-only status write is held back, and the seconds left on each hold (0 or less:
     # run out; the manager remembers when each hold ends; see plan.STATUS_HOLD_SECONDS).
     status_holds: Mapping[str, float] = field(default_factory=dict)
+    # Children whose name an object of someone else's has ("Kind name" -> what the last pass found): the
+    # executor leaves those alone; the PodCliqueSet's NameConflict condition says so.
+    conflicts: Mapping[str, str] = field(default_factory=dict)
 
     def existing(self, key: str) -> Mapping[str, Obj]:
         """The children of one kind (its registry key), by name."""

@@ -477,6 +477,7 @@ def podcliqueset_status(
     podgangs: Iterable[Obj] = (),
     update_progress: Mapping[str, Any] | None = None,
     update_condition: tuple[str, str, str] | None = None,
+    conflicts: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Desired status of a PodCliqueSet from its standalone PodCliques and scaling groups (raw, with
     status). Children are matched by their generated names; strays are ignored. ``podgangs`` give the
@@ -488,6 +489,7 @@ def podcliqueset_status(
     PodCliques and scaling groups are computed here. A PodCliqueSet without one gets an already finished
     progress (``updateStartedAt`` = ``updateEndedAt`` = creation time), so nothing mistakes it for an
     update in progress. ``update_condition`` is the (status, reason, message) of ``UpdateInProgress``.
+    ``conflicts`` (child -> message) give ``NameConflict`` (`name_conflict_condition`).
     """
     name = _name(pcs)
     replicas = _int(_spec(pcs).get("replicas"), 0)
@@ -558,8 +560,61 @@ def podcliqueset_status(
         conds = cond.set_condition(conds, *admission, now)
     if update_condition is not None:
         conds = cond.set_condition(conds, CONDITION_UPDATE_IN_PROGRESS, *update_condition, now)
+    conflict = name_conflict_condition(
+        conflicts or {}, had=cond.get_condition(conds, CONDITION_NAME_CONFLICT)
+    )
+    if conflict is not None:
+        conds = cond.set_condition(conds, CONDITION_NAME_CONFLICT, *conflict, now)
+    invalid = spec_invalid_condition([], had=cond.get_condition(conds, CONDITION_SPEC_INVALID))
+    if invalid is not None:
+        conds = cond.set_condition(conds, CONDITION_SPEC_INVALID, *invalid, now)
     out["conditions"] = conds
     return out
+
+
+CONDITION_NAME_CONFLICT: Final = "NameConflict"
+REASON_NAME_TAKEN: Final = "ChildNameTaken"
+REASON_NO_CONFLICT: Final = "NoConflict"
+CONDITION_SPEC_INVALID: Final = "SpecInvalid"
+REASON_CANNOT_ACT: Final = "CannotBeActedOn"
+REASON_SPEC_ACTIONABLE: Final = "SpecActionable"
+MAX_PROBLEMS_SHOWN = 3
+
+
+def problem_condition(
+    problems: Sequence[str], had: Mapping[str, Any] | None, reasons: tuple[str, str], cleared: str
+) -> tuple[str, str, str] | None:
+    """(status, reason, message) of a condition that reports problems (NameConflict, SpecInvalid): True with
+    the first few while there are any (`reasons[0]`), False once there are none after it was True
+    (`reasons[1]`, message `cleared`); None (absent) when it never was."""
+    if problems:
+        more = len(problems) - MAX_PROBLEMS_SHOWN
+        shown = "; ".join(problems[:MAX_PROBLEMS_SHOWN]) + (f"; and {more} more" if more > 0 else "")
+        return cond.TRUE, reasons[0], shown
+    if had is None:
+        return None
+    return cond.FALSE, reasons[1], cleared
+
+
+def name_conflict_condition(
+    conflicts: Mapping[str, str], had: Mapping[str, Any] | None
+) -> tuple[str, str, str] | None:
+    """NameConflict: some child's name is taken by an object of someone else's."""
+    return problem_condition(
+        [conflicts[k] for k in sorted(conflicts)],
+        had,
+        (REASON_NAME_TAKEN, REASON_NO_CONFLICT),
+        "every child's name is free or this PodCliqueSet's",
+    )
+
+
+def spec_invalid_condition(
+    problems: Sequence[str], had: Mapping[str, Any] | None
+) -> tuple[str, str, str] | None:
+    """SpecInvalid: the stored spec is one the reconciler cannot act on (grove_api.validation.actionable)."""
+    return problem_condition(
+        problems, had, (REASON_CANNOT_ACT, REASON_SPEC_ACTIONABLE), "the reconciler acts on the spec"
+    )
 
 
 CONDITION_PODGANGS_ADMITTED: Final = "PodGangsAdmitted"

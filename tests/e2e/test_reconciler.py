@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ import yaml
 from kubernetes_asyncio import client
 
 from grove_api import constants as c
+from grove_api import naming
 from tests.kube import kubectl
 from tests.samples import TUTORIAL_PODS, runnable_samples
 from tests.waiting import until
@@ -339,3 +341,85 @@ async def test_last_errors_say_why_it_does_not_converge_and_clear_once_it_does(
         return not last_errors()
 
     await until("lastErrors to clear", cleared, timeout=60)
+
+
+async def test_a_name_taken_by_someone_elses_object_is_reported_and_left_alone(
+    kubeconfig: Path, namespace: str
+) -> None:
+    """An app's ServiceAccount named like the PodCliqueSet: the webhook warns on create; the operator never
+    adopts it (no labels or owner added), binds it or mints it a token, and says so (condition NameConflict,
+    a NameConflict Event, lastErrors); once it is removed the operator makes its own, and the condition
+    clears."""
+    name = "single-node-disaggregated"
+    kubectl(kubeconfig, "create", "serviceaccount", name, "-n", namespace)
+    doc = copy.deepcopy(SAMPLES[name])
+    doc["metadata"]["namespace"] = namespace
+    applied = subprocess.run(
+        ["kubectl", "--kubeconfig", str(kubeconfig), "apply", "-f", "-"],
+        input=yaml.safe_dump(doc),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert (
+        f"Warning: ServiceAccount {namespace}/{name} exists and is not this PodCliqueSet's" in applied.stderr
+    )
+
+    def get(*what: str) -> dict[str, Any] | None:
+        out = kubectl(kubeconfig, "get", *what, "-n", namespace, "-o", "json", "--ignore-not-found")
+        return json.loads(out) if out.strip() else None
+
+    def conflict() -> dict[str, Any] | None:
+        pcs = get("pcs", name) or {}
+        return next(
+            (x for x in pcs.get("status", {}).get("conditions") or [] if x["type"] == "NameConflict"), None
+        )
+
+    async def reported() -> dict[str, Any] | None:
+        found = conflict()
+        return found if found is not None and found["status"] == "True" else None
+
+    condition = await until("condition NameConflict", reported, timeout=60)
+    assert condition["reason"] == "ChildNameTaken"
+    assert f"ServiceAccount {namespace}/{name} exists and is not this PodCliqueSet's" in condition["message"]
+    errors = (get("pcs", name) or {}).get("status", {}).get("lastErrors") or []
+    assert any(e["code"] == "ERR_NAME_CONFLICT_SERVICEACCOUNT" for e in errors), errors
+    events = json.loads(
+        kubectl(
+            kubeconfig,
+            "get",
+            "events",
+            "-n",
+            namespace,
+            "-o",
+            "json",
+            "--field-selector",
+            f"reason=NameConflict,involvedObject.name={name}",
+        )
+    )["items"]
+    assert events and events[0]["type"] == "Warning"
+    theirs = get("serviceaccount", name) or {}
+    assert not theirs["metadata"].get("ownerReferences") and not theirs["metadata"].get("labels")
+    assert get("rolebinding", naming.role(name)) is None
+    assert get("secret", naming.initc_token_secret(name)) is None
+
+    kubectl(kubeconfig, "delete", "serviceaccount", name, "-n", namespace)
+
+    async def ours() -> bool:
+        sa = get("serviceaccount", name)
+        found = conflict()
+        return bool(
+            sa is not None
+            and sa["metadata"].get("ownerReferences")
+            and get("rolebinding", naming.role(name)) is not None
+            and get("secret", naming.initc_token_secret(name)) is not None
+            and found is not None
+            and found["status"] == "False"
+        )
+
+    await until(
+        "the operator's own ServiceAccount, RoleBinding and token, and the condition cleared",
+        ours,
+        timeout=90,
+    )

@@ -195,15 +195,17 @@ def cleanup(as_operator: Path) -> Iterator[list[dict[str, Any]]]:
         )
 
 
-@pytest.mark.parametrize("kind", ["PodClique", "PodGang"])
+@pytest.mark.parametrize("kind", ["PodClique", "PodGang", "Service"])
 def test_admin_cannot_create_managed_objects(
     kubeconfig: Path, namespace: str, pcs_name: str, kind: str
 ) -> None:
-    doc = (
-        podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name)
-        if kind == "PodClique"
-        else podgang(namespace, f"{pcs_name}-hand-pg", pcs_name)
-    )
+    """Services (and the other core kinds the operator makes) too: refusing only updates let anyone pre-empt
+    the name of a PodCliqueSet's next replica's Service with an object that claims to be the operator's."""
+    doc = {
+        "PodClique": lambda: podclique(namespace, f"{pcs_name}-hand-pclq", pcs_name),
+        "PodGang": lambda: podgang(namespace, f"{pcs_name}-hand-pg", pcs_name),
+        "Service": lambda: service(namespace, f"{pcs_name}-9", pcs_name),
+    }[kind]()
     ok, out = run(kubeconfig, "create", "-f", "-", doc=doc)
     assert not ok
     assert_refused(out, "create", doc, pcs_name)
@@ -311,16 +313,18 @@ def test_opt_out_annotation_allows_everything(kubeconfig: Path, namespace: str) 
     kubectl(kubeconfig, "delete", "service", f"{name}-hand-svc", "-n", namespace)
 
 
-def test_objects_without_a_known_parent_are_allowed_with_a_warning(kubeconfig: Path, namespace: str) -> None:
-    orphan = podclique(namespace, "orphan-0-worker", "no-such-pcs")
-    ok, out = run(kubeconfig, "create", "-f", "-", doc=orphan)
-    assert ok, out
-    assert "Warning: parent PodCliqueSet no-such-pcs not found" in out
+def test_objects_for_a_podcliqueset_not_created_yet_are_refused(kubeconfig: Path, namespace: str) -> None:
+    """Its names are not pre-empted with its own labels; an object naming no PodCliqueSet is allowed with a
+    warning (as in Grove)."""
+    for doc in (podclique(namespace, "later-0-worker", "later"), service(namespace, "later-0", "later")):
+        ok, out = run(kubeconfig, "create", "-f", "-", doc=doc)
+        assert not ok and "for PodCliqueSet later, which does not exist" in out, out
+        assert not exists(kubeconfig, doc)
     unlabelled = podclique(namespace, "unlabelled-0-worker", None)
     ok, out = run(kubeconfig, "create", "-f", "-", doc=unlabelled)
     assert ok, out
     assert f"Warning: missing required label {c.LABEL_PART_OF}" in out
-    kubectl(kubeconfig, "delete", "pclq", "orphan-0-worker", "unlabelled-0-worker", "-n", namespace)
+    kubectl(kubeconfig, "delete", "pclq", "unlabelled-0-worker", "-n", namespace)
 
 
 def test_unmanaged_objects_are_not_intercepted(kubeconfig: Path, namespace: str, pcs_name: str) -> None:

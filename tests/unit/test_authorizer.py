@@ -328,9 +328,22 @@ async def test_get_parent_pcs_no_labels_on_resource_should_just_warn_and_not_err
 
 
 async def test_get_parent_pcs_label_present_but_missing_pcs_should_just_warn_and_not_error() -> None:
-    parent = await find_parent(for_op("CREATE"), lookup_returning(None))
+    parent = await find_parent(for_op("UPDATE"), lookup_returning(None))
     assert parent == Parent(PCS, None)
-    assert decide(for_op("CREATE"), parent, IDENTITY).allowed
+    assert decide(for_op("UPDATE"), parent, IDENTITY).allowed
+
+
+@pytest.mark.parametrize("kind", ["ServiceAccount", "PodClique"])
+def test_nobody_else_creates_an_object_for_a_podcliqueset_not_created_yet(kind: str) -> None:
+    """Names of a PodCliqueSet to come are not pre-empted with its own labels (Grove allows it: its operator
+    would then adopt the object)."""
+    req = for_op("CREATE", kind=kind)
+    response = decide(req, Parent(PCS, None), IDENTITY)
+    assert not response.allowed and response.code == 403
+    assert f"for PodCliqueSet {PCS}, which does not exist in {NS}" in response.message
+    assert f'user "{req.username}" may not create {kind} {NS}/' in response.message
+    for trusted in (RECONCILER, EXEMPT):
+        assert decide(for_op("CREATE", kind=kind, username=trusted), Parent(PCS, None), IDENTITY).allowed
 
 
 async def test_get_parent_pcs_label_present_and_pcs_present_must_return_the_pcs() -> None:

@@ -6,10 +6,20 @@ import asyncio
 import itertools
 from typing import Any
 
+import pytest
+
 from grove_api import constants as c
 from grove_api.refs import Ref
 from kube.client import AlreadyExists, Forbidden, Invalid, NotFound
-from reconciler.executor import Executor, Expectations, observe_events, pod_ref_key, podclique_key
+from reconciler.executor import (
+    OWNER_TEXT_LIMIT,
+    Executor,
+    Expectations,
+    NameTaken,
+    observe_events,
+    pod_ref_key,
+    podclique_key,
+)
 from reconciler.planner.actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer
 
 JSON = dict[str, Any]
@@ -25,8 +35,18 @@ def pod(clique: str = "pc", name: str | None = None) -> JSON:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": {"containers": []}}
 
 
+OWNER = {
+    "apiVersion": c.API_VERSION,
+    "kind": c.KIND_PODCLIQUESET,
+    "name": "x",
+    "uid": "pcs-uid",
+    "controller": True,
+}
+
+
 def svc(name: str) -> JSON:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS}}
+    meta = {"name": name, "namespace": NS, "ownerReferences": [OWNER]}
+    return {"apiVersion": "v1", "kind": "Service", "metadata": meta}
 
 
 class FakeClient:
@@ -258,3 +278,46 @@ def test_keys() -> None:
     assert podclique_key(svc("s")) is None
     assert pod_ref_key(Ref("v1", "Pod", "ns", "pcs-0-worker-ab12c")) == "ns/pcs-0-worker"
     assert pod_ref_key(Ref("v1", "Service", "ns", "pcs-0")) is None
+
+
+@pytest.mark.parametrize(
+    ("owners", "held"),
+    [
+        (
+            [{"kind": "Deployment", "name": "my-llm", "uid": "d-uid", "controller": True}],
+            "controlled by Deployment my-llm",
+        ),
+        ([], "not controlled by any owner"),
+        ([{**OWNER, "controller": False}], "not controlled by any owner"),
+    ],
+)
+async def test_a_name_taken_by_someone_elses_object_is_a_conflict_not_a_success(
+    owners: list[JSON], held: str
+) -> None:
+    """Never adopted: only an object with the controller ours would have counts as already created."""
+    client = FakeClient()
+    wanted = svc("exists")
+
+    async def create(obj: JSON) -> JSON:
+        err = AlreadyExists("exists")
+        err.existing = {**obj, "metadata": {**obj["metadata"], "uid": "their-uid", "ownerReferences": owners}}
+        raise err
+
+    client.create = create  # type: ignore[method-assign]
+    report = await Executor(client).run([Create(wanted)])
+    assert report.created == [] and len(report.errors) == 1
+    error = report.errors[0].error
+    assert isinstance(error, NameTaken)
+    assert error.message == (
+        f"Service {NS}/exists exists and is not this PodCliqueSet's ({held}): left alone; rename the "
+        "PodCliqueSet or remove that object"
+    )
+
+
+def test_text_from_someone_elses_object_is_truncated() -> None:
+    theirs = {"metadata": {"ownerReferences": [{"kind": "K" * 500, "name": "n" * 500, "controller": True}]}}
+    message = NameTaken.of(svc("s"), theirs).message
+    assert (
+        len(message) < 500
+        and f"{'K' * OWNER_TEXT_LIMIT}... ({500 - OWNER_TEXT_LIMIT} more characters)" in message
+    )

@@ -104,3 +104,13 @@ def test_irregular_wire_names() -> None:
     )
     assert clique.spec.auto_scaling_config is not None and clique.spec.auto_scaling_config.max_replicas == 3
     assert clique.status is not None and clique.status.hpa_pod_selector == "a=b"
+
+
+def test_messages_quote_at_most_a_bounded_part_of_the_request() -> None:
+    """An attacker's megabyte of text (or ten thousand errors) does not come back in a message or a log."""
+    from grove_api import fielderrors as fe
+
+    long = fe.invalid("metadata.name", "x" * 100_000, "must be no more than 63 characters")
+    assert len(str(long)) < fe.MAX_VALUE_CHARS + 200 and "(99746 more characters)" in str(long)
+    many = fe.aggregate([fe.required(f"spec.items[{i}]") for i in range(10_000)])
+    assert many.count("Required value") == fe.MAX_ERRORS_SHOWN and many.endswith("and 9950 more errors]")
