@@ -10,12 +10,14 @@ and composes the parts, one job each:
   un-admit.
 * `admitter.status`: the PodGang status (phase, Admitted, Initialized: all of it while gang admission is
   on), its writers with their de-duplication and rate limits.
-* `admitter.events`: Events, one per PodCliqueSet for the gangs admitted together, per PodGang otherwise.
+* `admitter.events`: Events, one per PodCliqueSet for the gangs admitted together, per PodGang otherwise,
+  and on the gated pods of waiting and blocked gangs (once per episode, rate-bounded).
 
 One pass: decide (`Planner.decide` over the whole queue); carry out the admissions, releases, resets and
 un-admissions, all at once; one `GangsAdmitted` Event per PodCliqueSet; then the status writers in order:
-waiting and blocked gangs, blocked replacements, gangs admitted on create put on record, Running phases,
-Initialized where nothing else carried it. docs/gang-admission.md tells the whole story.
+waiting and blocked gangs, blocked replacements, the Events that tell those gangs' gated pods why they
+wait, gangs admitted on create put on record, Running phases, Initialized where nothing else carried it.
+docs/gang-admission.md tells the whole story.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from kube import resources
 from kube.client import KubeClient, KubeError
 from kube.informers import InformerFactory
 
-from .events import GangEvents
+from .events import GangEvents, PodEvents
 from .executor import Executor
 from .feed import SETTLE_SECONDS, Feed
 from .objects import log
@@ -102,6 +104,7 @@ class Admitter:
             self.progressed()
 
         self.events = GangEvents(client)
+        self.pod_events = PodEvents(client, self.model, self.pods)
         self.status = StatusWriter(client, self.podgangs, self.podcliques, self.pods, self.events, beat)
         self.feed = Feed(self.model, forget=self.status.forget)
         self.executor = Executor(client, self.model, self.feed, self.podgangs, self.status, self.events, beat)
@@ -154,8 +157,9 @@ class Admitter:
             *(execute.unadmit(u, now) for u in decision.unadmit),
         )
         await self.events.admitted([r for r in results[: len(decision.admit)] if r is not None], now)
-        await self.status.record_waiting(decision, now)
+        on_record = await self.status.record_waiting(decision, now)
         await self.status.record_replacements(decision, now)
+        await self.pod_events.tell([*on_record, *decision.restore_blocked], not decision.deferred, now)
         if decision.admit or decision.release or decision.reset or decision.unadmit:
             log.info(
                 "admission pass",

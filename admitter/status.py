@@ -60,6 +60,7 @@ from grove_api.refs import Ref
 from kube.client import KubeClient, KubeError
 from kube.informer import Informer
 
+from .budget import TokenBucket
 from .events import GangEvents, owner_uid
 from .objects import JSON, age, key, log, rv
 
@@ -113,7 +114,10 @@ class StatusWriter:
         # Gangs whose record waits for their pods to run: looked at again only when touched (or when their
         # wait is over).
         self._record_waits: set[GangKey] = set()
-        self._phase_tokens, self._phase_refilled = float(PHASE_WRITES_PER_SECOND), time.monotonic()
+        # Phase writes (see record_phases): when a big PodCliqueSet starts, its gangs turning Running would
+        # otherwise add a write per gang while the apiserver is still binding and starting the later pods; the
+        # phase is for people, a few seconds late costs nothing.
+        self._phase_budget = TokenBucket(PHASE_WRITES_PER_SECOND, PHASE_WRITES_PER_SECOND)
         # Seconds until the next Initialized=False is due (see record_initialized): the loop looks again then.
         self.initialized_due = float("inf")
         # Gangs `record_initialized` looks at again in the next pass though nothing touched them: their grace
@@ -198,11 +202,14 @@ class StatusWriter:
 
     # -- after the decisions are carried out ---------------------------------------------------------
 
-    async def record_waiting(self, decision: Decision, now: datetime) -> None:
+    async def record_waiting(self, decision: Decision, now: datetime) -> list[Blocked | Waiting]:
         """Blocked and waiting gangs: condition Admitted=False with the reason; an Event when it changes.
         A message whose numbers moved (pods created, nodes fitting) is rewritten at most every
-        QUIET_SECONDS per gang: counting up while a big PodCliqueSet is created would cost a write per pod."""
+        QUIET_SECONDS per gang: counting up while a big PodCliqueSet is created would cost a write per pod.
+        Returns the gangs whose waiting is on record, or about to be (all but new gangs whose pods are
+        still being created): the ones their pods are told about (`admitter.events.PodEvents`)."""
         waiting: Iterable[Blocked | Waiting] = [*decision.blocked, *decision.waiting]
+        announced: list[Blocked | Waiting] = []
         clock = time.monotonic()
 
         async def record(item: Blocked | Waiting, podgang: JSON, current: dict[str, Any] | None) -> None:
@@ -223,6 +230,7 @@ class StatusWriter:
             current = cond.get_condition(conditions(podgang), CONDITION_ADMITTED)
             if current is None and isinstance(item, Waiting) and age(podgang, now) < QUIET_SECONDS:
                 continue  # pods still being created: not worth a write per gang (nor `kubectl get` noise)
+            announced.append(item)
             if current and current.get("reason") == item.reason and current.get("status") == cond.FALSE:
                 recent = clock - self._waiting_written.get(item.key, 0.0) < QUIET_SECONDS
                 if current.get("message") == item.message or recent:
@@ -230,6 +238,7 @@ class StatusWriter:
             self._waiting_written[item.key] = clock
             writes.append(record(item, podgang, current))
         await asyncio.gather(*writes)
+        return announced
 
     async def record_replacements(self, decision: Decision, now: datetime) -> None:
         """Admitted gangs whose replacement pods do not all fit: Admitted stays True, with reason
@@ -341,7 +350,7 @@ class StatusWriter:
                     self._phase_written[key(podgang)] = rv(podgang)
 
         writes: list[Coroutine[Any, Any, None]] = []
-        budget = self._phase_budget()
+        budget = self._phase_budget.available()
         for podgang in self.podgangs.list():
             if len(writes) >= budget:
                 break  # the rest in a later pass
@@ -351,18 +360,8 @@ class StatusWriter:
                 continue  # written; the informer has not shown it yet
             if self._runs(podgang):
                 writes.append(running(podgang))
-        self._phase_tokens -= len(writes)
+        self._phase_budget.take(len(writes))
         await asyncio.gather(*writes)
-
-    def _phase_budget(self) -> int:
-        """Phase writes allowed now (a token bucket of PHASE_WRITES_PER_SECOND): when a big PodCliqueSet
-        starts, its gangs turning Running would otherwise add a write per gang while the apiserver is still
-        binding and starting the later pods; the phase is for people, a few seconds late costs nothing."""
-        now = time.monotonic()
-        refill = (now - self._phase_refilled) * PHASE_WRITES_PER_SECOND
-        self._phase_tokens = min(float(PHASE_WRITES_PER_SECOND), self._phase_tokens + refill)
-        self._phase_refilled = now
-        return int(self._phase_tokens)
 
     async def record_initialized(self, touched: set[GangKey], now: datetime) -> None:
         """Initialized where no write of this pass or an earlier one carried it as it is now, for the gangs

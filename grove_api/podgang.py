@@ -58,6 +58,13 @@ REASON_BASE_PENDING: Final = "BaseGangPending"  # a scaled gang whose base gang 
 REASON_RECREATED: Final = "GangRecreated"
 REASON_RESET: Final = "GangReset"  # an admitted gang's minimum was not bound in time: queued again
 
+# --- Events on a gated pod (the gang admitter's): why it is still gated, the gang's reason in the message ----
+# Warning on each gated pod of a gang blocked on capacity, topology, a pinned node or a starving gang, and on
+# an admitted gang's gated pods while its replacements are blocked (`kubectl describe pod`).
+REASON_POD_GANG_BLOCKED: Final = "GangBlocked"
+# Warning on each gated pod of a gang waiting for its other pods or for its base gang.
+REASON_POD_GANG_WAITING: Final = "GangWaiting"
+
 
 def _meta(obj: Obj) -> Mapping[str, Any]:
     return obj.get("metadata") or {}

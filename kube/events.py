@@ -8,6 +8,7 @@ from typing import Any
 from grove_api.conditions import format_time
 
 JSON = dict[str, Any]
+MAX_MESSAGE = 1024  # longer messages are cut (the apiserver's limit is larger; describe output is not)
 
 
 def event(
@@ -29,10 +30,16 @@ def event(
         },
         "type": type_,
         "reason": reason,
-        "message": message[:1024],
+        "message": message[:MAX_MESSAGE],
         "source": {"component": component},
         "reportingComponent": component,
         "firstTimestamp": stamp,
         "lastTimestamp": stamp,
         "count": 1,
     }
+
+
+def repeated(count: int, message: str, now: datetime) -> JSON:
+    """A merge patch that records the Event happened again, as client-go's recorder aggregates a repeat of
+    an Event it wrote: `count` and `lastTimestamp` move on (`kubectl describe` shows "x<count> over …")."""
+    return {"count": count, "lastTimestamp": format_time(now), "message": message[:MAX_MESSAGE]}

@@ -22,6 +22,7 @@ from kubernetes_asyncio import client
 
 from grove_api import constants as c
 from grove_api.pod_admission import admitted_on_create
+from grove_api.podgang import REASON_POD_GANG_BLOCKED
 from tests.builders import clique, pcs
 from tests.gang import (
     GangInvariant,
@@ -148,6 +149,15 @@ async def podgang_condition(api: client.ApiClient, namespace: str, name: str) ->
     return None
 
 
+async def pod_events(api: client.ApiClient, namespace: str, pod: str) -> list[dict[str, Any]]:
+    """The Events about a pod, as `kubectl describe pod` finds them."""
+    listed = await client.CoreV1Api(api).list_namespaced_event(
+        namespace, field_selector=f"involvedObject.name={pod}"
+    )
+    items: list[dict[str, Any]] = api.sanitize_for_serialization(listed)["items"]
+    return items
+
+
 # --- WL1: every minimum = replicas: all or nothing ------------------------------------------------------
 
 
@@ -165,6 +175,21 @@ async def test_gs1_all_or_nothing(scenario: Callable[[int], Awaitable[Scenario]]
         return cond if ok and "needs 10 pods" in cond["message"] and "only 9 fit" in cond["message"] else None
 
     await until("PodGang wl-0 to say why it waits: 10 needed, 9 fit", blocked, timeout=45)
+
+    async def told() -> list[list[dict[str, Any]]] | None:
+        """Each gated pod's Events (what `kubectl describe pod` lists), once every pod has a GangBlocked one."""
+        items = await pod_dicts(s.api, s.namespace)
+        pods = [p for p in items if gated(p) and p["metadata"]["labels"].get(c.LABEL_PODGANG) == "wl-0"]
+        events = [await pod_events(s.api, s.namespace, p["metadata"]["name"]) for p in pods]
+        blocked = [[e for e in listed if e["reason"] == REASON_POD_GANG_BLOCKED] for listed in events]
+        return blocked if len(pods) == 10 and all(blocked) else None
+
+    # Every gated pod says why its gang waits: one Warning Event each (a repeat would count it up).
+    for events in await until("each gated pod of wl-0 to have a GangBlocked Event", told, timeout=30):
+        (event,) = events
+        assert event["type"] == "Warning" and event["source"]["component"] == "grove-gang-admitter", event
+        assert event["involvedObject"]["kind"] == "Pod", event
+        assert event["message"].startswith("PodGang wl-0 waits (Unschedulable): needs 10 pods"), event
     await s.pool.uncordon(1)
     await s.expect(full_wl("wl"), 10)
 

@@ -11,12 +11,18 @@ import itertools
 import time
 from typing import Any
 
+from prometheus_client import REGISTRY
+
+from admitter.budget import TokenBucket
 from admitter.controller import PACED_SECONDS, Admitter
 from admitter.core.decision import Decision
+from admitter.events import POD_EVENTS_BURST, PodEvents
 from admitter.status import INITIALIZED_GRACE_SECONDS, QUIET_SECONDS, RECORD_WAIT_SECONDS
 from grove_api.operatorconfig import GangAdmission
 from grove_api.podgang import (
     REASON_ADMITTED,
+    REASON_POD_GANG_BLOCKED,
+    REASON_POD_GANG_WAITING,
     REASON_PODS_CREATED,
     REASON_PODS_CREATION_PENDING,
     REASON_PODS_PENDING,
@@ -25,6 +31,7 @@ from grove_api.podgang import (
     REASON_UNSCHEDULABLE,
 )
 from grove_api.refs import Ref
+from kube.client import Unavailable
 
 from .builders import NS, node, pod, podgang
 
@@ -36,9 +43,11 @@ class FakeApi:
 
     def __init__(self) -> None:
         self.statuses: list[tuple[str, JSON]] = []
-        self.events: list[JSON] = []
+        self.events: list[JSON] = []  # as created, named by the apiserver
+        self.event_patches: list[tuple[str, JSON]] = []  # (Event name, merge patch): repeats counted up
         self.patched: list[str] = []
         self.pods: dict[str, JSON] = {}
+        self.refuse_pod_events = 0  # Events on pods to refuse (the next ones), as a throttled apiserver would
         self.rv = 100
 
     async def apply_status(self, ref: Ref, status: JSON, field_manager: str | None = None) -> JSON:
@@ -46,10 +55,18 @@ class FakeApi:
         return {}
 
     async def create(self, obj: JSON) -> JSON:
+        if self.refuse_pod_events and obj["involvedObject"]["kind"] == "Pod":
+            self.refuse_pod_events -= 1
+            raise Unavailable("too many requests", status=429)
+        obj = copy.deepcopy(obj)
+        obj["metadata"]["name"] = f"{obj['metadata']['generateName']}{len(self.events)}"
         self.events.append(obj)
         return obj
 
     async def patch(self, ref: Ref, patch: JSON, *, content_type: str, subresource: str = "") -> JSON:
+        if ref.kind == "Event":
+            self.event_patches.append((ref.name, patch))
+            return patch
         self.patched.append(ref.name)
         self.rv += 1
         obj = copy.deepcopy(self.pods[ref.name])
@@ -141,11 +158,18 @@ def test_blocked_replacements_are_reported_once_then_cleared_when_released() -> 
     assert [b.gang for b in decision.restore_blocked] == ["g"] and decision.release == ()
     message = "needs 2 replacement pods (1 cpu, 1Gi each) in podgroup w; only 1 fit (on 1 node)"
     assert api.conditions() == [("g", "Running", "True", REASON_REPLACEMENTS_BLOCKED, message)]
-    assert [(e["type"], e["reason"]) for e in api.events] == [("Warning", REASON_REPLACEMENTS_BLOCKED)]
+    assert [(e["type"], e["reason"]) for e in about(api, "PodGang")] == [
+        ("Warning", REASON_REPLACEMENTS_BLOCKED)
+    ]
+    told = f"PodGang g waits ({REASON_UNSCHEDULABLE}): {message}"  # the pods that wait say why
+    assert told_pods(api) == [
+        ("g-w-1", REASON_POD_GANG_BLOCKED, told),
+        ("g-w-2", REASON_POD_GANG_BLOCKED, told),
+    ]
     assert api.patched == []
 
     asyncio.run(admitter.run_pass())  # the informer has not seen the write yet: nothing repeated
-    assert len(api.statuses) == 1 and len(api.events) == 1
+    assert len(api.statuses) == 1 and len(api.events) == 3
 
     written = copy.deepcopy(gang)
     written["metadata"]["resourceVersion"] = "8"
@@ -166,6 +190,118 @@ def test_blocked_replacements_are_reported_once_then_cleared_when_released() -> 
         "replacement pods placed and released",
     )
     assert api.events[-1]["type"] == "Normal"
+
+
+def about(api: FakeApi, kind: str) -> list[JSON]:
+    """The Events recorded about objects of this kind."""
+    return [e for e in api.events if e["involvedObject"]["kind"] == kind]
+
+
+def told_pods(api: FakeApi) -> list[tuple[str, str, str]]:
+    """(pod, reason, message) of every Event on a pod (all Warnings, from the gang admitter), by pod."""
+    pods = about(api, "Pod")
+    assert all(e["type"] == "Warning" and e["source"]["component"] == "grove-gang-admitter" for e in pods)
+    return sorted((e["involvedObject"]["name"], e["reason"], e["message"]) for e in pods)
+
+
+def deferred() -> float | None:
+    return REGISTRY.get_sample_value("grove_gang_pod_events_deferred")
+
+
+def test_the_gated_pods_of_a_waiting_gang_are_told_why_once_per_episode() -> None:
+    """`kubectl describe pod` of a gated pod shows why its gang waits: one Warning Event per pod when the
+    gang starts waiting and when its reason changes (not every pass, not when only the numbers move), a
+    reason told again counts up its earlier Event (as client-go aggregates), nothing once admitted."""
+    admitter, api = setup(node("n0", cpu=1))
+    add_pod(admitter, api, pod("g-w-0", gang="g", clique="w", cpu="1"))  # g-w-1 is not created yet
+    set_podgang(admitter, owned(podgang("g", [("w", 2, ["g-w-0", "g-w-1"])]), "pcs"))
+    decision = asyncio.run(admitter.run_pass())
+    (waits,) = decision.waiting
+    assert waits.reason == REASON_PODS_PENDING
+    waiting = f"PodGang g waits ({REASON_PODS_PENDING}): {waits.message}"
+    assert told_pods(api) == [("g-w-0", REASON_POD_GANG_WAITING, waiting)]
+    for _ in range(2):
+        asyncio.run(admitter.run_pass())
+    assert len(about(api, "Pod")) == 1
+
+    add_pod(admitter, api, pod("g-w-1", gang="g", clique="w", cpu="1"))  # all there: 2 cpu needed, 1 free
+    decision = asyncio.run(admitter.run_pass())
+    (blocked,) = decision.blocked
+    assert blocked.reason == REASON_UNSCHEDULABLE
+    unschedulable = f"PodGang g waits ({REASON_UNSCHEDULABLE}): {blocked.message}"
+    assert told_pods(api) == [
+        ("g-w-0", REASON_POD_GANG_BLOCKED, unschedulable),
+        ("g-w-0", REASON_POD_GANG_WAITING, waiting),
+        ("g-w-1", REASON_POD_GANG_BLOCKED, unschedulable),
+    ]
+    asyncio.run(admitter.run_pass())
+    assert len(about(api, "Pod")) == 3 and api.event_patches == []
+
+    gone = admitter.pods.get(NS, "g-w-1")
+    assert gone is not None
+    admitter.pods._store("DELETED", gone)
+    admitter.feed.on_pod("DELETED", gone)
+    decision = asyncio.run(admitter.run_pass())  # waiting for its pods again: told again, as a repeat
+    assert [w.reason for w in decision.waiting] == [REASON_PODS_PENDING]
+    assert len(about(api, "Pod")) == 3
+    first = about(api, "Pod")[0]["metadata"]["name"]
+    ((name, patch),) = api.event_patches
+    assert (name, patch["count"], patch["message"]) == (first, 2, waiting)
+
+    admitter.model.upsert_node(node("n1", cpu=1))
+    add_pod(admitter, api, pod("g-w-1", gang="g", clique="w", cpu="1"))
+    decision = asyncio.run(admitter.run_pass())
+    assert [a.gang for a in decision.admit] == ["g"]
+    asyncio.run(admitter.run_pass())
+    assert len(about(api, "Pod")) == 3 and len(api.event_patches) == 1  # admitted: nothing more
+
+
+def test_pod_events_are_rate_bounded_one_pod_per_gang_first_and_none_is_dropped() -> None:
+    """A token bucket bounds the Events on waiting pods overall; what it holds back is written by later
+    passes (one pod of every gang, in queue order, before a second pod of any), each pod once; a refused
+    write is tried again."""
+    admitter, api = setup(node("n0", cpu=1))
+    clock = [0.0]
+    admitter.pod_events = PodEvents(api, admitter.model, admitter.pods, TokenBucket(1.0, 3, lambda: clock[0]))
+    for gang in ("a", "b", "c"):
+        members = [f"{gang}-w-0", f"{gang}-w-1"]
+        for name in members:
+            add_pod(admitter, api, pod(name, gang=gang, clique=f"{gang}-w", cpu="2"))
+        set_podgang(admitter, podgang(gang, [(f"{gang}-w", 2, members)]))
+
+    def told() -> list[str]:
+        return [e["involvedObject"]["name"] for e in about(api, "Pod")]
+
+    decision = asyncio.run(admitter.run_pass())
+    assert [b.gang for b in decision.blocked] == ["a", "b", "c"]
+    assert told() == ["a-w-0", "b-w-0", "c-w-0"] and deferred() == 3
+    asyncio.run(admitter.run_pass())  # no token left
+    assert len(told()) == 3 and deferred() == 3
+    clock[0] += 2.0
+    api.refuse_pod_events = 1
+    asyncio.run(admitter.run_pass())  # two tokens: a-w-1 refused, b-w-1 written
+    assert told()[3:] == ["b-w-1"] and deferred() == 1
+    clock[0] += 60.0
+    asyncio.run(admitter.run_pass())  # the bucket holds 3 at most; 2 owed
+    assert sorted(told()[4:]) == ["a-w-1", "c-w-1"] and deferred() == 0
+    clock[0] += 60.0
+    asyncio.run(admitter.run_pass())
+    assert sorted(told()) == sorted(f"{g}-w-{i}" for g in "abc" for i in range(2))  # each pod once
+
+
+def test_many_blocked_gangs_cost_one_burst_of_pod_events_then_the_rate() -> None:
+    gangs = [f"g{i:02}" for i in range(POD_EVENTS_BURST + 10)]
+    admitter, api = setup(node("n0", cpu=1))
+    for gang in gangs:
+        members = [f"{gang}-w-0", f"{gang}-w-1"]
+        for name in members:
+            add_pod(admitter, api, pod(name, gang=gang, clique=f"{gang}-w", cpu="2"))
+        set_podgang(admitter, podgang(gang, [(f"{gang}-w", 2, members)]))
+    decision = asyncio.run(admitter.run_pass())
+    assert len(decision.blocked) == len(gangs)
+    told = [e["involvedObject"]["name"] for e in about(api, "Pod")]
+    assert told == [f"{gang}-w-0" for gang in gangs[:POD_EVENTS_BURST]]  # queue order: oldest first
+    assert deferred() == 2 * len(gangs) - POD_EVENTS_BURST
 
 
 def test_recreated_gang_is_unadmitted_once() -> None:
