@@ -105,6 +105,16 @@ def _dependencies(pod: dict[str, Any]) -> list[str] | str:
     return out
 
 
+def token_file_mode(pod: dict[str, Any]) -> int:
+    """The mode of the token Secret's files: the tightest grove-initc can still read. The kubelet writes a
+    Secret volume's files owned by root. grove-initc runs as the pod's user (the operator image's is
+    65532), so it needs the files readable by others, unless the pod has an fsGroup: then the kubelet makes
+    them group-owned by it, and every container of the pod has it as a supplementary group. Never writable
+    (the volume is read-only anyway), never readable by others when the group suffices (docs/security.md)."""
+    security = (pod.get("spec") or {}).get("securityContext") or {}
+    return 0o440 if security.get("fsGroup") is not None else 0o444
+
+
 def _append(spec: dict[str, Any], field: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     if not spec.get(field):
         return [{"op": "add", "path": f"/spec/{field}", "value": items}]
@@ -149,7 +159,7 @@ def initc_ops(pod: dict[str, Any], image: str, command: Sequence[str] = ()) -> l
             "name": TOKEN_VOLUME,
             "secret": {
                 "secretName": naming.initc_token_secret(labels.get(c.LABEL_PART_OF, "")),
-                "defaultMode": 0o644,
+                "defaultMode": token_file_mode(pod),
             },
         },
     ]

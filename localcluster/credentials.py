@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
 
 from certs.pki import KeyPair, issue, new_ca, new_rsa_key_pair
+from localcluster.securefile import PRIVATE, write_atomic
 
 VALIDITY = dt.timedelta(days=365)
 APISERVER_DNS_NAMES = (
@@ -68,9 +68,7 @@ COMPONENT_USERS = ("system:kube-controller-manager", "system:kube-scheduler")
 
 
 def _write(path: Path, data: bytes, private: bool = False) -> None:
-    path.write_bytes(data)
-    if private:
-        os.chmod(path, 0o600)
+    write_atomic(path, data, mode=PRIVATE if private else 0o644)
 
 
 def generate(pki: Path) -> Credentials:
@@ -137,7 +135,6 @@ def kubeconfig(server: str, creds: Credentials, user: str = "admin") -> dict[str
 
 
 def write_kubeconfig(path: Path, server: str, creds: Credentials, user: str = "admin") -> Path:
-    """Write a kubeconfig (mode 0600: it holds a private key)."""
-    path.write_text(yaml.safe_dump(kubeconfig(server, creds, user), sort_keys=False))
-    os.chmod(path, 0o600)
+    """Write a kubeconfig (mode 0600 from the start: it holds a private key)."""
+    write_atomic(path, yaml.safe_dump(kubeconfig(server, creds, user), sort_keys=False).encode())
     return path

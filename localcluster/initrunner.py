@@ -72,6 +72,7 @@ from grove_api import naming
 from localcluster import images, podspec, processes, sandbox
 from localcluster.images import ImageRootfs
 from localcluster.podspec import ConfigError, MissingObject
+from localcluster.securefile import write_atomic
 from localcluster.state import ClusterInfo, Component
 
 if TYPE_CHECKING:
@@ -348,8 +349,9 @@ class InitRunner:
         for name, text in pod_info_files(run).items():
             (pod_info / name).write_text(text)
         kubeconfig = pod_dir / KUBECONFIG_FILE
-        kubeconfig.write_text(yaml.safe_dump(render_kubeconfig(self.server, ca, token, run.namespace)))
-        os.chmod(kubeconfig, 0o600)
+        write_atomic(
+            kubeconfig, yaml.safe_dump(render_kubeconfig(self.server, ca, token, run.namespace)).encode()
+        )
         return pod_info, kubeconfig
 
     async def _pump(self, run: Run, stream: asyncio.StreamReader, started: asyncio.Event) -> None:

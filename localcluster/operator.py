@@ -41,6 +41,7 @@ import yaml
 from localcluster import api, ports, processes
 from localcluster.credentials import CONTEXT
 from localcluster.processes import ComponentFailed
+from localcluster.securefile import write_atomic
 from localcluster.state import ClusterInfo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -320,10 +321,7 @@ def write_kubeconfig(info: ClusterInfo) -> Path:
         "preferences": {},
     }
     path = kubeconfig_path(info)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(doc, sort_keys=False))
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
+    write_atomic(path, yaml.safe_dump(doc, sort_keys=False).encode())
     return path
 
 

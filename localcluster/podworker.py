@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from localcluster import podnet, podspec, sandbox, versions
 from localcluster.images import ImageRootfs
 from localcluster.podspec import ContainerRecord, Obj, PodRuntime
+from localcluster.securefile import write_atomic
 
 if TYPE_CHECKING:
     from kube.client import JSON
@@ -731,14 +732,12 @@ def _make_sub_paths(spec: sandbox.Spec) -> None:
 
 
 def _write_file(folder: Path, relative: str, data: bytes, mode: int, group: int | None) -> None:
-    """Write a volume file atomically (a renewed token never appears half-written)."""
+    """Write a volume file atomically (a renewed token never appears half-written), and private until it has
+    its final owner and mode (Secrets and tokens are in these files)."""
     path = folder / relative
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.chown(tmp, 0, 0 if group is None else group)
-    os.chmod(tmp, podspec.volume_mode(mode, group, False))
-    os.replace(tmp, path)
+    owner = (0, 0 if group is None else group)
+    write_atomic(path, data, mode=podspec.volume_mode(mode, group, False), owner=owner)
 
 
 def _host_path(volume: podspec.Volume) -> Path:

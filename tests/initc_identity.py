@@ -9,6 +9,7 @@ from typing import Any
 from kubernetes_asyncio import client
 
 from grove_api import naming
+from reconciler.planner.rbac import INITC_RULES
 
 
 async def initc_identity(api: client.ApiClient, namespace: str, pcs: str, *, bind: bool = True) -> None:
@@ -18,9 +19,7 @@ async def initc_identity(api: client.ApiClient, namespace: str, pcs: str, *, bin
     account: Any = {"metadata": {"name": pcs}}
     role: Any = {
         "metadata": {"name": f"grove.io:pcs:{pcs}"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "watch"]}
-        ],
+        "rules": [{k: list(v) for k, v in rule.items()} for rule in INITC_RULES],
     }
     secret: Any = {
         "metadata": {

@@ -1,5 +1,5 @@
 """What grove-initc needs to watch its gang's pods, one per PodCliqueSet (docs/api.md, "Other children";
-docs/startup-ordering.md): a ServiceAccount, a Role allowing get/list/watch on pods, the RoleBinding, and a
+docs/startup-ordering.md): a ServiceAccount, a Role allowing list/watch on pods, the RoleBinding, and a
 token Secret for the ServiceAccount (mounted into grove-initc by the pod webhook). Never pruned: they live
 as long as the PodCliqueSet.
 
@@ -17,6 +17,12 @@ from .children import child_meta, default_labels
 from .snapshot import Obj, Snapshot
 
 RBAC_V1 = "rbac.authorization.k8s.io/v1"
+# Exactly what grove-initc calls (initc/main.py: a LIST, then WATCHes, of the pods of its PodGang in its
+# namespace; tests/unit/test_initc.py checks the two agree): a stolen token reads pod objects of this
+# namespace, nothing else (docs/security.md).
+INITC_RULES: tuple[dict[str, list[str]], ...] = (
+    {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
+)
 
 
 def _labels(snap: Snapshot, component: str, name: str) -> dict[str, str]:
@@ -44,9 +50,7 @@ def roles(snap: Snapshot) -> list[Obj]:
             "apiVersion": RBAC_V1,
             "kind": "Role",
             "metadata": child_meta(snap, role, _labels(snap, c.COMPONENT_POD_ROLE, role), snap.pcs),
-            "rules": [
-                {"apiGroups": [""], "resources": ["pods", "pods/status"], "verbs": ["get", "list", "watch"]}
-            ],
+            "rules": [{k: list(v) for k, v in rule.items()} for rule in INITC_RULES],
         }
     ]
 

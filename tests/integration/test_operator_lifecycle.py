@@ -161,33 +161,51 @@ def test_operator_refuses_to_start_without_its_service_account_name(cluster: Clu
     assert 'no "GROVE_OPERATOR_SERVICE_ACCOUNT_NAME" environment variable' in proc.stderr
 
 
+WEBHOOKS = "validatingwebhookconfigurations.admissionregistration.k8s.io"
+SECRET = "grove-webhook-server-cert"  # the release manifest's config.server.webhooks.secretName
+LEASE = "leases.coordination.k8s.io"
+
+
 @pytest.mark.parametrize(
-    ("verb", "resource", "namespace", "allowed"),
+    ("verb", "target", "namespace", "allowed"),
     [
-        ("create", "pods", None, True),
-        ("delete", "pods", None, True),
-        ("patch", "podcliques.grove.io", None, True),
-        ("update", "podcliquesets.grove.io/status", None, True),
-        ("update", "podcliquesets.grove.io/finalizers", None, True),
-        ("create", "podgangs.scheduler.grove.io", None, True),
-        ("create", "roles.rbac.authorization.k8s.io", None, True),
-        ("create", "horizontalpodautoscalers.autoscaling", None, True),
-        ("patch", "validatingwebhookconfigurations.admissionregistration.k8s.io", None, True),
-        ("create", "tokenreviews.authentication.k8s.io", None, True),
-        ("create", "subjectaccessreviews.authorization.k8s.io", None, True),
-        ("list", "nodes", None, True),
-        # The leader-election Lease: in the operator's own namespace only (the chart's Role).
-        ("create", "leases.coordination.k8s.io", "grove-system", True),
-        ("create", "leases.coordination.k8s.io", None, False),
-        ("create", "validatingwebhookconfigurations.admissionregistration.k8s.io", None, False),
-        ("delete", "nodes", None, False),
-        ("create", "clusterroles.rbac.authorization.k8s.io", None, False),
+        ("create", ("pods",), None, True),
+        ("delete", ("pods",), None, True),
+        ("deletecollection", ("pods",), None, False),
+        ("patch", ("podcliques.grove.io",), None, True),
+        ("update", ("podcliques.grove.io",), None, False),  # only patches are sent
+        ("patch", ("podcliquesets.grove.io", "--subresource=status"), None, True),
+        ("update", ("podcliquesets.grove.io", "--subresource=status"), None, False),
+        ("update", ("podcliquesets.grove.io", "--subresource=finalizers"), None, True),
+        ("create", ("podcliquesets.grove.io",), None, False),
+        ("create", ("podgangs.scheduler.grove.io",), None, True),
+        ("create", ("roles.rbac.authorization.k8s.io",), None, True),
+        ("create", ("horizontalpodautoscalers.autoscaling",), None, True),
+        ("create", ("tokenreviews.authentication.k8s.io",), None, True),
+        ("create", ("subjectaccessreviews.authorization.k8s.io",), None, True),
+        ("list", ("nodes",), None, True),
+        ("delete", ("nodes",), None, False),
+        ("create", ("clusterroles.rbac.authorization.k8s.io",), None, False),
+        ("list", ("resourceclaims.resource.k8s.io",), None, False),  # issue 23 (DRA) adds it when used
+        # Webhook configurations: our own, by name.
+        ("patch", (f"{WEBHOOKS}/{paths.VALIDATING_CONFIG}",), None, True),
+        ("patch", (f"{WEBHOOKS}/someone-elses",), None, False),
+        ("create", (WEBHOOKS,), None, False),
+        # The leader-election Lease and the certificate Secret: in the operator's own namespace, by name.
+        ("create", (LEASE,), "grove-system", True),
+        ("create", (LEASE,), None, False),
+        ("update", (f"{LEASE}/grove-operator-leader-election",), "grove-system", True),
+        ("update", (f"{LEASE}/another-lease",), "grove-system", False),
+        ("update", (f"secrets/{SECRET}",), "grove-system", True),
+        ("update", ("secrets/another-secret",), "grove-system", False),
+        ("update", (f"secrets/{SECRET}",), None, False),
     ],
 )
 def test_operator_rbac(
-    cluster: ClusterInfo, verb: str, resource: str, namespace: str | None, allowed: bool
+    cluster: ClusterInfo, verb: str, target: tuple[str, ...], namespace: str | None, allowed: bool
 ) -> None:
-    """The rights the release manifest grants the operator (the local cluster installs them from it)."""
+    """The rights the release manifest grants the operator (the local cluster installs them from it), asked
+    of the apiserver; the whole list is tests/data/operator-permissions.txt (test_operator_permissions.py)."""
     namespace = namespace or f"x-{uuid.uuid4().hex[:4]}"
     result = subprocess.run(
         [
@@ -197,7 +215,7 @@ def test_operator_rbac(
             "auth",
             "can-i",
             verb,
-            resource,
+            *target,
             "-n",
             namespace,
         ],
@@ -206,6 +224,34 @@ def test_operator_rbac(
         timeout=30,
     )
     assert result.stdout.strip() == ("yes" if allowed else "no"), result.stdout + result.stderr
+
+
+def secret_update_rights(secret: str) -> list[dict[str, Any]]:
+    """What the chart's Role grants the operator for its certificate Secret, for a Secret of another name:
+    update of that one Secret, in grove-system (the operator creates and reads it with its ClusterRole)."""
+    name = f"grove-test:{secret}"
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "Role",
+        "metadata": {"name": name, "namespace": grove_operator.NAMESPACE},
+        "rules": [
+            {"apiGroups": [""], "resources": ["secrets"], "resourceNames": [secret], "verbs": ["update"]}
+        ],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "RoleBinding",
+        "metadata": {"name": name, "namespace": grove_operator.NAMESPACE},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+        "subjects": [
+            {
+                "kind": "ServiceAccount",
+                "name": grove_operator.SERVICE_ACCOUNT,
+                "namespace": grove_operator.NAMESPACE,
+            }
+        ],
+    }
+    return [role, binding]
 
 
 async def test_ca_rotation_is_injected_and_served(
@@ -224,9 +270,10 @@ async def test_ca_rotation_is_injected_and_served(
 
     data = yaml.safe_load(grove_operator.config_path(cluster).read_text())
     webhook, health, metrics = ports.free_ports(3)
-    data["server"]["webhooks"].update(
-        port=webhook, serverCertDir=str(tmp_path / "certs"), secretName=f"rotation-{uuid.uuid4().hex[:6]}"
-    )
+    secret = f"rotation-{uuid.uuid4().hex[:6]}"
+    data["server"]["webhooks"].update(port=webhook, serverCertDir=str(tmp_path / "certs"), secretName=secret)
+    rights = yaml.safe_dump_all(secret_update_rights(secret))
+    kubectl(cluster.kubeconfig, "apply", "-f", "-", stdin=rights)
     data["server"]["healthProbes"]["port"] = health
     data["server"]["metrics"]["port"] = metrics
     config = OperatorConfiguration.model_validate(data)
@@ -250,6 +297,7 @@ async def test_ca_rotation_is_injected_and_served(
     finally:
         await op.stop()
         grove_operator.restart(cluster.state_dir)  # injects the session operator's CA again
+        kubectl(cluster.kubeconfig, "delete", "-f", "-", stdin=rights)
         try:
             await CoreV1Api(client).delete_namespaced_secret(
                 config.server.webhooks.secret_name, "grove-system"

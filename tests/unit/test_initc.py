@@ -21,6 +21,7 @@ import pytest
 from initc import main as initc
 from initc.readiness import FlagError, Parent, Readiness, is_ready, parse_parent, parse_parents
 from kube.client import Unavailable
+from reconciler.planner import rbac
 
 ROOT = Path(__file__).resolve().parents[2]
 NS, GANG = "ns", "gang-0"
@@ -570,3 +571,39 @@ def test_second_signal_exits_immediately(tmp_path: Path) -> None:
     assert time.monotonic() - sent < 1.0
     assert proc.stderr is not None
     assert "second SIGTERM: exiting immediately" in proc.stderr.read()
+
+
+async def test_its_roles_rules_are_exactly_the_calls_it_makes() -> None:
+    """The Role the reconciler gives each PodCliqueSet's grove-initc (reconciler/planner/rbac.py) grants the
+    verbs grove-initc uses and nothing else: recorded from the apiserver source itself, as (group, resource,
+    verb), against the Role's rules expanded the same way."""
+    calls: set[tuple[str, str, str]] = set()
+
+    class Recording(FakeApiserver):
+        async def list_all(self, resource: Any, **kw: Any) -> tuple[Pods, str]:
+            assert kw["namespace"] == NS  # a Role is namespaced: so must every call be
+            calls.add((resource.group, resource.plural, "list"))
+            return await super().list_all(resource, **kw)
+
+        async def watch(self, resource: Any, *, resource_version: str, **kw: Any) -> FakeStream:
+            assert kw["namespace"] == NS
+            calls.add((resource.group, resource.plural, "watch"))
+            return await super().watch(resource, resource_version=resource_version, **kw)
+
+    fake = Recording(listings=[[pod("a-1", "a")]], watches=[None])
+    task = asyncio.create_task(initc.ApiserverPods(fake, NS, GANG).run(lambda t, p: None))
+    for _ in range(500):
+        if fake.calls == ["list", "watch"]:
+            break
+        await asyncio.sleep(0.01)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    granted = {
+        (group, resource, verb)
+        for rule in rbac.INITC_RULES
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    assert calls == granted == {("", "pods", "list"), ("", "pods", "watch")}

@@ -6,14 +6,26 @@ import os
 import socket
 import stat
 import sys
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 import yaml
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from localcluster import binaries, credentials, nodes, ports, processes, versions
+from localcluster import (
+    binaries,
+    credentials,
+    initrunner,
+    nodes,
+    operator,
+    ports,
+    processes,
+    securefile,
+    versions,
+)
 from localcluster.cli import build_parser
 from localcluster.state import ClusterInfo, Component, load, save
 
@@ -230,6 +242,98 @@ def test_credentials_and_kubeconfig(tmp_path: Path) -> None:
     assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert config["current-context"] == credentials.CONTEXT
     assert config["users"][0]["user"]["client-key-data"]
+
+
+# --- keys and tokens: private from the first byte ----------------------------------------------------
+
+
+@pytest.fixture
+def umask_zero() -> Iterator[None]:
+    """The most permissive umask: a file created with the default mode would be world-readable."""
+    old = os.umask(0)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def spy_writes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, bytes]]:
+    """Every os.write, with the mode its file had at that moment."""
+    seen: list[tuple[int, bytes]] = []
+    real = os.write
+
+    def write(fd: int, data: Any) -> int:
+        seen.append((stat.S_IMODE(os.fstat(fd).st_mode), bytes(data)))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    return seen
+
+
+def test_write_atomic_is_private_before_the_data_arrives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_zero: None
+) -> None:
+    writes = spy_writes(monkeypatch)
+    target = tmp_path / "token"
+    target.write_text("old")  # 0666 under this umask: replaced, not rewritten in place
+    securefile.write_atomic(target, b"secret")
+    assert target.read_bytes() == b"secret" and stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert writes == [(0o600, b"secret")]
+    public = tmp_path / "ca.crt"
+    securefile.write_atomic(public, b"cert", mode=0o644, owner=(os.getuid(), os.getgid()))
+    assert stat.S_IMODE(public.stat().st_mode) == 0o644
+    assert writes[-1] == (0o600, b"cert")  # widened only once written, through its descriptor
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ca.crt", "token"]  # no temporary file left
+
+
+def test_write_atomic_leaves_the_target_alone_when_it_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    target = tmp_path / "key"
+    target.write_bytes(b"old")
+
+    def fail(src: str, dst: Path) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        securefile.write_atomic(target, b"new")
+    assert target.read_bytes() == b"old" and [p.name for p in tmp_path.iterdir()] == ["key"]
+
+
+def test_the_local_clusters_keys_and_tokens_are_never_readable_by_others(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, umask_zero: None
+) -> None:
+    """Every key, token and kubeconfig the local cluster writes is created 0600, never made private
+    afterwards (a chmod after the write is the window this forbids)."""
+    writes = spy_writes(monkeypatch)
+
+    def chmod(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError(f"made private after it was written: {args[0]}")
+
+    monkeypatch.setattr(os, "chmod", chmod)
+    creds = credentials.generate(tmp_path / "pki")
+    admin = credentials.write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:6443", creds)
+    info = ClusterInfo(
+        state_dir=tmp_path,
+        kubeconfig=admin,
+        apiserver_url="https://127.0.0.1:6443",
+        ca_file=creds.ca_cert,
+        admin_cert_file=creds.admin_cert,
+        admin_key_file=creds.admin_key,
+    )
+    monkeypatch.setattr(operator, "request_token", lambda info: "operator-token")
+    operator_kubeconfig = operator.write_kubeconfig(info)
+    runner = initrunner.InitRunner(cast(Any, None), info.apiserver_url, b"ca", tmp_path / "initc")
+    run = initrunner.Run("ns", "pod", "uid-1", (), "gang", "pcs-ic-sat")
+    _, initc_kubeconfig = runner._prepare(run, "initc-token", b"ca")
+    keys = [creds.ca_key, creds.apiserver_key, creds.admin_key, creds.sa_key]
+    keys += [creds.component(user)[1] for user in credentials.COMPONENT_USERS]
+    for path in [*keys, admin, operator_kubeconfig, initc_kubeconfig]:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
+    for secret in (b"PRIVATE KEY", b"client-key-data", b"operator-token", b"initc-token"):
+        modes = [mode for mode, data in writes if secret in data]
+        assert modes and set(modes) == {0o600}, secret
 
 
 # --- state and processes -----------------------------------------------------------------------------

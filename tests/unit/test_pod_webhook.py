@@ -168,9 +168,28 @@ def test_initc_container_and_volumes_from_the_dependencies() -> None:
                 ]
             },
         },
-        {"name": "sa-token-secret-vol", "secret": {"secretName": "pcs-ic-sat", "defaultMode": 0o644}},
+        {"name": "sa-token-secret-vol", "secret": {"secretName": "pcs-ic-sat", "defaultMode": 0o444}},
     ]
     assert initc_ops(apply(p, ops), "img:1") == []  # idempotent
+
+
+@pytest.mark.parametrize(
+    ("security", "mode"),
+    [
+        (None, 0o444),  # grove-initc runs as 65532 (or the pod's user): the files are root's
+        ({"runAsUser": 1000, "runAsNonRoot": True}, 0o444),
+        ({"fsGroup": 2000}, 0o440),  # group-owned by the fsGroup, which grove-initc has
+        ({"fsGroup": 0}, 0o440),
+    ],
+)
+def test_the_token_is_never_writable_and_readable_by_others_only_without_an_fs_group(
+    security: dict[str, Any] | None, mode: int
+) -> None:
+    p = dependent("pcs-0-a:1", **({"securityContext": security} if security is not None else {}))
+    ops = initc_ops(p, "img")
+    assert isinstance(ops, list)
+    (token,) = [v for v in apply(p, ops)["spec"]["volumes"] if v["name"] == "sa-token-secret-vol"]
+    assert token["secret"]["defaultMode"] == mode
 
 
 def test_initc_runs_from_the_operators_own_image_unless_configured(monkeypatch: pytest.MonkeyPatch) -> None:
