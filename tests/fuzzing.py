@@ -171,19 +171,22 @@ SHAPES = [
 
 
 @st.composite
-def topology_constraints(draw: st.DrawFn, shape: Shape) -> dict[str, Any]:
-    """A constraint for a PodCliqueSet, scaling group or clique (the name inherited now and then)."""
-    pack = {"required": draw(domains)}
+def topology_constraints(draw: st.DrawFn, shape: Shape, domain: str) -> dict[str, Any]:
+    """A constraint for a PodCliqueSet, scaling group or clique: on `domain` everywhere in a well-formed
+    document (so no level is narrower than one it encloses)."""
+    pack = {"required": draw(shape.odd(st.just(domain), domains))}
     if draw(st.booleans()):
-        pack["preferred"] = draw(domains)
+        pack["preferred"] = draw(shape.odd(st.just(domain), domains))
     out: dict[str, Any] = {"pack": pack}
-    if draw(st.booleans()):
+    if not shape.faulty or draw(st.booleans()):  # inherited, or missing where there is none to inherit
         out["topologyName"] = draw(shape.odd(st.just(TOPOLOGY), topology_names))
     return out
 
 
 @st.composite
-def cliques(draw: st.DrawFn, shape: Shape, name: str, others: list[str], startup: Any) -> dict[str, Any]:
+def cliques(
+    draw: st.DrawFn, shape: Shape, name: str, others: list[str], startup: Any, domain: str
+) -> dict[str, Any]:
     replicas = draw(shape.counts)
     extra: dict[str, Any] = {}
     if draw(st.integers(0, 5)) == 0:
@@ -192,7 +195,7 @@ def cliques(draw: st.DrawFn, shape: Shape, name: str, others: list[str], startup
     earlier = others[: others.index(name)] if name in others else []  # no cycles when not faulty
     after = st.lists(st.sampled_from(earlier), max_size=2, unique=True) if earlier else st.none()
     if draw(st.integers(0, 3)) == 0:
-        extra["topologyConstraint"] = draw(topology_constraints(shape))
+        extra["topologyConstraint"] = draw(topology_constraints(shape, domain))
     return builders.clique(
         name,
         replicas=replicas,
@@ -214,6 +217,7 @@ def podcliquesets(draw: st.DrawFn, prefix: str, namespace: str) -> dict[str, Any
     (so the planner gets work), faulty (rules broken here and there, nodes replaced by any JSON) or oversized
     (many cliques, long names, big annotations) a quarter each; now and then with deeply nested junk."""
     shape = draw(st.sampled_from(SHAPES))
+    domain = draw(st.sampled_from(list(TOPOLOGY_LEVELS)))
     clique_names = draw(st.lists(shape.names, min_size=1, max_size=shape.max_cliques, unique=True))
     startup = draw(shape.odd(st.sampled_from(STARTUP_TYPES), st.none() | st.just("Whenever")))
     members = st.lists(st.sampled_from(clique_names), min_size=1, max_size=3, unique=True)
@@ -223,20 +227,20 @@ def podcliquesets(draw: st.DrawFn, prefix: str, namespace: str) -> dict[str, Any
         shape.odd(members, st.lists(st.sampled_from([*clique_names, "ghost"]), max_size=3)),
         replicas=shape.counts,
         min_available=shape.odd(st.just(1), shape.counts),
-        topologyConstraint=topology_constraints(shape),
+        topologyConstraint=topology_constraints(shape, domain),
     )
     groups = st.lists(st.one_of(group, st.builds(builders.group, shape.names, members)), max_size=1)
     big = shape.max_cliques > 4
     extra: dict[str, Any] = {}
     if draw(st.integers(0, 3)) == 0:
         extra["topologyConstraint"] = {
-            **draw(topology_constraints(shape)),
-            "topologyName": draw(topology_names),
+            **draw(topology_constraints(shape, domain)),
+            "topologyName": draw(shape.odd(st.just(TOPOLOGY), topology_names)),
         }
     template = builders.pcs(
         prefix + draw(shape.names),
         namespace=namespace,
-        cliques=[draw(cliques(shape, n, clique_names, startup)) for n in clique_names],
+        cliques=[draw(cliques(shape, n, clique_names, startup, domain)) for n in clique_names],
         groups=draw(st.none() | shape.odd(groups, st.lists(group, max_size=2))),
         startup=startup,
         replicas=draw(st.integers(0, 2)),
@@ -393,12 +397,13 @@ def gang_pod(part_of: str, namespace: str) -> dict[str, Any]:
     }
 
 
-def topology_binding(name: str) -> dict[str, Any]:
+def topology_binding(name: str, levels: dict[str, str]) -> dict[str, Any]:
+    """A ClusterTopologyBinding with `levels` (domain -> node label key), broadest first."""
     return {
         "apiVersion": f"{c.GROUP}/{c.VERSION}",
         "kind": "ClusterTopologyBinding",
         "metadata": {"name": name},
-        "spec": {"levels": [{"domain": "zone", "key": "topology.kubernetes.io/zone"}]},
+        "spec": {"levels": [{"domain": d, "key": k} for d, k in levels.items()]},
     }
 
 

@@ -55,7 +55,7 @@ TARGETS: dict[str, tuple[Handler, dict[str, Any], bool]] = {
         False,
     ),
     "pod": (PodMutatingHandler(operator=OPERATOR), gang_pod("pcs", "default"), True),
-    "clustertopology": (clustertopology.handler(CONFIG), topology_binding("grove-topology"), True),
+    "clustertopology": (clustertopology.handler(CONFIG), topology_binding(TOPOLOGY, TOPOLOGY_LEVELS), True),
 }
 
 
