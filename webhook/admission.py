@@ -118,6 +118,19 @@ def parse_review(body: bytes | str) -> AdmissionRequest:
     )
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` has objects or arrays more than `limit` levels deep (iterative: a recursive walk
+    would fail on the very input it looks for)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
 def malformed_metadata(request: AdmissionRequest) -> AdmissionResponse | None:
     """A 400 for an object or oldObject whose metadata, labels or annotations are not objects of strings.
     The apiserver never sends one; a hand-made review that does gets a refusal that says so, not a handler's
