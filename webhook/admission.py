@@ -118,6 +118,40 @@ def parse_review(body: bytes | str) -> AdmissionRequest:
     )
 
 
+def nested_deeper_than(value: Any, limit: int) -> bool:
+    """Whether `value` has objects or arrays more than `limit` levels deep (iterative: a recursive walk
+    would fail on the very input it looks for)."""
+    stack = [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
+
+
+def malformed_metadata(request: AdmissionRequest) -> AdmissionResponse | None:
+    """A 400 for an object or oldObject whose metadata, labels or annotations are not objects of strings.
+    The apiserver never sends one; a hand-made review that does gets a refusal that says so, not a handler's
+    AttributeError (a 500)."""
+    for what, obj in (("object", request.object), ("oldObject", request.old_object)):
+        if obj is None:
+            continue
+        meta = obj.get("metadata", {})
+        if not isinstance(meta, dict):
+            return deny(f"request.{what}.metadata: must be an object", code=400, reason="BadRequest")
+        for field_name in ("labels", "annotations"):
+            values = meta.get(field_name) or {}
+            if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+                return deny(
+                    f"request.{what}.metadata.{field_name}: must be an object of strings",
+                    code=400,
+                    reason="BadRequest",
+                )
+    return None
+
+
 def allow(message: str = "", warnings: tuple[str, ...] | list[str] = ()) -> AdmissionResponse:
     return AdmissionResponse(allowed=True, message=message, warnings=tuple(warnings))
 

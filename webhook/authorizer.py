@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from grove_api import constants as c
-from webhook.admission import AdmissionRequest, AdmissionResponse, Handler, allow, deny
+from webhook.admission import AdmissionRequest, AdmissionResponse, Handler, allow, deny, malformed_metadata
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +134,8 @@ def _apart_from_replicas(obj: dict[str, Any]) -> dict[str, Any]:
     """`obj` without spec.replicas and without what the apiserver itself changes on every update."""
     out = {k: v for k, v in obj.items() if k != "status"}
     out["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k not in _SERVER_METADATA}
-    out["spec"] = {k: v for k, v in (obj.get("spec") or {}).items() if k != "replicas"}
+    spec = obj.get("spec") or {}
+    out["spec"] = {k: v for k, v in spec.items() if k != "replicas"} if isinstance(spec, dict) else spec
     return out
 
 
@@ -227,6 +228,8 @@ def handler(identity: Identity, lookup: ParentLookup) -> Handler:
                 code=400,
                 reason="BadRequest",
             )
+        if (malformed := malformed_metadata(request)) is not None:
+            return malformed
         try:
             parent = await find_parent(request, lookup)
         except Exception as err:

@@ -22,6 +22,30 @@ from webhook.admission import AdmissionRequest, AdmissionResponse, Handler, allo
 TOPOLOGY_AWARE_BACKENDS: tuple[str, ...] = ("kai-scheduler",)
 
 
+def _entries(spec: dict[str, Any], field: str, errors: list[FieldError]) -> list[tuple[int, dict[str, Any]]]:
+    """The object entries of list `spec.<field>`, by index; errors for a field or entries of another
+    type (the CRD's schema refuses those first; a review sent straight to the webhook need not)."""
+    items = spec.get(field) or []
+    if not isinstance(items, list):
+        errors.append(invalid(f"spec.{field}", type(items).__name__, "must be a list"))
+        return []
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item or {}, dict):
+            out.append((i, item or {}))
+        else:
+            errors.append(invalid(f"spec.{field}[{i}]", type(item).__name__, "must be an object"))
+    return out
+
+
+def _string(entry: dict[str, Any], field: str, path: str, errors: list[FieldError]) -> str | None:
+    value = entry.get(field)
+    if value is None or isinstance(value, str):
+        return value
+    errors.append(invalid(f"{path}.{field}", type(value).__name__, "must be a string"))
+    return None
+
+
 def validate(
     obj: dict[str, Any],
     enabled_backends: Iterable[str],
@@ -31,12 +55,14 @@ def validate(
     enabled = tuple(enabled_backends)
     aware = tuple(topology_aware)
     spec = obj.get("spec") or {}
+    if not isinstance(spec, dict):
+        return [invalid("spec", type(spec).__name__, "must be an object")]
     errors: list[FieldError] = []
     seen_domains: set[str] = set()
     seen_keys: set[str] = set()
-    for i, level in enumerate(spec.get("levels") or []):
-        level = level or {}
-        domain, key = level.get("domain"), level.get("key")
+    for i, level in _entries(spec, "levels", errors):
+        domain = _string(level, "domain", f"spec.levels[{i}]", errors)
+        key = _string(level, "key", f"spec.levels[{i}]", errors)
         if domain in seen_domains:
             errors.append(duplicate(f"spec.levels[{i}].domain", domain))
         if key in seen_keys:
@@ -47,9 +73,9 @@ def validate(
             seen_keys.add(key)
     seen_schedulers: set[str] = set()
     usable = [b for b in enabled if b in aware]
-    for i, binding in enumerate(spec.get("schedulerTopologyBindings") or []):
+    for i, binding in _entries(spec, "schedulerTopologyBindings", errors):
         path = f"spec.schedulerTopologyBindings[{i}].schedulerName"
-        name = (binding or {}).get("schedulerName")
+        name = _string(binding, "schedulerName", f"spec.schedulerTopologyBindings[{i}]", errors)
         if not name:
             errors.append(required(path, "the scheduler backend to publish this topology to"))
             continue

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from grove_api.operatorconfig import InitContainer
 from grove_api.pod_admission import gate_ops, initc_ops, is_gang_pod
-from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, patched
+from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, malformed_metadata, patched
 
 
 class PodMutatingHandler:
@@ -34,7 +34,11 @@ class PodMutatingHandler:
 
     async def __call__(self, request: AdmissionRequest) -> AdmissionResponse:
         pod = request.object
-        if request.operation != "CREATE" or pod is None or not is_gang_pod(pod):
+        if request.operation != "CREATE" or pod is None:
+            return allow()
+        if (malformed := malformed_metadata(request)) is not None:
+            return malformed
+        if not is_gang_pod(pod):
             return allow()
         if not isinstance(pod.get("spec"), dict):
             return deny("spec: Required value: a pod needs a spec", code=422, reason="Invalid")

@@ -4,7 +4,8 @@ Every admission path answers with one of:
 
 * HTTP 200 + AdmissionReview carrying the request's uid: the handler's decision, or, when the handler
   raised, `allowed: false` with status code 500 and a message naming the error (the apiserver shows it
-  to the user; an HTTP 500 would only produce an opaque "failed calling webhook");
+  to the user; an HTTP 500 would only produce an opaque "failed calling webhook"), or status code 400
+  when the review nests deeper than any Kubernetes object (`MAX_NESTING`) and that made the handler fail;
 * HTTP 400 + a `metav1.Status` body when the body is not an AdmissionReview v1 request (the message
   says what is wrong);
 * HTTP 413 + a `metav1.Status` body when the body is larger than `max_body_bytes`.
@@ -31,6 +32,7 @@ from webhook.admission import (
     AdmissionResponse,
     BadReview,
     Handler,
+    nested_deeper_than,
     parse_review,
     review_response,
 )
@@ -40,6 +42,9 @@ from webhook.tls import ReloadableTLS
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 3 * 1024 * 1024  # the apiserver's own request limit is 3 MiB
+# No Kubernetes object nests this deep (the apiserver prunes what a CRD's schema does not declare); one that
+# does makes the handlers' deep copies and pydantic's serializer give up (RecursionError, ValueError).
+MAX_NESTING = 100
 MAX_ERROR_MESSAGE = 2000
 _READ_CHUNK = 64 * 1024
 
@@ -120,6 +125,30 @@ def _request_fields(review: AdmissionRequest) -> dict[str, Any]:
     }
 
 
+def _failure(
+    path: str, fields: dict[str, Any], review: AdmissionRequest, err: Exception
+) -> AdmissionResponse:
+    """The answer when a handler raised: a 400 when the review nests deeper than any Kubernetes object
+    (the input's fault: deep copies and pydantic's serializer give up on it; looked for only on failure, so
+    no request pays for the walk), else an internal error (500), logged with its traceback."""
+    if nested_deeper_than(review.raw, MAX_NESTING):
+        log.warning("AdmissionReview nested too deeply for the handler", extra={"path": path, **fields})
+        return AdmissionResponse(
+            allowed=False,
+            code=400,
+            reason="BadRequest",
+            message=f"malformed AdmissionReview: nested more than {MAX_NESTING} levels deep",
+        )
+    log.error(
+        "admission handler failed",
+        extra={"path": path, **fields, "error": f"{type(err).__name__}: {err}"},
+        exc_info=err,
+    )
+    return AdmissionResponse(
+        allowed=False, code=500, reason="InternalError", message=_error_message(path, err)
+    )
+
+
 def admission_view(
     path: str, handler: Handler, max_body_bytes: int
 ) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -156,14 +185,7 @@ def admission_view(
                 raise TypeError(f"handler returned {type(response).__name__}, not an AdmissionResponse")
             text = json.dumps(review_response(review.uid, response))
         except Exception as err:
-            log.error(
-                "admission handler failed",
-                extra={"path": path, **fields, "error": f"{type(err).__name__}: {err}"},
-                exc_info=True,
-            )
-            response = AdmissionResponse(
-                allowed=False, code=500, reason="InternalError", message=_error_message(path, err)
-            )
+            response = _failure(path, fields, review, err)
             text = json.dumps(review_response(review.uid, response))
         elapsed = time.perf_counter() - started
         elapsed_ms = round(elapsed * 1000, 3)

@@ -4,9 +4,9 @@ For every body: never an HTTP 5xx, never an exception escaping into aiohttp; the
 400/413 with a `Status` message, or a well-formed AdmissionReview carrying the request's uid. Whether a
 body is a 400 or a 200 must agree with `parse_review` (the oracle).
 
-To fuzz more handlers (e.g. the PodCliqueSet defaulting/validating handlers in `webhook/pcs.py`), append a
-`FuzzTarget` to HANDLERS_UNDER_FUZZ with a representative object to mutate; every property below then runs
-against it too.
+The server is the same for every path, so the handlers here are the trivial one and the PodCliqueSet pair;
+the other handlers are fuzzed directly in test_handler_fuzz.py and through the operator's real server in
+tests/integration/test_fuzz_apiserver.py. The strategies are shared: tests/fuzzing.py.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 
 from grove_api.operatorconfig import OperatorConfiguration
 from tests.builders import pcs as pcs_sample
+from tests.fuzzing import json_values, mutated_reviews, valid_review
 from webhook.admission import (
     AdmissionRequest,
     AdmissionResponse,
@@ -104,112 +105,6 @@ async def label_everything(request: AdmissionRequest) -> AdmissionResponse:
 
 
 SERVER_PATHS_UNDER_FUZZ = [*HANDLERS_UNDER_FUZZ, FuzzTarget("label-or-fail", label_everything)]
-
-
-# --- strategies ---------------------------------------------------------------------------------------
-
-json_scalars = st.one_of(
-    st.none(),
-    st.booleans(),
-    st.integers(min_value=-(2**70), max_value=2**70),
-    st.floats(allow_nan=False),
-    st.text(max_size=40),
-)
-json_values = st.recursive(
-    json_scalars,
-    lambda children: st.one_of(
-        st.lists(children, max_size=5), st.dictionaries(st.text(max_size=12), children, max_size=5)
-    ),
-    max_leaves=25,
-)
-DELETE = object()
-
-REVIEW_PATHS: list[tuple[str, ...]] = [
-    (),
-    ("apiVersion",),
-    ("kind",),
-    ("request",),
-    ("request", "uid"),
-    ("request", "operation"),
-    ("request", "kind"),
-    ("request", "kind", "kind"),
-    ("request", "resource"),
-    ("request", "subResource"),
-    ("request", "name"),
-    ("request", "namespace"),
-    ("request", "userInfo"),
-    ("request", "userInfo", "username"),
-    ("request", "userInfo", "groups"),
-    ("request", "object"),
-    ("request", "object", "metadata"),
-    ("request", "object", "metadata", "labels"),
-    ("request", "object", "metadata", "name"),
-    ("request", "object", "spec"),
-    ("request", "object", "spec", "replicas"),
-    ("request", "object", "spec", "template"),
-    ("request", "oldObject"),
-    ("request", "dryRun"),
-    ("request", "options"),
-    ("response",),
-]
-
-
-def valid_review(obj: dict[str, Any], uid: str, operation: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": "grove.io", "version": "v1alpha1", "kind": "PodCliqueSet"},
-            "resource": {"group": "grove.io", "version": "v1alpha1", "resource": "podcliquesets"},
-            "name": obj.get("metadata", {}).get("name", ""),
-            "namespace": "default",
-            "operation": operation,
-            "userInfo": {"username": "system:admin", "groups": ["system:masters"]},
-            "object": None if operation == "DELETE" else obj,
-            "oldObject": obj if operation in ("UPDATE", "DELETE") else None,
-            "dryRun": False,
-        },
-    }
-
-
-def apply_mutation(review: Any, path: tuple[str, ...], value: Any) -> Any:
-    """Set (or delete) `path` in the review, creating nothing: parents of the wrong type are skipped."""
-    if not path:
-        return review if value is DELETE else value
-    parent = review
-    for key in path[:-1]:
-        if not isinstance(parent, dict) or key not in parent:
-            return review
-        parent = parent[key]
-    if not isinstance(parent, dict):
-        return review
-    if value is DELETE:
-        parent.pop(path[-1], None)
-    else:
-        parent[path[-1]] = value
-    return review
-
-
-@st.composite
-def mutated_reviews(draw: st.DrawFn, sample: dict[str, Any]) -> bytes:
-    uid = draw(st.one_of(st.uuids().map(str), st.text(min_size=1, max_size=30)))
-    operation = draw(st.sampled_from(["CREATE", "UPDATE", "DELETE", "CONNECT"]))
-    review: Any = valid_review(copy.deepcopy(sample), uid, operation)
-    mutations = draw(
-        st.lists(
-            st.tuples(st.sampled_from(REVIEW_PATHS), st.one_of(st.just(DELETE), json_values)),
-            max_size=4,
-        )
-    )
-    for path, value in mutations:
-        review = apply_mutation(review, path, value)
-    text = json.dumps(review)
-    if draw(st.booleans()):
-        return text.encode()
-    # Occasionally damage the serialisation too.
-    cut = draw(st.integers(min_value=0, max_value=len(text)))
-    return text[:cut].encode() + draw(st.binary(max_size=8))
 
 
 # --- harness ------------------------------------------------------------------------------------------

@@ -392,3 +392,28 @@ def test_denial_for_other_kinds_does_not_suggest_scaling_them() -> None:
     assert "kubectl scale pclq" not in message and "kubectl scale pcs" in message
     create = decide(for_op("CREATE", kind="PodCliqueScalingGroup"), Parent(PCS, PCS_META), IDENTITY).message
     assert "may not create PodCliqueScalingGroup" in create and "kubectl scale pcsg my-pcs-0-worker" in create
+
+
+# --- objects the apiserver never sends (found by tests/unit/test_handler_fuzz.py) ----------------------
+
+
+@pytest.mark.parametrize(
+    ("labels", "where"),
+    [(True, "labels"), ({c.LABEL_PART_OF: ["my-pcs"]}, "labels")],
+    ids=["labels-not-an-object", "label-not-a-string"],
+)
+async def test_unreadable_labels_are_a_bad_request_not_a_failed_lookup(labels: Any, where: str) -> None:
+    """Was a 500 "could not look up the parent PodCliqueSet" (an AttributeError caught as a lookup failure)."""
+    subject = obj()
+    subject["metadata"]["labels"] = labels
+    response = await run(for_op("CREATE", subject=subject))
+    assert not response.allowed and response.code == 400
+    assert response.message == f"request.object.metadata.{where}: must be an object of strings"
+
+
+async def test_an_update_of_a_spec_that_is_not_an_object_is_decided() -> None:
+    """Was an AttributeError (a 500) in the scale-only check."""
+    old, new = obj(), obj()
+    old["spec"], new["spec"] = ["x"], ["y"]
+    response = await run(request("UPDATE", new=new, old=old))
+    assert not response.allowed and response.code == 403 and "may not update" in response.message

@@ -117,3 +117,25 @@ async def test_handler_update_delete_and_bad_requests() -> None:
 async def test_enabled_kai_allows_a_binding() -> None:
     config = OperatorConfiguration.model_validate({"scheduler": {"profiles": [{"name": "kai-scheduler"}]}})
     assert (await handler(config)(review("CREATE", ct(ZONE_RACK, ["kai-scheduler"])))).allowed
+
+
+@pytest.mark.parametrize(
+    ("spec", "err"),
+    [
+        (["x"], 'spec: Invalid value: "list": must be an object'),
+        ({"levels": "zone"}, 'spec.levels: Invalid value: "str": must be a list'),
+        ({"levels": ["zone"]}, 'spec.levels[0]: Invalid value: "str": must be an object'),
+        ({"levels": [{"domain": ["zone"], "key": "k"}]}, 'spec.levels[0].domain: Invalid value: "list"'),
+        (
+            {"schedulerTopologyBindings": [{"schedulerName": 7}]},
+            'spec.schedulerTopologyBindings[0].schedulerName: Invalid value: "int": must be a string',
+        ),
+    ],
+    ids=["spec", "levels", "level", "domain", "scheduler-name"],
+)
+async def test_fields_of_the_wrong_type_are_field_errors(spec: Any, err: str) -> None:
+    """The CRD's schema refuses these before us; a review sent straight to the webhook was an AttributeError
+    or TypeError (a 500). Found by tests/unit/test_handler_fuzz.py."""
+    response = await handler(OperatorConfiguration())(review("CREATE", {**ct(ZONE_RACK), "spec": spec}))
+    assert not response.allowed and response.code == 403
+    assert err in response.message

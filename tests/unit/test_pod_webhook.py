@@ -238,3 +238,12 @@ async def test_handler_gates_and_injects_in_one_patch() -> None:
     assert container["command"] == ["grove-initc"]  # the operator's image has both entry points
     no_deps = pod()
     assert "initContainers" not in apply(no_deps, gate_ops(no_deps)[0])["spec"]
+
+
+@pytest.mark.parametrize("metadata", [["x"], {"labels": {c.LABEL_PODGANG: 1}}], ids=["list", "label-int"])
+async def test_handler_refuses_unreadable_metadata(metadata: Any) -> None:
+    """The apiserver never sends such a pod; a review that does was an AttributeError (a 500)."""
+    body = admission_review(pod())
+    body["request"]["object"]["metadata"] = metadata
+    response = await PodMutatingHandler()(parse_review(json.dumps(body)))
+    assert not response.allowed and response.code == 400 and "request.object.metadata" in response.message

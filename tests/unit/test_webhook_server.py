@@ -25,8 +25,12 @@ from cryptography import x509
 
 from certs.manager import CertManager, plan
 from certs.store import DirectoryStore
+from grove_api.operatorconfig import OperatorConfiguration
 from kube.logs import JsonFormatter
+from tests.builders import pcs
+from tests.fuzzing import nested, valid_review
 from webhook.admission import AdmissionRequest, AdmissionResponse, allow, deny, mutate
+from webhook.pcs import DefaultingHandler, ValidatingHandler
 from webhook.server import WebhookServer, build_app
 from webhook.tls import ReloadableTLS, TLSError
 
@@ -534,3 +538,32 @@ async def test_stop_gives_up_after_drain_timeout(certs: CertManager) -> None:
         assert time.monotonic() - started < 2
         with pytest.raises(aiohttp.ClientError):
             await request
+
+
+@pytest.mark.parametrize("handler", ["defaulting", "validating"])
+async def test_an_object_nested_too_deeply_for_a_handler_is_a_bad_request(
+    aiohttp_client: Any, caplog: pytest.LogCaptureFixture, handler: str
+) -> None:
+    """Found by tests/integration/test_fuzz_apiserver.py: on an UPDATE whose objects nest 400-900 deep
+    (parseable, but past the interpreter's recursion limit or pydantic's serialization depth), the defaulting
+    handler's deep copy raised RecursionError and the validating handler's model_dump ValueError, answered as
+    internal errors (500). The apiserver prunes such nesting from a PodCliqueSet; a review sent straight to
+    the webhook gets a 400 for its input."""
+    old = pcs("deep")
+    old["spec"]["x"] = nested(900 if handler == "defaulting" else 400)
+
+    async def no_topologies(_: str) -> None:
+        return None
+
+    config = OperatorConfiguration()
+    handle = (
+        DefaultingHandler(config) if handler == "defaulting" else ValidatingHandler(config, no_topologies)
+    )
+    client: TestClient[Any, Any] = await aiohttp_client(build_app({PATH: handle}, ready=lambda: True))
+    with caplog.at_level(logging.WARNING, logger="webhook.server"):
+        resp = await client.post(PATH, data=json.dumps(valid_review(old, "deep", "UPDATE")))
+    assert resp.status == 200
+    response = (await resp.json())["response"]
+    assert response["allowed"] is False and response["status"]["code"] == 400
+    assert "nested more than 100 levels deep" in response["status"]["message"]
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
