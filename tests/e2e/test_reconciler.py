@@ -46,6 +46,13 @@ def apply_sample(kubeconfig: Path, name: str, namespace: str, **spec: Any) -> di
     return doc
 
 
+def events_of(kubeconfig: Path, namespace: str, selector: str) -> list[dict[str, Any]]:
+    """The Events in `namespace` that the field selector picks (what `kubectl describe` shows)."""
+    out = kubectl(kubeconfig, "get", "events", "-n", namespace, "--field-selector", selector, "-o", "json")
+    items: list[dict[str, Any]] = json.loads(out)["items"]
+    return items
+
+
 async def pods(api: client.ApiClient, namespace: str, pcs: str) -> list[Any]:
     listed = await client.CoreV1Api(api).list_namespaced_pod(
         namespace, label_selector=f"{c.LABEL_PART_OF}={pcs}"
@@ -88,19 +95,7 @@ async def test_tutorial_example_runs(
         r["name"] for g in gangs for group in g["spec"]["podgroups"] for r in group["podReferences"]
     ]
     assert sorted(referenced) == sorted(p.metadata.name for p in items), "every pod is in exactly one PodGang"
-    events = json.loads(
-        kubectl(
-            kubeconfig,
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "--field-selector",
-            f"involvedObject.name={pcs}",
-            "-o",
-            "json",
-        )
-    )["items"]
+    events = events_of(kubeconfig, namespace, f"involvedObject.name={pcs}")
     assert any(e["reason"] == "SuccessfulCreate" and "Pod" in e["message"] for e in events), (
         "kubectl describe shows what was done"
     )
@@ -385,19 +380,7 @@ async def test_a_name_taken_by_someone_elses_object_is_reported_and_left_alone(
     assert f"ServiceAccount {namespace}/{name} exists and is not this PodCliqueSet's" in condition["message"]
     errors = (get("pcs", name) or {}).get("status", {}).get("lastErrors") or []
     assert any(e["code"] == "ERR_NAME_CONFLICT_SERVICEACCOUNT" for e in errors), errors
-    events = json.loads(
-        kubectl(
-            kubeconfig,
-            "get",
-            "events",
-            "-n",
-            namespace,
-            "-o",
-            "json",
-            "--field-selector",
-            f"reason=NameConflict,involvedObject.name={name}",
-        )
-    )["items"]
+    events = events_of(kubeconfig, namespace, f"reason=NameConflict,involvedObject.name={name}")
     assert events and events[0]["type"] == "Warning"
     theirs = get("serviceaccount", name) or {}
     assert not theirs["metadata"].get("ownerReferences") and not theirs["metadata"].get("labels")
