@@ -2,15 +2,15 @@
 serving the webhooks and reconciling:
 
 - generated PodCliqueSets (well-formed, faulty, oversized, with deeply nested junk) created through the
-  apiserver: each is stored, and then planned without an exception by the pure planner, or refused with a 4xx
-  that names a field; a refused one leaves no child behind;
+  apiserver: each is stored, then planned without an exception by the pure planner and reconciled by the
+  operator, or refused with a 4xx that names a field; a refused one leaves no child behind;
 - generated AdmissionReviews for every webhook path, sent straight to the operator's webhook server (its
   handlers' reads go to the real apiserver): never a 5xx, always a well-formed answer;
 - through both, the operator stays up: same process, /healthz and /readyz answer, no error or traceback in
   its log.
 
 `make test` runs a small derandomized profile; GROVE_FUZZ_EXAMPLES=10000 the big run (docs/admission.md,
-"Fuzzing"). Counts are printed at the end of each test (`-s` shows them).
+"Fuzzing"; see CREATE_EVERY). The PodCliqueSet test prints its outcome counts at the end (`-s` shows them).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import asyncio
 import base64
 import itertools
 import json
+import os
 import ssl
 import urllib.request
 from collections import Counter
@@ -38,6 +39,7 @@ from localcluster import operator as grove_operator
 from localcluster.state import ClusterInfo
 from tests.builders import pcs
 from tests.fuzzing import (
+    EXAMPLES_ENV,
     TOPOLOGY,
     TOPOLOGY_LEVELS,
     check_answer,
@@ -61,6 +63,16 @@ CHILDREN = [
     (c.GROUP, c.PLURAL_PODCLIQUESCALINGGROUP),
     (c.SCHEDULER_GROUP, c.PLURAL_PODGANG),
 ]
+
+
+def failed_unexpectedly(line: dict[str, Any]) -> bool:
+    """A traceback other than a pass whose writes failed (ReconcileError: a conflict, say, when a
+    PodCliqueSet is deleted while its finalizer is being removed; retried by design): the planner, the
+    snapshot or a handler raised."""
+    exc = line.get("exc")
+    return exc is not None and not exc.rstrip().splitlines()[-1].startswith(
+        "reconciler.manager.ReconcileError"
+    )
 
 
 class OperatorWatch:
@@ -90,7 +102,7 @@ class OperatorWatch:
             line
             for line in self.new_log_lines()
             if line.get("level") in ("error", "critical")
-            or "exc" in line
+            or failed_unexpectedly(line)
             or line.get("msg") == "webhook process serving"  # the webhook process was restarted
         ]
         assert noisy == [], noisy[:3]
@@ -116,6 +128,12 @@ def refusal(err: ApiException) -> str:
     causes = (status.get("details") or {}).get("causes") or []
     assert any(cause.get("field") for cause in causes) or has_field_path(message), message
     return "webhook" if message.startswith("admission webhook") else "schema"
+
+
+# Every case is created for real in the CI profile. The big run creates every tenth for real and the rest
+# with dryRun=All (the same admission chain, defaults and validation; nothing stored, so no operator work):
+# on a 2-core machine the operator's children of every stored one made it ~100 cases a minute.
+CREATE_EVERY = 10 if os.environ.get(EXAMPLES_ENV) else 1
 
 
 class Run:
@@ -176,24 +194,31 @@ async def reconciled(
     return False
 
 
-@fuzz_settings(50)
+@fuzz_settings(30)
 @given(data=st.data())
 async def test_podcliquesets_through_the_apiserver(
     data: st.DataObject, namespace: str, api_client: client.ApiClient, pcs_run: Run
 ) -> None:
     objects = client.CustomObjectsApi(api_client)
-    doc = data.draw(podcliquesets(f"z{next(pcs_run.names)}-", namespace))
+    number = next(pcs_run.names)
+    doc = data.draw(podcliquesets(f"z{number}-", namespace))
+    dry_run = number % CREATE_EVERY != 0
+    options: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
     try:
-        stored = await objects.create_namespaced_custom_object(*PCS, namespace, c.PLURAL_PODCLIQUESET, doc)
+        stored = await objects.create_namespaced_custom_object(
+            *PCS, namespace, c.PLURAL_PODCLIQUESET, doc, **options
+        )
     except ApiException as err:
         name = doc.get("metadata", {}).get("name") if isinstance(doc.get("metadata"), dict) else None
         if isinstance(name, str):
             pcs_run.refused.add(name)
         pcs_run.counts[f"refused {err.status} ({refusal(err)})"] += 1
         return
-    pcs_run.counts["stored"] += 1
-    name = stored["metadata"]["name"]
+    pcs_run.counts["stored (dry run)" if dry_run else "stored"] += 1
     plan_stored(stored)
+    if dry_run:
+        return
+    name = stored["metadata"]["name"]
     assert await reconciled(objects, namespace, name), f"the operator did not reconcile {name}"
     await objects.delete_namespaced_custom_object(*PCS, namespace, c.PLURAL_PODCLIQUESET, name)
 
