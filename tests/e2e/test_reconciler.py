@@ -18,6 +18,7 @@ from kubernetes_asyncio import client
 
 from grove_api import constants as c
 from grove_api import naming
+from grove_api.podgang import PHASE_RUNNING
 from tests.kube import kubectl
 from tests.samples import TUTORIAL_PODS, runnable_samples
 from tests.waiting import until
@@ -269,9 +270,16 @@ async def test_reapplying_the_same_manifest_writes_nothing(
             kubectl(kubeconfig, "get", "pcs", "single-node-disaggregated", "-n", namespace, "-o", "json")
         )
         status = pcs.get("status", {})
+        gangs = await client.CustomObjectsApi(api_client).list_namespaced_custom_object(
+            c.SCHEDULER_GROUP, c.VERSION, namespace, c.PLURAL_PODGANG
+        )
+        # The gang admitter puts a gang admitted on create on record once its pods run, on its own paced
+        # loop: at rest means that write is in too (its phase Running), not only the PodCliqueSet's status.
         done = (
             status.get("availableReplicas") == 1
             and status.get("observedGeneration") == pcs["metadata"]["generation"]
+            and bool(gangs["items"])
+            and all(g.get("status", {}).get("phase") == PHASE_RUNNING for g in gangs["items"])
         )
         return first if done and first == await _resource_versions(api_client, namespace) else None
 
