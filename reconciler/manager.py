@@ -106,6 +106,13 @@ def admit_on_create(
     return out, set(placed)
 
 
+def without_secret_data(obj: Obj) -> Obj:
+    """A token Secret as the reconciler keeps it: no `data`/`stringData`. It only checks that the Secret
+    exists and is ours (the token controller fills the token in), so the token of every grove-initc in the
+    cluster never sits in the operator's memory, heap dumps or debug output."""
+    return {k: v for k, v in obj.items() if k not in ("data", "stringData")}
+
+
 def _can_wait(event: str, obj: Obj) -> bool:
     """A change that needs no pass at once: a modification that is no deletion and brings no spec the
     reconciler has not reconciled (`status.observedGeneration`, where the kind has one, equals
@@ -189,7 +196,9 @@ class Manager:
         # may hold more (the gang admitter's pods are all the cluster's): reads and events are filtered.
         self.children = {
             kind.key: factory.informer(
-                resources.lookup(kind.api_version, kind.kind), label_selector=c.MANAGED_SELECTOR
+                resources.lookup(kind.api_version, kind.kind),
+                label_selector=c.MANAGED_SELECTOR,
+                transform=without_secret_data if kind is registry.SECRETS else None,
             )
             for kind in registry.CHILD_KINDS
         }

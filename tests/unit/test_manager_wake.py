@@ -40,3 +40,18 @@ async def test_a_status_event_wakes_the_podcliqueset_later_a_spec_change_at_once
     manager._on_child("MODIFIED", scaled)
     assert len(manager.queue) == 1 and await manager.queue.get() == key
     manager.queue.shutdown()
+
+
+async def test_the_reconciler_keeps_no_token_in_its_secret_cache() -> None:
+    world = running(workload(replicas=1))
+    objects = [
+        {**o, "data": {"token": "c2VjcmV0"}, "stringData": {"token": "secret"}}
+        if o["kind"] == "Secret"
+        else o
+        for o in world.objects.values()
+    ]
+    assert any(o["kind"] == "Secret" for o in objects)
+    manager = await relisted(FakeCluster(objects))
+    cached = manager.children["secrets"].list()
+    assert cached and all("data" not in s and "stringData" not in s for s in cached)
+    manager.queue.shutdown()
