@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 export GROVE_STATE_DIR ?= $(CURDIR)/.grove/cluster
 
-.PHONY: all demo test unit integration e2e bench bench-cluster bench-webhook bench-scale bench-gang lint format crds clean down venv image lock release helm
+.PHONY: all demo test unit integration e2e chaos bench bench-cluster bench-webhook bench-scale bench-gang lint format crds clean down venv image lock release helm
 
 all: lint test
 
@@ -42,6 +42,12 @@ integration: $(STAMP)
 
 e2e: $(STAMP)
 	$(PY) -m pytest tests/e2e $(PYTEST_ARGS)
+
+# The chaos suite's full profile (docs/chaos.md): faults on a 1,000-pod PodCliqueSet, a scoreboard table and
+# bench-results/chaos.json; CHAOS_ARGS e.g. --seed 123 --only "etcd" (make test runs the short profile).
+CHAOS_ARGS ?=
+chaos: $(STAMP)
+	$(PY) -m tools.chaos --out bench-results/chaos.json $(CHAOS_ARGS)
 
 bench: bench-cluster bench-webhook bench-scale bench-gang
 

@@ -22,6 +22,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
 from kubernetes_asyncio import client, watch
 
 from grove_api import constants as c
@@ -33,8 +34,11 @@ POD_CPU = "800m"  # a pool node has 1 cpu: one pod each
 HOSTNAME = "kubernetes.io/hostname"
 
 
-def pool_node(pool: str, index: int) -> dict[str, Any]:
-    node = fake_nodes.node_manifest(index, fake_nodes.NodeShape(cpu="1", memory="2Gi", pods=110, gpus=0))
+POOL_SHAPE = fake_nodes.NodeShape(cpu="1", memory="2Gi", pods=110, gpus=0)
+
+
+def pool_node(pool: str, index: int, shape: fake_nodes.NodeShape = POOL_SHAPE) -> dict[str, Any]:
+    node = fake_nodes.node_manifest(index, shape)
     name = f"{pool}-{index:02d}"
     node["metadata"]["name"] = name
     node["metadata"]["labels"].update({HOSTNAME: name, POOL_KEY: pool})
@@ -76,11 +80,13 @@ class Pool:
 
 
 @contextlib.asynccontextmanager
-async def node_pool(api: client.ApiClient, pool: str, size: int) -> AsyncIterator[Pool]:
+async def node_pool(
+    api: client.ApiClient, pool: str, size: int, shape: fake_nodes.NodeShape = POOL_SHAPE
+) -> AsyncIterator[Pool]:
     core = client.CoreV1Api(api)
     names = []
     for i in range(size):
-        node = pool_node(pool, i)
+        node = pool_node(pool, i, shape)
         node["spec"]["unschedulable"] = True
         await core.create_node(node)  # type: ignore[arg-type]
         names.append(node["metadata"]["name"])
@@ -207,6 +213,7 @@ class GangInvariant:
         self.pods: dict[str, dict[str, Any]] = {}
         self.violations: list[str] = []
         self.events = 0
+        self.watch_errors = 0
         self._states: dict[str, _GangState] = defaultdict(_GangState)
         self._mins: dict[str, dict[str, int]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -236,6 +243,18 @@ class GangInvariant:
         return self._mins.get(gang, {})
 
     async def _watch(self) -> None:
+        """List and watch for ever; an apiserver that restarts, throttles or expires the watch (the chaos
+        suite's faults) is listed again after a short pause: the invariant keeps watching through it."""
+        while True:
+            try:
+                await self._list_and_watch()
+            except (client.ApiException, aiohttp.ClientError, TimeoutError, OSError) as err:
+                if isinstance(err, client.ApiException) and err.status not in (410, 429) and err.status < 500:
+                    raise
+                self.watch_errors += 1
+                await asyncio.sleep(0.5)
+
+    async def _list_and_watch(self) -> None:
         core = client.CoreV1Api(self.api)
         while True:
             listed = await core.list_namespaced_pod(self.namespace)
@@ -243,26 +262,22 @@ class GangInvariant:
             self.pods = {
                 p["metadata"]["name"]: p for p in self.api.sanitize_for_serialization(listed)["items"]
             }
-            try:
-                async with watch.Watch().stream(
-                    core.list_namespaced_pod, self.namespace, resource_version=version, timeout_seconds=300
-                ) as stream:
-                    async for event in stream:
-                        pod = self.api.sanitize_for_serialization(event["object"])
-                        name = pod["metadata"]["name"]
-                        if event["type"] == "DELETED":
-                            self.pods.pop(name, None)
-                        else:
-                            self.pods[name] = pod
-                        self.events += 1
-                        gang = (pod["metadata"].get("labels") or {}).get(c.LABEL_PODGANG)
-                        self._history.append(self._describe(event["type"], pod))
-                        if gang:
-                            await self._minimums(gang)
-                        self._evaluate(time.monotonic())
-            except client.ApiException as err:
-                if err.status != 410:
-                    raise
+            async with watch.Watch().stream(
+                core.list_namespaced_pod, self.namespace, resource_version=version, timeout_seconds=300
+            ) as stream:
+                async for event in stream:
+                    pod = self.api.sanitize_for_serialization(event["object"])
+                    name = pod["metadata"]["name"]
+                    if event["type"] == "DELETED":
+                        self.pods.pop(name, None)
+                    else:
+                        self.pods[name] = pod
+                    self.events += 1
+                    gang = (pod["metadata"].get("labels") or {}).get(c.LABEL_PODGANG)
+                    self._history.append(self._describe(event["type"], pod))
+                    if gang:
+                        await self._minimums(gang)
+                    self._evaluate(time.monotonic())
 
     def _describe(self, event: str, pod: dict[str, Any]) -> str:
         meta = pod["metadata"]

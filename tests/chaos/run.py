@@ -1,0 +1,118 @@
+"""Runs a chaos profile: for every fault, a fresh namespace and one lifecycle of the workload (create,
+scale, rolling update, delete) with the fault injected in each phase, under the gang invariant; one
+scoreboard row per phase. The baseline (no fault) runs first, in the same run, for comparison."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
+
+from localcluster import nodes as fake_nodes
+from localcluster import operator
+from localcluster.state import ClusterInfo
+from tests.chaos.faults import Fault, catalogue
+from tests.chaos.invariants import Expected
+from tests.chaos.lab import PHASES, Lab
+from tests.chaos.scoreboard import Row
+from tests.chaos.workload import FULL, SHORT, Shape
+from tests.gang import GangInvariant, node_pool
+
+POOL_NODE = fake_nodes.NodeShape(cpu="32", memory="256Gi", pods=110, gpus=0)
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    shape: Shape
+    pool_nodes: int  # 110 pods each: room for the scaled-out workload with one node lost
+    kills_per_phase: int
+    slow_seconds: float
+    storms: int
+    converge_timeout: float
+
+
+PROFILES = {
+    "short": Profile(
+        "short", SHORT, pool_nodes=3, kills_per_phase=3, slow_seconds=10, storms=2, converge_timeout=240
+    ),
+    "full": Profile(
+        "full", FULL, pool_nodes=12, kills_per_phase=13, slow_seconds=30, storms=3, converge_timeout=900
+    ),
+}
+
+
+async def _namespace(api: ApiClient, name: str) -> None:
+    await CoreV1Api(api).create_namespace(V1Namespace(metadata=V1ObjectMeta(name=name)))
+    await fake_nodes.wait_default_service_account(api, name, timeout=60)
+
+
+async def lifecycle(lab: Lab, fault: Fault) -> list[Row]:
+    """One create → scale → update → delete of the workload with `fault` injected in each phase."""
+    rows: list[Row] = []
+    lab.namespace = f"chaos-{uuid.uuid4().hex[:6]}"
+    await _namespace(lab.api, lab.namespace)
+    await fault.setup(lab)
+    try:
+        pid = operator.running_pid(lab.cluster.state_dir)
+        release, bind = fault.windows
+        async with GangInvariant(lab.api, lab.namespace, release_window=release, bind_window=bind) as gangs:
+            expected: Expected | None = None
+            for phase in PHASES:
+                seen = len(gangs.violations)
+                started = time.monotonic()
+                expected = await lab.act(phase, expected)
+                injected = await fault.inject(lab, phase)
+                healed = time.monotonic()
+                converged, left = await lab.converge(expected, started)
+                done = time.monotonic()
+                evidence = injected.evidence + await fault.after(lab)
+                lost = left + injected.lost
+                if phase != "delete":  # a gang torn down goes pod by pod: partial by nature, not a fault
+                    lost += [v.split("\n")[0] for v in gangs.violations[seen:]]
+                if fault.keeps_operator and operator.running_pid(lab.cluster.state_dir) != pid:
+                    lost.append("the operator restarted")
+                row = Row(fault.name, phase, evidence, converged, done - started, done - healed, lost)
+                lab.say(
+                    f"{row.fault:22} {row.phase:7} {'ok' if row.ok else 'LOST'} {row.seconds:6.1f} s  {evidence}"
+                )
+                rows.append(row)
+                if not converged:
+                    break  # later phases would start from a state nobody asked for
+    finally:
+        await fault.teardown(lab)
+        await CoreV1Api(lab.api).delete_namespace(lab.namespace)
+    return rows
+
+
+async def run(
+    cluster: ClusterInfo,
+    api: ApiClient,
+    profile: Profile,
+    seed: int,
+    workdir: Path,
+    only: Sequence[str] = (),
+    say: Callable[[str], None] = print,
+) -> list[Row]:
+    """Every fault of the catalogue (or those whose name contains one of `only`), baseline first."""
+    say(f"chaos profile {profile.name}: {profile.shape.pods} pods, seed {seed}")
+    faults = catalogue(profile.kills_per_phase, profile.slow_seconds, profile.storms, workdir)
+    if only:
+        faults = [f for f in faults if f.name == "none" or any(o in f.name for o in only)]
+    rows: list[Row] = []
+    async with node_pool(api, f"chaos{seed % 1000}", profile.pool_nodes, POOL_NODE) as pool:
+        await pool.uncordon(profile.pool_nodes)
+        lab = Lab(cluster, api, pool, random.Random(seed), profile.shape, profile.converge_timeout, say=say)
+        for fault in faults:
+            rows += await lifecycle(lab, fault)
+    return rows
+
+
+def baseline(rows: list[Row]) -> dict[str, float]:
+    """Phase -> seconds to converge without a fault (this run's baseline rows)."""
+    return {r.phase: r.seconds for r in rows if r.fault == "none"}
