@@ -71,8 +71,22 @@ def is_alive(pid: int | None) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True  # no procfs: trust kill(0)
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
+    if _state(stat) not in ("Z", "X"):
+        return True
+    # A SIGKILLed multi-threaded process (every Go component) shows its main thread as a zombie while the other
+    # threads still exit, holding its files and listening ports: dead only once no thread is left, or a
+    # restart on the same ports fails with "address already in use".
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                if _state((task / "stat").read_text()) not in ("Z", "X"):
+                    return True
+    return False
+
+
+def _state(stat: str) -> str:
+    """The state letter of a /proc/…/stat line (after the parenthesised command name, which may hold spaces)."""
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def marker(state_dir: Path) -> str:
