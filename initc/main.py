@@ -295,7 +295,7 @@ class ApiserverPods:
             step = "list"
             try:
                 if not listed:
-                    await informer.relist("initial list" if informer.relists == 0 else "reconnected")
+                    await informer.relist("initial" if informer.relists == 0 else "error")
                     listed = True
                     if failures:
                         log.info(

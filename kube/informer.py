@@ -25,10 +25,11 @@ import contextlib
 import logging
 import random
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import orjson
 from kubernetes_asyncio.client import ApiClient
+from prometheus_client import Counter
 
 from grove_api import constants
 from kube.client import JSON, Gone, KubeClient, error_from_status
@@ -41,6 +42,16 @@ EventHandler = Callable[[str, JSON], None]
 Transform = Callable[[JSON], JSON]
 
 ADDED, MODIFIED, DELETED, BOOKMARK, ERROR = "ADDED", "MODIFIED", "DELETED", "BOOKMARK", "ERROR"
+
+# Why an informer LISTs: its first sync ("initial"), its watch answered 410 Gone ("expired"), a LIST after a
+# failed watch or connection ("error", initc's loop), or asked for outright ("resync"). A closed set: it is a
+# metric label, and a storm of 410s should show as "expired" climbing, whichever resource it hits.
+RelistReason = Literal["initial", "expired", "error", "resync"]
+RELISTS = Counter(
+    "grove_informer_relists_total",
+    "Informer LISTs (each replaces the cache), by resource and why: initial, expired (410 Gone), error, resync.",
+    ["resource", "reason"],
+)
 
 
 class Lines(Protocol):
@@ -309,7 +320,7 @@ class Informer:
             )
 
     # -- list and watch --
-    async def relist(self, reason: str = "resync") -> None:
+    async def relist(self, reason: RelistReason = "resync") -> None:
         """LIST everything, replace the cache, and emit the difference to the previous cache."""
         items, rv = await self.client.list_all(
             self.resource,
@@ -318,6 +329,7 @@ class Informer:
             page_size=self.page_size,
         )
         self.relists += 1
+        RELISTS.labels(self.resource.plural, reason).inc()
         old = self._cache
         new = {key_of(obj): self._trim(obj) for obj in items}
         events: builtins.list[tuple[str, JSON]] = [(DELETED, obj) for k, obj in old.items() if k not in new]
@@ -365,7 +377,7 @@ class Informer:
             )
         except Gone as err:
             log.info("informer watch expired (HTTP 410)", extra={**self._log_extra, "error": err.message})
-            await self.relist("410 Gone")
+            await self.relist("expired")
             return self.resource_version
         self.watches += 1
         self.resource_version = rv
@@ -385,7 +397,7 @@ class Informer:
                     if isinstance(failure, Gone):
                         log.info("informer watch expired (410 event)", extra={**self._log_extra})
                         resp.close()
-                        await self.relist("410 Gone")
+                        await self.relist("expired")
                         return self.resource_version
                     raise failure
                 new_rv = _rv(obj)
@@ -414,7 +426,7 @@ class Informer:
         while True:
             try:
                 if not self.has_synced:
-                    await self.relist("initial list")
+                    await self.relist("initial")
                 began = loop.time()
                 await self.watch_step()
                 failures = 0

@@ -45,6 +45,18 @@ def get_json(url: str, ctx: ssl.SSLContext | None = None, timeout: float = 5.0) 
     return json.loads(body)
 
 
+def post_json(url: str, body: Any, ctx: ssl.SSLContext | None = None, timeout: float = 5.0) -> Any:
+    """POST `body` as JSON and return the decoded answer; a non-2xx status raises OSError with its body."""
+    request = urllib.request.Request(
+        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, context=ctx, timeout=timeout) as resp:
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        raise OSError(f"POST {url}: HTTP {err.code}: {err.read()[:200]!r}") from None
+
+
 def configuration(server: str, ca_file: Path, cert_file: Path, key_file: Path) -> Configuration:
     """A kubernetes_asyncio Configuration for the admin identity (no kubeconfig parsing needed)."""
     config = Configuration(host=server)

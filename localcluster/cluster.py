@@ -87,12 +87,13 @@ def apiserver_ready(info: ClusterInfo) -> bool:
     return code == 200 and body.strip() == b"ok"
 
 
-def _etcd_healthy(port: int) -> bool:
+def etcd_healthy(port: int) -> bool:
+    """etcd's `/health` says true (it has a leader and answers reads)."""
     data = api.get_json(f"http://{ports.HOST}:{port}/health")
     return bool(data.get("health") == "true")
 
 
-def _dead_component(info: ClusterInfo) -> str | None:
+def dead_component(info: ClusterInfo) -> str | None:
     """A description (with log tail) of the first recorded component that is no longer running."""
     for comp in info.components.values():
         dead = processes.exited_during_startup(comp.name, comp.pid, comp.log)
@@ -124,6 +125,29 @@ def is_healthy(info: ClusterInfo) -> bool:
         and _kwok_has_stages(info)
         and apiserver_ready(info)
     )
+
+
+def wait_healthy(info: ClusterInfo, name: str) -> None:
+    """Block until the just-started component `name` answers its health check: etcd `/health`, kube-apiserver
+    `/readyz`. The others serve no probe here (`--secure-port=0`): for them only a quick death is caught.
+    Raises ComponentFailed (with the log tail) when a component dies or the check times out."""
+    port = info.components[name].port
+    if name == "etcd" and port is not None:
+        processes.wait_for(
+            "etcd /health", lambda: etcd_healthy(port), ETCD_TIMEOUT, lambda: dead_component(info)
+        )
+    elif name == "kube-apiserver":
+        processes.wait_for(
+            "kube-apiserver /readyz",
+            lambda: apiserver_ready(info),
+            APISERVER_TIMEOUT,
+            lambda: dead_component(info),
+            interval=0.2,
+        )
+    else:
+        dead = dead_component(info)
+        if dead:
+            raise ComponentFailed(dead)
 
 
 # --- command lines -----------------------------------------------------------------------------------
@@ -238,10 +262,21 @@ def _kwok_argv(binary: Path, kubeconfig: Path, p: _Ports, configs: Sequence[Path
 # --- up ----------------------------------------------------------------------------------------------
 
 
-def _start(
-    info: ClusterInfo, name: str, argv: list[str], port: int | None, env: dict[str, str] | None = None
-) -> None:
+def _component_env(state_dir: Path, name: str) -> dict[str, str] | None:
+    """Environment overrides a component runs with (None: ours). kwok always loads ~/.kwok/kwok.yaml when it
+    exists; a private HOME keeps a user's file out."""
+    if name != "kwok":
+        return None
+    home = state_dir / "kwok-home"
+    home.mkdir(exist_ok=True)
+    return {"HOME": str(home)}
+
+
+def start_component(info: ClusterInfo, name: str, argv: list[str], port: int | None) -> None:
+    """Spawn component `name` with `argv` (logging to `logs/<name>.log`, appended) and record it in the state
+    file at once, replacing any earlier record of that name. Does not wait: see `wait_healthy`."""
     log = info.state_dir / "logs" / f"{name}.log"
+    env = _component_env(info.state_dir, name)
     pid = processes.spawn(argv, log, {**os.environ, **env} if env else None)
     info.components[name] = Component(name=name, pid=pid, port=port, log=log, argv=argv)
     save(info)  # record the PID at once: a crash from here on must still be cleanable
@@ -258,7 +293,7 @@ async def _create_and_wait_nodes(info: ClusterInfo, count: int, shape: NodeShape
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while True:
-            dead = _dead_component(info)
+            dead = dead_component(info)
             if dead:
                 raise ComponentFailed(dead)
             by_name = {n["metadata"]["name"]: n for n in await nodes.list_node_dicts(client)}
@@ -342,21 +377,15 @@ def _start_all(
     save(info)
     try:
         progress(f"starting etcd on {ports.HOST}:{p.etcd_client}")
-        _start(info, "etcd", _etcd_argv(bins.etcd, state_dir, p), p.etcd_client)
-        processes.wait_for(
-            "etcd /health", lambda: _etcd_healthy(p.etcd_client), ETCD_TIMEOUT, lambda: _dead_component(info)
-        )
+        start_component(info, "etcd", _etcd_argv(bins.etcd, state_dir, p), p.etcd_client)
+        wait_healthy(info, "etcd")
         progress(f"starting kube-apiserver on {server}")
-        _start(info, "kube-apiserver", _apiserver_argv(bins.kube_apiserver, state_dir, creds, p), p.apiserver)
-        processes.wait_for(
-            "kube-apiserver /readyz",
-            lambda: apiserver_ready(info),
-            APISERVER_TIMEOUT,
-            lambda: _dead_component(info),
-            interval=0.2,
+        start_component(
+            info, "kube-apiserver", _apiserver_argv(bins.kube_apiserver, state_dir, creds, p), p.apiserver
         )
+        wait_healthy(info, "kube-apiserver")
         progress(f"starting kube-controller-manager, kube-scheduler, kwok, {initrunner.NAME}")
-        _start(
+        start_component(
             info,
             "kube-controller-manager",
             _controller_manager_argv(
@@ -367,16 +396,15 @@ def _start_all(
             None,
         )
         scheduler_kubeconfig = _component_kubeconfig(state_dir, server, creds, "system:kube-scheduler")
-        _start(info, "kube-scheduler", _scheduler_argv(bins.kube_scheduler, scheduler_kubeconfig), None)
+        start_component(
+            info, "kube-scheduler", _scheduler_argv(bins.kube_scheduler, scheduler_kubeconfig), None
+        )
         configs = _stage_configs(state_dir, [initrunner.STAGES_FILE, *kwok_configs])
-        # kwok always loads ~/.kwok/kwok.yaml when it exists; a private HOME keeps a user's file out.
-        kwok_home = state_dir / "kwok-home"
-        kwok_home.mkdir(exist_ok=True)
-        _start(info, "kwok", _kwok_argv(bins.kwok, kubeconfig, p, configs), p.kwok, {"HOME": str(kwok_home)})
+        start_component(info, "kwok", _kwok_argv(bins.kwok, kubeconfig, p, configs), p.kwok)
         _start_initrunner(info, initc_rootfs)
         progress(f"creating {node_count} fake node(s) and waiting until they are Ready")
         api.run_sync(_create_and_wait_nodes(info, node_count, shape, NODES_TIMEOUT))
-        dead = _dead_component(info)
+        dead = dead_component(info)
         if dead:
             raise ComponentFailed(dead)
         assert info.initrunner is not None

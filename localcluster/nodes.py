@@ -25,6 +25,7 @@ KWOK_ANNOTATION = "kwok.x-k8s.io/node"
 KWOK_ANNOTATION_VALUE = "fake"
 FAKE_TAINT_KEY = "fake-node"
 NOT_READY_TAINT = "node.kubernetes.io/not-ready"
+UNREACHABLE_TAINT = "node.kubernetes.io/unreachable"
 DEFAULT_PREFIX = "fake-node-"
 GPU_RESOURCE = "nvidia.com/gpu"
 ZONE_LABEL = "topology.kubernetes.io/zone"
@@ -87,12 +88,19 @@ def next_index(names: Iterable[str], prefix: str = DEFAULT_PREFIX) -> int:
     return max(indices, default=-1) + 1
 
 
-def is_ready(node: dict[str, Any]) -> bool:
-    """Ready condition True and the not-ready taint gone (the controller manager removes it)."""
+def ready_status(node: dict[str, Any]) -> str | None:
+    """The status of the node's Ready condition ("True", "False", "Unknown"), None before it has one."""
     conditions = node.get("status", {}).get("conditions") or []
-    ready = any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+    return next((c.get("status") for c in conditions if c.get("type") == "Ready"), None)
+
+
+def is_ready(node: dict[str, Any]) -> bool:
+    """Ready condition True and the not-ready / unreachable taints gone (the controller manager removes them:
+    a node that was NotReady is not usable again before)."""
     taints = node.get("spec", {}).get("taints") or []
-    return ready and not any(t.get("key") == NOT_READY_TAINT for t in taints)
+    return ready_status(node) == "True" and not any(
+        t.get("key") in (NOT_READY_TAINT, UNREACHABLE_TAINT) for t in taints
+    )
 
 
 # --- async API operations ----------------------------------------------------------------------------

@@ -71,8 +71,22 @@ def is_alive(pid: int | None) -> bool:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return True  # no procfs: trust kill(0)
-    state = stat.rsplit(")", 1)[1].split()[0]
-    return state not in ("Z", "X")
+    if _state(stat) not in ("Z", "X"):
+        return True
+    # A SIGKILLed multi-threaded process (every Go component) shows its main thread as a zombie while the other
+    # threads still exit, holding its files and listening ports: dead only once no thread is left, or a
+    # restart on the same ports fails with "address already in use".
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            with contextlib.suppress(OSError):
+                if _state((task / "stat").read_text()) not in ("Z", "X"):
+                    return True
+    return False
+
+
+def _state(stat: str) -> str:
+    """The state letter of a /proc/…/stat line (after the parenthesised command name, which may hold spaces)."""
+    return stat.rsplit(")", 1)[1].split()[0]
 
 
 def marker(state_dir: Path) -> str:
@@ -112,6 +126,16 @@ def _signal(pid: int, sig: signal.Signals) -> None:
             os.kill(pid, sig)
 
 
+def send(pids: Iterable[int], marker: str, sig: signal.Signals) -> list[int]:
+    """Send `sig` to our processes among `pids` (and their process groups); returns the PIDs signalled.
+
+    Only PIDs whose argv mentions `marker` are touched, so a PID reused by a stranger is never signalled."""
+    ours = [pid for pid in pids if belongs_to(pid, marker)]
+    for pid in ours:
+        _signal(pid, sig)
+    return ours
+
+
 def wait_gone(pids: Iterable[int], timeout: float) -> list[int]:
     """Wait up to `timeout` seconds for `pids` to exit; return those still alive."""
     remaining = [p for p in pids if is_alive(p)]
@@ -128,9 +152,7 @@ def stop(pids: Iterable[int], marker: str, grace: float = 3.0) -> list[int]:
     Returns PIDs that survived even SIGKILL (should be empty). kube-apiserver's graceful shutdown takes
     far longer than `grace`, so it usually ends by SIGKILL, which is harmless for a throwaway cluster.
     """
-    ours = [pid for pid in pids if belongs_to(pid, marker)]
-    for pid in ours:
-        _signal(pid, signal.SIGTERM)
+    ours = send(pids, marker, signal.SIGTERM)
     left = wait_gone(ours, grace)
     for pid in left:
         _signal(pid, signal.SIGKILL)
@@ -139,10 +161,7 @@ def stop(pids: Iterable[int], marker: str, grace: float = 3.0) -> list[int]:
 
 def kill(pids: Iterable[int], marker: str) -> list[int]:
     """SIGKILL our processes among `pids` at once (a crash, for fault-injection tests); returns survivors."""
-    ours = [pid for pid in pids if belongs_to(pid, marker)]
-    for pid in ours:
-        _signal(pid, signal.SIGKILL)
-    return wait_gone(ours, 10.0)
+    return wait_gone(send(pids, marker, signal.SIGKILL), 10.0)
 
 
 def exited_during_startup(name: str, pid: int, log_file: Path) -> str | None:

@@ -121,7 +121,7 @@ async def test_informer_relists_on_410_and_synthesises_events(
         await kube.create(podgang(namespace, name))
     rec = Recorder()
     inf = Informer(kube, resources.PODGANG, namespace=namespace, on_event=rec)
-    await inf.relist("test")  # synced, but not watching: the changes below are missed
+    await inf.relist()  # synced, but not watching: the changes below are missed
     assert sorted(rec.events) == [("ADDED", "change"), ("ADDED", "keep"), ("ADDED", "vanish")]
     rec.clear()
     await kube.create(podgang(namespace, "new"))
