@@ -19,7 +19,8 @@ from pathlib import Path
 from kubernetes_asyncio.client import ApiClient
 
 from localcluster import cluster as localcluster
-from tests.chaos.run import PROFILES, baseline, run
+from tests.chaos.profiles import PROFILES
+from tests.chaos.run import baseline, run
 from tests.chaos.scoreboard import table, write
 
 NODES = 5  # the cluster's own nodes; the workload runs on a private pool the suite adds

@@ -21,6 +21,7 @@ from kube import resources
 from localcluster import faults as cluster_faults
 from localcluster import operator
 from tests.chaos.lab import Lab
+from tests.chaos.profiles import Profile
 from tests.operator_pair import Pair, leader_pair
 
 DEFAULT_WINDOWS = (3.0, 20.0)
@@ -40,6 +41,9 @@ class Fault:
     name = "none"
     windows = DEFAULT_WINDOWS
     keeps_operator = True  # the session operator must run through it (same pid)
+    # Restarts or stalls the apiserver or etcd: the controller manager, scheduler and KWOK are restarted after
+    # its lifecycle, or their client backoff (up to 30 s, reset after 2 quiet minutes) slows the next fault's.
+    shakes_control_plane = False
 
     async def setup(self, lab: Lab) -> None:
         pass
@@ -92,6 +96,7 @@ class OperatorKill(Fault):
 class ComponentRestart(Fault):
     """Restart etcd or kube-apiserver while the operator keeps running."""
 
+    shakes_control_plane = True
     windows = (30.0, 60.0)  # a gang's release may straddle the outage
 
     def __init__(self, component: str, hard: bool) -> None:
@@ -185,6 +190,7 @@ class Throttled(Fault):
     lifecycle: the operator, and everyone else, get 429s."""
 
     name = "API throttling (429)"
+    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self) -> None:
@@ -193,7 +199,7 @@ class Throttled(Fault):
 
     async def setup(self, lab: Lab) -> None:
         argv = lab.cluster.components["kube-apiserver"].argv
-        throttled = cluster_faults.apiserver_flags(argv, **cluster_faults.THROTTLE_FLAGS)
+        throttled = cluster_faults.throttled(argv)
         self.original = await asyncio.to_thread(
             cluster_faults.restart, lab.cluster, "kube-apiserver", argv=throttled
         )
@@ -215,6 +221,7 @@ class SlowApiserver(Fault):
     """The apiserver process paused (SIGSTOP) 0.3 s of every 0.5 s for a while: every call slow."""
 
     name = "slow apiserver"
+    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self, seconds: float) -> None:
@@ -233,6 +240,7 @@ class WatchExpiry(Fault):
     compacted resourceVersion and gets 410 Gone."""
 
     name = "410 Gone storm"
+    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self, storms: int) -> None:
@@ -247,17 +255,17 @@ class WatchExpiry(Fault):
         return Injected(f"{self.storms} storms; the operator relisted {after - before:.0f} times after 410")
 
 
-def catalogue(kills_per_phase: int, slow_seconds: float, storms: int, workdir: Path) -> list[Fault]:
+def catalogue(profile: Profile, workdir: Path) -> list[Fault]:
     """Every fault, the baseline first."""
     return [
         Fault(),
-        OperatorKill(kills_per_phase),
+        OperatorKill(profile.kills_per_phase),
         ComponentRestart("kube-apiserver", hard=False),
         ComponentRestart("etcd", hard=True),
         LeaderFailover(workdir),
         NodeLoss(delete=True),
-        NodeLoss(delete=False),
+        NodeLoss(delete=False, not_ready_seconds=profile.not_ready_seconds),
         Throttled(),
-        SlowApiserver(slow_seconds),
-        WatchExpiry(storms),
+        SlowApiserver(profile.slow_seconds),
+        WatchExpiry(profile.storms),
     ]

@@ -4,7 +4,8 @@
 names the objects by Grove's naming contract (grove_api.naming) and counts them from the intended replica
 numbers, never from what the operator planned, so an operator bug cannot hide behind its own plan. Checked
 for every kind the operator writes: the exact set of names (nothing missing, no orphan, no extra), pod
-indices 0..n-1 once each per PodClique (no duplicates), every pod Ready on the intended image, every
+indices 0..n-1 once each per PodClique (no duplicates), every pod Ready on the intended image and on a
+Ready node, every
 child's controller owner alive, only the operator's own finalizers and nothing being deleted, and every
 status caught up (observedGeneration, ready/available counts, PodGangs Running). Once the PodCliqueSet is
 deleted, nothing at all may be left."""
@@ -19,6 +20,7 @@ from typing import Any
 from grove_api import constants as c
 from grove_api import naming
 from grove_api.podgang import PHASE_RUNNING
+from localcluster.nodes import is_ready
 from tests.chaos.workload import GROUP, LEADER, NAME, ROUTER, WORKER, Shape
 
 JSON = dict[str, Any]
@@ -138,11 +140,12 @@ def _lifecycle_problems(objects: Mapping[str, Sequence[JSON]]) -> list[str]:
     return out
 
 
-def _pod_problems(expected: Expected, pods: Sequence[JSON]) -> list[str]:
+def _pod_problems(expected: Expected, pods: Sequence[JSON], nodes: Sequence[JSON]) -> list[str]:
     out = []
     want = expected.podcliques()
+    usable = {_name(n) for n in nodes if is_ready(n)}
     by_clique: dict[str, list[str]] = {}
-    not_ready, wrong_image = [], []
+    not_ready, wrong_image, lost_node = [], [], []
     for pod in pods:
         labels = pod["metadata"].get("labels") or {}
         by_clique.setdefault(labels.get(c.LABEL_PODCLIQUE, "?"), []).append(
@@ -152,6 +155,8 @@ def _pod_problems(expected: Expected, pods: Sequence[JSON]) -> list[str]:
             not_ready.append(_name(pod))
         if {ct.get("image") for ct in pod["spec"]["containers"]} != {expected.image}:
             wrong_image.append(_name(pod))
+        if pod["spec"].get("nodeName") not in usable:  # a pod on a deleted or NotReady node runs nowhere
+            lost_node.append(_name(pod))
     for clique, indices in sorted(by_clique.items()):
         if clique not in want:
             out.append(f"pods of {clique}, which must not exist: {len(indices)}")
@@ -166,6 +171,8 @@ def _pod_problems(expected: Expected, pods: Sequence[JSON]) -> list[str]:
         out.append(f"{len(not_ready)} pods not Ready: {_sample(not_ready)}")
     if wrong_image:
         out.append(f"{len(wrong_image)} pods not on {expected.image}: {_sample(wrong_image)}")
+    if lost_node:
+        out.append(f"{len(lost_node)} pods not on a Ready node: {_sample(lost_node)}")
     return out
 
 
@@ -209,9 +216,10 @@ def _status_problems(expected: Expected, objects: Mapping[str, Sequence[JSON]]) 
 
 
 def problems(expected: Expected, objects: Mapping[str, Sequence[JSON]]) -> list[str]:
-    """Every difference between the namespace's objects (kind -> objects, see KINDS) and `expected`."""
+    """Every difference between the namespace's objects (kind -> objects, see KINDS; "Node": the cluster's
+    nodes) and `expected`."""
     found = _names_problems(expected, objects) + _lifecycle_problems(objects)
     if not expected.deleted:
-        found += _pod_problems(expected, objects.get("Pod", ()))
+        found += _pod_problems(expected, objects.get("Pod", ()), objects.get("Node", ()))
         found += _status_problems(expected, objects)
     return found

@@ -117,12 +117,13 @@ class Lab:
     # --- observing ----------------------------------------------------------------------------------
     async def snapshot(self) -> dict[str, list[JSON]]:
         """Every object of the namespace of the kinds the operator writes (the default ServiceAccount
-        aside, which Kubernetes makes)."""
+        aside, which Kubernetes makes), and the nodes."""
         lists = await asyncio.gather(
             *(self.kube.list_all(r, namespace=self.namespace) for r in RESOURCES.values())
         )
         out = {kind: items for kind, (items, _) in zip(RESOURCES, lists, strict=True)}
         out["ServiceAccount"] = [o for o in out["ServiceAccount"] if o["metadata"]["name"] != "default"]
+        out["Node"], _ = await self.kube.list_all(resources.NODE)
         return out
 
     async def converge(self, expected: Expected, started: float) -> tuple[bool, list[str]]:

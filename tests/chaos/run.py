@@ -4,47 +4,27 @@ scoreboard row per phase. The baseline (no fault) runs first, in the same run, f
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
+from localcluster import faults as cluster_faults
 from localcluster import nodes as fake_nodes
 from localcluster import operator
 from localcluster.state import ClusterInfo
 from tests.chaos.faults import Fault, catalogue
 from tests.chaos.invariants import Expected
 from tests.chaos.lab import PHASES, Lab
+from tests.chaos.profiles import Profile
 from tests.chaos.scoreboard import Row
-from tests.chaos.workload import FULL, SHORT, Shape
 from tests.gang import GangInvariant, node_pool
 
 POOL_NODE = fake_nodes.NodeShape(cpu="32", memory="256Gi", pods=110, gpus=0)
-
-
-@dataclass(frozen=True)
-class Profile:
-    name: str
-    shape: Shape
-    pool_nodes: int  # 110 pods each: room for the scaled-out workload with one node lost
-    kills_per_phase: int
-    slow_seconds: float
-    storms: int
-    converge_timeout: float
-
-
-PROFILES = {
-    "short": Profile(
-        "short", SHORT, pool_nodes=3, kills_per_phase=3, slow_seconds=10, storms=2, converge_timeout=240
-    ),
-    "full": Profile(
-        "full", FULL, pool_nodes=12, kills_per_phase=13, slow_seconds=30, storms=3, converge_timeout=900
-    ),
-}
 
 
 async def _namespace(api: ApiClient, name: str) -> None:
@@ -87,6 +67,8 @@ async def lifecycle(lab: Lab, fault: Fault) -> list[Row]:
     finally:
         await fault.teardown(lab)
         await CoreV1Api(lab.api).delete_namespace(lab.namespace)
+        if fault.shakes_control_plane:  # the next fault starts on a control plane not backing off
+            await asyncio.to_thread(cluster_faults.restart_clients, lab.cluster)
     return rows
 
 
@@ -101,7 +83,7 @@ async def run(
 ) -> list[Row]:
     """Every fault of the catalogue (or those whose name contains one of `only`), baseline first."""
     say(f"chaos profile {profile.name}: {profile.shape.pods} pods, seed {seed}")
-    faults = catalogue(profile.kills_per_phase, profile.slow_seconds, profile.storms, workdir)
+    faults = catalogue(profile, workdir)
     if only:
         faults = [f for f in faults if f.name == "none" or any(o in f.name for o in only)]
     rows: list[Row] = []

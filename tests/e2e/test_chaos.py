@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from kubernetes_asyncio import client
 
-from tests.chaos.run import PROFILES, baseline, run
+from tests.chaos.profiles import PROFILES
+from tests.chaos.run import baseline, run
 from tests.chaos.scoreboard import table, write
 
 SEED = 20261207

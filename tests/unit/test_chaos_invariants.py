@@ -50,9 +50,11 @@ def world(expected: Expected) -> dict[str, list[JSON]]:
         for index in range(pods):
             pod = _obj("Pod", f"{name}-{index}x", pclq)
             pod["metadata"]["labels"] = {c.LABEL_PODCLIQUE: name, c.LABEL_POD_INDEX: str(index)}
-            pod["spec"] = {"containers": [{"image": expected.image}]}
+            pod["spec"] = {"containers": [{"image": expected.image}], "nodeName": "node-1"}
             pod["status"] = {"conditions": [{"type": "Ready", "status": "True"}]}
             objects["Pod"].append(pod)
+    ready = {"type": "Ready", "status": "True"}
+    objects["Node"] = [{"metadata": {"name": "node-1"}, "spec": {}, "status": {"conditions": [ready]}}]
     return objects
 
 
@@ -99,6 +101,8 @@ def _leftover_finalizer(o: dict[str, list[JSON]]) -> None:
         (lambda o: find(o, "Pod")["spec"].update(schedulingGates=[{"name": "g"}]), "pods not Ready"),
         (lambda o: find(o, "Pod")["spec"].update(containers=[{"image": IMAGES[1]}]), "not on"),
         (lambda o: find(o, "PodGang")["status"].clear(), "PodGangs not Running"),
+        (lambda o: o["Node"].clear(), "pods not on a Ready node"),
+        (lambda o: o["Node"][0]["status"]["conditions"][0].update(status="Unknown"), "not on a Ready node"),
         (lambda o: find(o, "PodClique")["status"].update(readyReplicas=0), "readyReplicas 0"),
         (lambda o: find(o, "PodClique")["metadata"].update(generation=2), "observedGeneration"),
         (lambda o: find(o, "PodCliqueScalingGroup")["spec"].update(replicas=3), "spec.replicas 3, want 4"),
