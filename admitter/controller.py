@@ -155,12 +155,13 @@ class Admitter:
             *(execute.release(r.namespace, r.pod, r.node) for r in decision.release),
             *(execute.reset(r, now) for r in decision.reset),
             *(execute.unadmit(u, now) for u in decision.unadmit),
+            *(execute.unpin(u, now) for u in decision.unpin),
         )
         await self.events.admitted([r for r in results[: len(decision.admit)] if r is not None], now)
         on_record = await self.status.record_waiting(decision, now)
         await self.status.record_replacements(decision, now)
         await self.pod_events.tell([*on_record, *decision.restore_blocked], not decision.deferred, now)
-        if decision.admit or decision.release or decision.reset or decision.unadmit:
+        if decision.admit or decision.release or decision.reset or decision.unadmit or decision.unpin:
             log.info(
                 "admission pass",
                 extra={
@@ -168,6 +169,7 @@ class Admitter:
                     "released": len(decision.release),
                     "reset": [f"{r.namespace}/{r.gang}" for r in decision.reset],
                     "recreated": [f"{u.namespace}/{u.gang}" for u in decision.unadmit],
+                    "unpinned": sum(len(u.pods) for u in decision.unpin),
                     "blocked": len(decision.blocked),
                     "replacements_blocked": len(decision.restore_blocked),
                     "decide_ms": round(decided * 1000, 2),

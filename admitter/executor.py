@@ -9,6 +9,8 @@
 * **Release** a single pod of an admitted gang: its replacement pods, or pods beyond its minimum.
 * **Reset** an admitted gang whose minimum did not get bound in time: Admitted=False (GangReset), phase
   Pending, then its unbound pods are deleted (the reconciler recreates them, gated by the pod webhook).
+* **Unpin** released pods of an admitted gang pinned to a node that was deleted: they are deleted (the
+  reconciler recreates them gated) and placed again; the gang stays admitted.
 * **Unadmit** an admitted gang none of whose pods is bound or released (all recreated, e.g. by gang
   termination): Admitted=False (GangRecreated), phase Pending; it then queues as a new gang.
 
@@ -25,7 +27,7 @@ from datetime import datetime
 from prometheus_client import Counter, Histogram
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.decision import Admit, Reset, Unadmit
+from admitter.core.decision import Admit, Reset, Unadmit, Unpin
 from grove_api import conditions as cond
 from grove_api import constants as c
 from grove_api.pod_admission import HOSTNAME_LABEL
@@ -33,6 +35,7 @@ from grove_api.podgang import (
     CONDITION_ADMITTED,
     PHASE_ADMITTED,
     REASON_ADMITTED,
+    REASON_PINNED_NODE_GONE,
     REASON_RECREATED,
     REASON_RESET,
 )
@@ -46,7 +49,12 @@ from .feed import Feed
 from .objects import JSON, age, log
 from .status import StatusWriter
 
-RESETS = Counter("grove_gang_resets_total", "Admitted PodGangs reset because they were not bound in time.")
+RESETS = Counter(
+    "grove_gang_resets_total", "Admitted PodGangs reset: not bound in time, or pinned to a node that is gone."
+)
+UNPINNED = Counter(
+    "grove_pods_unpinned_total", "Released pods deleted because the node they were pinned to is gone."
+)
 RECREATED = Counter(
     "grove_gangs_recreated_total", "Admitted PodGangs un-admitted because all their pods were recreated."
 )
@@ -149,6 +157,20 @@ class Executor:
             with contextlib.suppress(KubeError):
                 await self.client.delete(Ref("v1", "Pod", reset.namespace, pod))
         await self.events.on_podgang(podgang, "Warning", REASON_RESET, f"Gang reset: {reset.reason}", now)
+
+    async def unpin(self, unpin: Unpin, now: datetime) -> None:
+        """Delete released pods pinned to a node that is gone; the reconciler recreates them gated."""
+        for pod in unpin.pods:
+            with contextlib.suppress(KubeError):
+                await self.client.delete(Ref("v1", "Pod", unpin.namespace, pod))
+        UNPINNED.inc(len(unpin.pods))
+        podgang = self.podgangs.get(unpin.namespace, unpin.gang)
+        if podgang is not None:
+            message = (
+                f"{len(unpin.pods)} released pod(s) were pinned to {', '.join(unpin.nodes)}, which no longer "
+                "exist(s): deleted, to be recreated and placed again"
+            )
+            await self.events.on_podgang(podgang, "Warning", REASON_PINNED_NODE_GONE, message, now)
 
     async def unadmit(self, unadmit: Unadmit, now: datetime) -> None:
         """A gang whose pods were all recreated (gang termination) queues again as a new gang."""

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from prometheus_client import Counter
 
 from admitter.core.cluster import ClusterModel
-from admitter.core.decision import Admit, Blocked, Reset, Waiting
+from admitter.core.decision import Admit, Blocked, Reset, Unpin, Waiting
 from admitter.core.plan import Planner
 from admitter.core.pods import essentials
 from grove_api import conditions as cond
@@ -74,12 +74,13 @@ class AdmitOnCreate:
             self.feed.priority_of,
             self.feed.settled(),
         )
-        decided: list[Admit | Blocked | Waiting | Reset] = [
+        decided: list[Admit | Blocked | Waiting | Reset | Unpin] = [
             *decision.admit,
             *decision.blocked,
             *decision.waiting,
             *decision.restore_blocked,
             *decision.reset,
+            *decision.unpin,
         ]
         busy = (
             decision.deferred

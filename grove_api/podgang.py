@@ -57,6 +57,8 @@ REASON_BASE_PENDING: Final = "BaseGangPending"  # a scaled gang whose base gang 
 # None of an admitted gang's pods is bound or released any more (all were recreated): queued again.
 REASON_RECREATED: Final = "GangRecreated"
 REASON_RESET: Final = "GangReset"  # an admitted gang's minimum was not bound in time: queued again
+# Released pods of an admitted gang were pinned to a node that is gone: deleted, to be placed again.
+REASON_PINNED_NODE_GONE: Final = "PinnedNodeGone"
 
 # --- Events on a gated pod (the gang admitter's): why it is still gated, the gang's reason in the message ----
 # Warning on each gated pod of a gang blocked on capacity, topology, a pinned node or a starving gang, and on

@@ -105,6 +105,10 @@ class ClusterModel:
     def nodes(self) -> Mapping[str, NodeInfo]:
         return self._nodes
 
+    def has_hostname(self, hostname: str) -> bool:
+        """Some node carries `kubernetes.io/hostname=<hostname>` (False: a pin to it can never bind)."""
+        return bool(self._hosts.get(hostname))
+
     def node_for_hostname(self, hostname: str) -> str | None:
         """The one node carrying `kubernetes.io/hostname=<hostname>`; None when none or several do (a pin
         to an ambiguous hostname cannot be honoured)."""

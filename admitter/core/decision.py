@@ -133,6 +133,22 @@ class Reset:
 
 
 @dataclass(frozen=True, slots=True)
+class Unpin:
+    """Released pods of an admitted gang whose minimum is bound, pinned to a node that no longer exists:
+    they can never bind. Delete `pods` (the reconciler recreates them gated, and they are placed again as
+    replacements or as pods beyond the minimum); the gang stays admitted. `nodes`: the hostnames gone."""
+
+    namespace: str
+    gang: str
+    nodes: tuple[str, ...]
+    pods: tuple[str, ...]
+
+    @property
+    def key(self) -> GangKey:
+        return (self.namespace, self.gang)
+
+
+@dataclass(frozen=True, slots=True)
 class Unadmit(GangMessage):
     """An admitted gang none of whose pods is bound or released any more: every pod was deleted and
     recreated (gang termination recreates a PodCliqueSet replica's PodCliques while its PodGang stays), or
@@ -158,3 +174,4 @@ class Decision:
     # all fit: none is released; the gang stays admitted (condition Admitted=True with its own reason).
     restore_blocked: tuple[Blocked, ...] = ()
     record_admitted_on_create: tuple[RecordAdmittedOnCreate, ...] = ()
+    unpin: tuple[Unpin, ...] = ()

@@ -11,6 +11,9 @@ One pass, in order:
    queues again. Gated replacements that could not be placed for that long count as a shortfall too, so
    a gang whose replacements stay blocked is eventually reset and queues as a new gang (keeping its age,
    so it soon holds newer gangs back, see *Starvation*).
+   Released pods pinned to a node that no longer exists (deleted) can never bind, and no timeout is
+   waited for: a gang whose minimum is not bound is reset at once; one whose minimum is bound keeps its
+   admission and only those pods are deleted (`Unpin`), to be recreated and placed again.
    A gang counts as admitted when its PodGang says so, or when nothing is on record yet (no `Admitted`
    condition, or one saying it waited for its pods) and some of its pods are released or bound: its pods
    were created already admitted (admission on create, `admitter.on_create`), or the operator stopped
@@ -80,6 +83,7 @@ from .decision import (
     Release,
     Reset,
     Unadmit,
+    Unpin,
     Waiting,
 )
 from .gangs import Gang, Members, members
@@ -232,6 +236,7 @@ class Planner:
         entries, rebuilt = self._refresh(queue)
         by_key = {e.gang.key: e for e in entries}
         resets: list[Reset] = []
+        unpins: list[Unpin] = []
         unadmits: list[Unadmit] = []
         releases: list[Release] = []
         waiting: list[Waiting] = []
@@ -251,10 +256,15 @@ class Planner:
                     if any(g.gated for g in e.members.groups):
                         unadmits.append(self._unadmit(e))
                     continue
-                reset = self._reset(e, now)
+                stranded = self._stranded(e)
+                reset = self._reset(e, now, stranded)
                 if reset is not None:
                     resets.append(reset)
-                elif e.members.scheduled:
+                    continue
+                if stranded:
+                    gone = tuple(sorted({p.pin or "" for p in stranded}))
+                    unpins.append(Unpin(*e.gang.key, gone, tuple(sorted(p.key[1] for p in stranded))))
+                if e.members.scheduled:
                     whole.append(e)
                 elif e.members.complete:
                     restoring.append(e)
@@ -331,6 +341,7 @@ class Planner:
             tuple(unadmits),
             tuple(restore_blocked),
             tuple(records),
+            tuple(unpins),
         )
 
     def _admit_tier(
@@ -449,10 +460,20 @@ class Planner:
         )
         return Unadmit(e.gang.key[0], e.gang.key[1], message)
 
-    def _reset(self, e: _Entry, now: float) -> Reset | None:
+    def _stranded(self, e: _Entry) -> list[PodInfo]:
+        """Released pods pinned to a hostname no node carries any more (the node was deleted): the scheduler
+        can never bind them, and no timeout should be needed to notice."""
+        model = self.model
+        return [p for g in e.members.groups for p in g.released if p.pin and not model.has_hostname(p.pin)]
+
+    def _reset(self, e: _Entry, now: float, stranded: list[PodInfo]) -> Reset | None:
         found = e.members
         if found.min_bound:
             return None
+        if stranded:  # part of the minimum can never bind: queue the gang again now
+            gone = ", ".join(sorted({p.pin or "" for p in stranded}))
+            pods = tuple(sorted(p.key[1] for g in found.groups for p in g.released))
+            return Reset(*e.gang.key, f"pinned to node(s) {gone}, which no longer exist", pods)
         timeout = self.config.bind_timeout_seconds
         admitted_at = e.gang.admitted_at if e.gang.admitted_at is not None else e.gang.created
         if now - admitted_at <= timeout:

@@ -186,6 +186,10 @@ class Sim:
         self.model.upsert_pod(obj)
         return obj
 
+    def delete_node(self, name: str) -> None:
+        del self.nodes[name]
+        self.model.delete_node(name)
+
     def delete_pod(self, name: str) -> None:
         del self.pods[name]
         self.model.delete_pod(NS, name)
@@ -269,16 +273,24 @@ class Sim:
         for reset in decision.reset:
             self.podgangs[reset.gang]["status"] = not_admitted(REASON_RESET, now)
             for pod_name in reset.pods:
-                old = self.pods.pop(pod_name)
-                self.model.delete_pod(NS, pod_name)
-                labels = old["metadata"]["labels"]
-                fresh = copy.deepcopy(old)
-                fresh["spec"]["schedulingGates"] = [{"name": c.SCHEDULING_GATE_PODGANG_PENDING}]
-                fresh["spec"].pop("nodeSelector", None)
-                fresh["metadata"]["creationTimestamp"] = stamp(now)
-                fresh["metadata"]["labels"] = labels
-                self.pods[pod_name] = fresh
-                self.model.upsert_pod(fresh)
+                self._recreate_gated(pod_name, now)
+        for unpin in decision.unpin:
+            for pod_name in unpin.pods:
+                self._recreate_gated(pod_name, now)
+
+    def _recreate_gated(self, pod_name: str, now: float) -> None:
+        """A deleted pod as the reconciler and the pod webhook bring it back: gated, not pinned."""
+        old = self.pods.pop(pod_name)
+        self.model.delete_pod(NS, pod_name)
+        labels = old["metadata"]["labels"]
+        fresh = copy.deepcopy(old)
+        fresh["spec"]["schedulingGates"] = [{"name": c.SCHEDULING_GATE_PODGANG_PENDING}]
+        fresh["spec"].pop("nodeSelector", None)
+        fresh["spec"].pop("nodeName", None)
+        fresh["metadata"]["creationTimestamp"] = stamp(now)
+        fresh["metadata"]["labels"] = labels
+        self.pods[pod_name] = fresh
+        self.model.upsert_pod(fresh)
 
     def release(self, pod_name: str, node_name: str, bind: bool) -> None:
         obj = self.pods[pod_name]

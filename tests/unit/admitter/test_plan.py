@@ -318,6 +318,47 @@ def test_reset_when_the_minimum_does_not_bind_in_time() -> None:
     assert [(a.gang, sorted(a.placements)) for a in again.admit] == [("g", ["g-w-1", "g-w-2"])]
 
 
+def _pinned_to(sim: Sim, pod: str) -> str:
+    return next(
+        n for n in sim.nodes if sim.model.hostname_of(n) == sim.pods[pod]["spec"]["nodeSelector"][HOSTNAME]
+    )
+
+
+def test_a_minimum_pinned_to_a_deleted_node_is_reset_at_once() -> None:
+    """Pods pinned to a node that is gone can never bind: no bind timeout is waited for."""
+    sim = cluster(4, 4, config=PlanConfig(bind_timeout_seconds=60))
+    sim.add_gang("g", size=3, created=0)
+    sim.execute(sim.full(now=0), now=0, bind=False)
+    gone = _pinned_to(sim, "g-w-0")
+    sim.delete_node(gone)
+    decision = sim.full(now=1)
+    assert [(r.gang, r.pods) for r in decision.reset] == [("g", ("g-w-0", "g-w-1", "g-w-2"))]
+    assert "no longer exist" in decision.reset[0].reason and decision.unpin == ()
+    sim.execute(decision, now=1)
+    again = sim.full(now=2)  # queued again, placed on what is left
+    assert [(a.gang, sorted(set(a.placements.values()))) for a in again.admit] == [("g", sorted(sim.nodes))]
+
+
+def test_pods_beyond_a_bound_minimum_pinned_to_a_deleted_node_are_placed_again() -> None:
+    """The gang keeps its admission; only the stranded pods are deleted, recreated gated and released to
+    a node that exists."""
+    sim = cluster(1, 1, 1, 1, config=PlanConfig(bind_timeout_seconds=60))
+    sim.add_gang("g", [("w", 1, 3)], created=0)
+    sim.execute(sim.full(now=0), now=0, bind=False)
+    sim.bind("g-w-0", _pinned_to(sim, "g-w-0"))
+    stranded = next(p for p in ("g-w-1", "g-w-2") if sim.pods[p]["spec"].get("nodeSelector"))
+    gone = _pinned_to(sim, stranded)
+    host = sim.model.hostname_of(gone)
+    sim.delete_node(gone)
+    decision = sim.full(now=1)
+    assert decision.reset == ()
+    assert [(u.gang, u.nodes, u.pods) for u in decision.unpin] == [("g", (host,), (stranded,))]
+    sim.execute(decision, now=1)
+    again = sim.full(now=2)
+    assert stranded in [r.pod for r in again.release] and all(r.node in sim.nodes for r in again.release)
+    assert sim.full(now=3).unpin == ()
+
+
 def test_no_reset_once_bound_or_while_replacements_are_young() -> None:
     sim = cluster(4, config=PlanConfig(bind_timeout_seconds=60))
     sim.add_gang("g", size=2, created=0)
