@@ -81,7 +81,7 @@ def restart_clients(info: ClusterInfo) -> None:
     after 2 minutes without failures, so after a few restarts they resume 30-60 s late (measured here). A new
     process starts without backoff: this is how a test gives the next one the cluster it found."""
     for name in CLIENTS:
-        restart(info, name)
+        restart(info, name, hard=True)  # stateless clients: no grace to wait out
 
 
 def apiserver_flags(argv: list[str], **flags: str | int | bool) -> list[str]:
