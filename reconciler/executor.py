@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from grove_api import constants
 from grove_api.fielderrors import truncate
 from grove_api.refs import Ref
-from kube.client import JSON, AlreadyExists, KubeError
+from kube.client import JSON, AlreadyExists, KubeError, NotFound
 from reconciler.planner.actions import (
     Action,
     Apply,
@@ -42,6 +42,7 @@ class ActionClient(Protocol):
     """What the executor needs from `client.KubeClient` (a fake in unit tests)."""
 
     async def create(self, obj: JSON) -> JSON: ...
+    async def get(self, ref: Ref) -> JSON: ...
     async def apply(self, obj: JSON, field_manager: str | None = None, force: bool = True) -> JSON: ...
     async def replace_spec(self, ref: Ref, spec: JSON) -> JSON: ...
     async def delete(self, ref: Ref, uid: str | None = None, propagation: str = "Background") -> bool: ...
@@ -256,6 +257,7 @@ class Report:
     already_gone: list[Ref] = field(default_factory=list)  # 404 or uid precondition failed
     status_patched: list[Ref] = field(default_factory=list)
     finalizers_removed: list[Ref] = field(default_factory=list)
+    not_orphans: list[Ref] = field(default_factory=list)  # orphan deletes whose owner turned out alive
     errors: list[Failure] = field(default_factory=list)
     skipped: list[Action] = field(default_factory=list)  # not attempted (pod slow start stopped)
 
@@ -298,6 +300,9 @@ def _is_pod_create(action: Action) -> bool:
 
 
 # --- executor ----------------------------------------------------------------------------------------------
+_Owners = dict[tuple[Ref, str], "asyncio.Future[bool]"]  # per run: owners read for orphan deletes
+
+
 class Executor:
     def __init__(
         self,
@@ -324,11 +329,12 @@ class Executor:
                 pods[podclique_key(action.obj)].append(action)
             else:
                 others.append(action)
+        owners: _Owners = {}
         async with asyncio.TaskGroup() as tg:
             for action in others:
-                tg.create_task(self._one(action, report))
+                tg.create_task(self._one(action, report, owners))
             for creates in pods.values():
-                tg.create_task(self._slow_start(creates, report))
+                tg.create_task(self._slow_start(creates, report, owners))
         if report.errors:
             log.info(
                 "executor finished with errors: %s",
@@ -337,22 +343,22 @@ class Executor:
             )
         return report
 
-    async def _slow_start(self, creates: list[Create], report: Report) -> None:
+    async def _slow_start(self, creates: list[Create], report: Report, owners: _Owners) -> None:
         """Batches 1, 2, 4 …; stop after the first batch with a failure."""
         batch, start = 1, 0
         while start < len(creates):
             chunk = creates[start : start + batch]
-            results = await asyncio.gather(*(self._one(a, report) for a in chunk))
+            results = await asyncio.gather(*(self._one(a, report, owners) for a in chunk))
             start += len(chunk)
             if not all(results):
                 report.skipped.extend(creates[start:])
                 return
             batch = min(2 * batch, len(creates) - start) if start < len(creates) else batch
 
-    async def _one(self, action: Action, report: Report) -> bool:
+    async def _one(self, action: Action, report: Report, owners: _Owners | None = None) -> bool:
         async with self._sem:
             try:
-                await self._execute(action, report)
+                await self._execute(action, report, {} if owners is None else owners)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -362,7 +368,22 @@ class Executor:
                 return False
             return True
 
-    async def _execute(self, action: Action, report: Report) -> None:
+    async def _owner_alive(self, owner: tuple[Ref, str], owners: _Owners) -> bool:
+        """Whether the object `owner` (ref, uid) exists and is not being deleted, read from the apiserver
+        (once per run for all the orphans of one owner)."""
+        if owner not in owners:
+            owners[owner] = asyncio.ensure_future(self._read_owner(*owner))
+        return await asyncio.shield(owners[owner])
+
+    async def _read_owner(self, ref: Ref, uid: str) -> bool:
+        try:
+            found = await self.client.get(ref)
+        except NotFound:
+            return False
+        meta = found.get("metadata") or {}
+        return bool(meta.get("uid") == uid and not meta.get("deletionTimestamp"))
+
+    async def _execute(self, action: Action, report: Report, owners: _Owners) -> None:
         exp = self.expectations
         if isinstance(action, Create):
             key = podclique_key(action.obj) if exp is not None and _is_pod_create(action) else None
@@ -389,6 +410,9 @@ class Executor:
             await self.client.replace_spec(action.ref, action.spec)
             report.applied.append(action.ref)
         elif isinstance(action, Delete):
+            if action.orphan_of is not None and await self._owner_alive(action.orphan_of, owners):
+                report.not_orphans.append(action.ref)  # the caches were behind: its owner lives
+                return
             key = self.delete_key(action.ref) if exp is not None and action.uid else None
             if exp is not None and key is not None:
                 exp.expect_delete(key, action.uid)

@@ -3,6 +3,7 @@ cluster of its own: every fault of tests/chaos/faults.py in every phase of the w
 scoreboard printed as a table and written as JSON (docs/chaos.md).
 
     python -m tools.chaos [--profile full|short] [--seed N] [--only NAME ...] [--out bench-results/chaos.json]
+        [--keep-cluster DIR]
 
 The seed (printed) makes a run's fault points replayable. The exit code is 1 if any fault did not converge
 or lost anything."""
@@ -46,7 +47,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=random.SystemRandom().randrange(1 << 31))
     parser.add_argument("--only", nargs="*", default=(), help="faults whose name contains one of these")
     parser.add_argument("--out", type=Path, default=Path("bench-results/chaos.json"))
+    parser.add_argument(
+        "--keep-cluster",
+        type=Path,
+        metavar="DIR",
+        help="run the cluster in DIR and leave it up afterwards, for inspection (grove-cluster down DIR/cluster)",
+    )
     args = parser.parse_args()
+    if args.keep_cluster:
+        args.keep_cluster.mkdir(parents=True, exist_ok=True)
+        state_dir = args.keep_cluster / "cluster"
+        code = asyncio.run(_main(args, state_dir, args.keep_cluster))
+        print(f"cluster left up in {state_dir}", file=sys.stderr)
+        sys.exit(code)
     with tempfile.TemporaryDirectory(prefix="grove-chaos-") as tmp:
         state_dir = Path(tmp) / "cluster"
         try:

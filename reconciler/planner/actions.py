@@ -40,11 +40,17 @@ class ReplaceSpec:
 @dataclass(frozen=True)
 class Delete:
     """DELETE with a uid precondition (so a newer object of the same name is never deleted); NotFound is
-    success. Propagation: background."""
+    success. Propagation: background.
+
+    `orphan_of`: the delete of an orphan, a pod whose controller (this PodClique ref and uid) the caches no
+    longer show alive. They may be behind (a PodClique created a moment ago is not in them yet), so the
+    executor first reads the owner from the apiserver and deletes only when that uid is gone or being
+    deleted (as the garbage collector checks before it deletes a dependent)."""
 
     ref: Ref
     uid: str = ""
     reason: str = ""
+    orphan_of: tuple[Ref, str] | None = None
 
 
 @dataclass(frozen=True)

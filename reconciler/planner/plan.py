@@ -14,7 +14,7 @@ from grove_api.validation.actionable import unactionable
 
 from . import children, gangs, registry, status, termination, update
 from .actions import Action, Apply, Create, Delete, PatchStatus, RemoveFinalizer, ReplaceSpec
-from .pods import delete_podclique, pod_actions
+from .pods import delete_podclique, orphan_deletes, pod_actions
 from .registry import ChildKind, Sync
 from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 
@@ -146,10 +146,18 @@ def _pcs_ref(snap: Snapshot) -> Ref:
     return Ref(c.API_VERSION, c.KIND_PODCLIQUESET, snap.namespace, snap.name)
 
 
+# A teardown pass that deleted something looks again this soon to take the finalizer off (the deletions'
+# events wake it sooner).
+TEARDOWN_RECHECK_SECONDS = 1.0
+
+
 def teardown(snap: Snapshot) -> Plan:
     """The PodCliqueSet is being deleted: delete its pods and children ourselves, then let it go. (The
     garbage collector would get there too, through ownerReferences, but at its 20 requests/s and only after
-    its discovery has caught up with our CRDs.)"""
+    its discovery has caught up with our CRDs, and an apiserver restart can hold it up for minutes.) The
+    finalizer comes off only in a pass with nothing left to delete (every child gone or being deleted): a
+    delete that failed (a 403 while the apiserver's RBAC warms up after a restart) is tried again, not left
+    to the garbage collector with the PodCliqueSet gone."""
     plan = Plan()
     for kind in sorted(registry.CHILD_KINDS, key=lambda k: k.teardown):
         plan.actions += [
@@ -161,7 +169,9 @@ def teardown(snap: Snapshot) -> Plan:
             for name, o in snap.existing(kind.key).items()
             if not is_deleting(o) and (kind.controlled_by_podclique or snap.controls(o))
         ]
-    if c.FINALIZER_PODCLIQUESET in (snap.pcs["metadata"].get("finalizers") or []):
+    if plan.actions:
+        plan.requeue_after = TEARDOWN_RECHECK_SECONDS
+    elif c.FINALIZER_PODCLIQUESET in (snap.pcs["metadata"].get("finalizers") or []):
         plan.actions.append(
             RemoveFinalizer(
                 _pcs_ref(snap), c.FINALIZER_PODCLIQUESET, str(snap.pcs["metadata"].get("resourceVersion", ""))
@@ -269,6 +279,7 @@ def plan(snap: Snapshot) -> Plan:
         if name_of(obj) not in snap.podcliques:
             actions += pod_actions(obj, [], seed)
     actions += rollout.actions
+    actions += orphan_deletes(snap)
     desired_gangs = gangs.podgangs(snap, _planned_pods(actions))
     actions += sync_kind(snap, registry.PODGANGS, desired_gangs, snap.podgangs)
     actions += prune(snap, registry.PODGANGS, desired_gangs, snap.podgangs)

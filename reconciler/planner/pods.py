@@ -18,7 +18,7 @@ from grove_api.refs import Ref
 
 from .actions import Action, Create, Delete
 from .children import owner_ref
-from .snapshot import Obj, is_deleting, labels_of, name_of, uid_of
+from .snapshot import Obj, Snapshot, is_deleting, labels_of, name_of, uid_of
 
 TERMINAL_PHASES = (PHASE_FAILED, PHASE_SUCCEEDED)
 
@@ -38,6 +38,48 @@ def delete_podclique(pclq: Mapping[str, Any], pods: list[Obj], reason: str) -> l
         Delete(ref, uid_of(pclq), reason=reason),
         *(Delete(pod_ref(p), uid_of(p), reason=reason) for p in pods if is_active(p)),
     ]
+
+
+def _podclique_controller(pod: Obj) -> Mapping[str, Any] | None:
+    """The pod's only ownerReference when it is a controller reference to a PodClique (of our API group),
+    else None: a pod with another owner as well stays while that one lives (the garbage collector's rule)."""
+    refs = pod["metadata"].get("ownerReferences") or []
+    if len(refs) != 1:
+        return None
+    ref = refs[0]
+    group = str(ref.get("apiVersion", "")).partition("/")[0]
+    ours = group == c.API_VERSION.partition("/")[0] and ref.get("kind") == c.KIND_PODCLIQUE
+    return ref if ours and ref.get("controller") and ref.get("uid") and ref.get("name") else None
+
+
+def orphan_deletes(snap: Snapshot) -> list[Action]:
+    """Our pods whose PodClique is gone or being deleted, as the caches show it: deleted by us rather than
+    left to the garbage collector (which an apiserver restart can hold up for minutes, while the orphans
+    keep their PodClique's name and indices and serve an old template). A pod whose delete failed in the
+    pass that deleted its PodClique (a 403 while the apiserver's RBAC warms up after a restart, say) is
+    such an orphan, as is one created into a PodClique deleted meanwhile. Only pods in the snapshot (ours:
+    labelled managed-by and part-of this PodCliqueSet, which only the operator may create) whose only owner
+    is a PodClique; not those of a PodClique whose pod creates and deletes the caches have not shown yet.
+    The executor checks the owner with a live read before it deletes (`Delete.orphan_of`)."""
+    live = {uid_of(q) for q in snap.podcliques.values() if not is_deleting(q)}
+    actions: list[Action] = []
+    for pod in snap.pods:
+        owner = _podclique_controller(pod)
+        if owner is None or is_deleting(pod) or str(owner["uid"]) in live:
+            continue
+        clique = str(owner["name"])
+        if clique in snap.pending or labels_of(pod).get(c.LABEL_PODCLIQUE, clique) in snap.pending:
+            continue
+        ref = Ref(c.API_VERSION, c.KIND_PODCLIQUE, str(pod["metadata"].get("namespace", "")), clique)
+        actions.append(
+            Delete(
+                pod_ref(pod),
+                uid_of(pod),
+                reason=f"orphan: its PodClique {clique} (uid {owner['uid']}) is gone",
+                orphan_of=(ref, str(owner["uid"])),
+            )
+        )
+    return actions
 
 
 def pod_index(pod: Obj) -> int | None:

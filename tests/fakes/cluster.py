@@ -9,7 +9,7 @@ from typing import Any
 
 from grove_api.operatorconfig import OperatorConfiguration
 from grove_api.refs import Ref
-from kube.client import KubeError
+from kube.client import KubeError, NotFound
 from kube.resources import Resource
 from reconciler.manager import Manager
 from reconciler.planner.snapshot import Obj
@@ -33,6 +33,13 @@ class FakeCluster:
         if self.refuse_creates is not None:
             raise self.refuse_creates
         return {**obj, "metadata": {**obj["metadata"], "uid": f"new-{obj['metadata'].get('name')}"}}
+
+    async def get(self, ref: Ref) -> Obj:
+        for o in self.objects:
+            meta = o["metadata"]
+            if (o["kind"], meta.get("namespace"), meta["name"]) == (ref.kind, ref.namespace, ref.name):
+                return copy.deepcopy(o)
+        raise NotFound(f"{ref.kind} {ref.name} not found", status=404)
 
     async def apply(self, obj: Obj, field_manager: str | None = None, force: bool = True) -> Obj:
         return obj

@@ -52,6 +52,7 @@ class World:
     clock: datetime | None = None  # the planner's `now` (None: the real clock)
     gang_admission: bool = False  # the gang admitter runs (it owns the PodGangs' status)
     room: Room | None = None  # free capacity for rolling-update replacements (None: always room)
+    gc: bool = True  # the garbage collector keeps up (False: it is held up, as after an apiserver restart)
 
     def put(self, obj: Obj) -> Obj:
         obj = copy.deepcopy(obj)
@@ -109,6 +110,12 @@ class World:
             if obj is not None:
                 obj["spec"] = copy.deepcopy(action.spec)
         elif isinstance(action, Delete):
+            if action.orphan_of is not None:  # as the executor does: only if the owner is not alive
+                owner_ref, owner_uid = action.orphan_of
+                owner = self.get(owner_ref.kind, owner_ref.namespace, owner_ref.name)
+                meta = (owner or {}).get("metadata") or {}
+                if meta.get("uid") == owner_uid and not meta.get("deletionTimestamp"):
+                    return
             self.delete(action.ref)
         elif isinstance(action, RemoveFinalizer):
             obj = self.get(action.ref.kind, action.ref.namespace, action.ref.name)
@@ -141,7 +148,7 @@ class World:
 
     def collect_garbage(self) -> None:
         """Delete objects whose controller owner is gone (cascading), like the garbage collector."""
-        while True:
+        while self.gc:
             uids = {o["metadata"]["uid"] for o in self.objects.values()}
             orphans = [
                 key
