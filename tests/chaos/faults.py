@@ -41,9 +41,6 @@ class Fault:
     name = "none"
     windows = DEFAULT_WINDOWS
     keeps_operator = True  # the session operator must run through it (same pid)
-    # Restarts or stalls the apiserver or etcd: the controller manager, scheduler and KWOK are restarted after
-    # its lifecycle, or their client backoff (up to 30 s, reset after 2 quiet minutes) slows the next fault's.
-    shakes_control_plane = False
 
     async def setup(self, lab: Lab) -> None:
         pass
@@ -57,6 +54,15 @@ class Fault:
 
     async def teardown(self, lab: Lab) -> None:
         pass
+
+
+async def _clients_back(lab: Lab) -> None:
+    """After the apiserver or etcd was restarted or stalled: the controller manager, scheduler and KWOK are
+    restarted too. Their client backoff (up to 30 s, reset only after 2 quiet minutes) would otherwise grow
+    with every restart until KWOK's fake kubelets miss their heartbeats and the node controller marks every
+    node NotReady, which real kubelets (a heartbeat every 10 s, retried) do not do: the rows would measure
+    the fake nodes, not the operator."""
+    await asyncio.to_thread(cluster_faults.restart_clients, lab.cluster)
 
 
 async def _pause(lab: Lab, longest: float) -> float:
@@ -96,7 +102,6 @@ class OperatorKill(Fault):
 class ComponentRestart(Fault):
     """Restart etcd or kube-apiserver while the operator keeps running."""
 
-    shakes_control_plane = True
     windows = (30.0, 60.0)  # a gang's release may straddle the outage
 
     def __init__(self, component: str, hard: bool) -> None:
@@ -108,6 +113,7 @@ class ComponentRestart(Fault):
         before = lab.cluster.components[self.component].pid
         started = time.monotonic()
         await asyncio.to_thread(cluster_faults.restart, lab.cluster, self.component, hard=self.hard)
+        await _clients_back(lab)
         after = lab.cluster.components[self.component].pid
         how = "SIGKILL" if self.hard else "SIGTERM"
         return Injected(f"{how}, back in {time.monotonic() - started:.1f} s (pid {before} → {after})")
@@ -190,7 +196,6 @@ class Throttled(Fault):
     lifecycle: the operator, and everyone else, get 429s."""
 
     name = "API throttling (429)"
-    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self) -> None:
@@ -203,6 +208,7 @@ class Throttled(Fault):
         self.original = await asyncio.to_thread(
             cluster_faults.restart, lab.cluster, "kube-apiserver", argv=throttled
         )
+        await _clients_back(lab)
 
     async def inject(self, lab: Lab, phase: str) -> Injected:
         self.served = await lab.apiserver_counter("apiserver_request_total", code="429")
@@ -215,13 +221,13 @@ class Throttled(Fault):
     async def teardown(self, lab: Lab) -> None:
         if self.original is not None:
             await asyncio.to_thread(cluster_faults.restart, lab.cluster, "kube-apiserver", argv=self.original)
+            await _clients_back(lab)
 
 
 class SlowApiserver(Fault):
     """The apiserver process paused (SIGSTOP) 0.3 s of every 0.5 s for a while: every call slow."""
 
     name = "slow apiserver"
-    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self, seconds: float) -> None:
@@ -240,7 +246,6 @@ class WatchExpiry(Fault):
     compacted resourceVersion and gets 410 Gone."""
 
     name = "410 Gone storm"
-    shakes_control_plane = True
     windows = (30.0, 60.0)
 
     def __init__(self, storms: int) -> None:
@@ -251,6 +256,7 @@ class WatchExpiry(Fault):
         for _ in range(self.storms):
             await _pause(lab, 2.0)
             await asyncio.to_thread(cluster_faults.expire_watches, lab.cluster)
+            await _clients_back(lab)
         after = await lab.operator_counter("grove_informer_relists_total", reason="expired")
         return Injected(f"{self.storms} storms; the operator relisted {after - before:.0f} times after 410")
 

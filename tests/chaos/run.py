@@ -4,7 +4,6 @@ scoreboard row per phase. The baseline (no fault) runs first, in the same run, f
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 import uuid
@@ -13,7 +12,6 @@ from pathlib import Path
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
-from localcluster import faults as cluster_faults
 from localcluster import nodes as fake_nodes
 from localcluster import operator
 from localcluster.state import ClusterInfo
@@ -67,8 +65,6 @@ async def lifecycle(lab: Lab, fault: Fault) -> list[Row]:
     finally:
         await fault.teardown(lab)
         await CoreV1Api(lab.api).delete_namespace(lab.namespace)
-        if fault.shakes_control_plane:  # the next fault starts on a control plane not backing off
-            await asyncio.to_thread(cluster_faults.restart_clients, lab.cluster)
     return rows
 
 
