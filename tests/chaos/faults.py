@@ -59,9 +59,9 @@ class Fault:
 async def _clients_back(lab: Lab) -> None:
     """After the apiserver or etcd was restarted or stalled: the controller manager, scheduler and KWOK are
     restarted too. Their client backoff (up to 30 s, reset only after 2 quiet minutes) would otherwise grow
-    with every restart until KWOK's fake kubelets miss their heartbeats and the node controller marks every
-    node NotReady, which real kubelets (a heartbeat every 10 s, retried) do not do: the rows would measure
-    the fake nodes, not the operator."""
+    with every restart until KWOK's fake kubelets miss their heartbeats, the node controller marks the nodes
+    NotReady and their pods not Ready, and KWOK never makes those pods Ready again. Real kubelets (a
+    heartbeat every 10 s, retried) do not do that: the rows would measure the fake nodes, not the operator."""
     await asyncio.to_thread(cluster_faults.restart_clients, lab.cluster)
 
 
