@@ -26,7 +26,6 @@ import base64
 import contextlib
 import json
 import os
-import socket
 import sys
 import urllib.error
 import urllib.parse
@@ -350,25 +349,13 @@ def _argv(info: ClusterInfo, webhooks_only: bool = False) -> list[str]:
     ]
 
 
-def _bindable(port: int) -> bool:
-    """Whether the operator could listen on `port` (with SO_REUSEADDR, as aiohttp does: connections of a
-    previous run lingering in TIME_WAIT don't count)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((ports.HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 def _ensure_ports_free(info: ClusterInfo) -> bool:
     """Pick new ports (and re-register the webhooks) when the recorded ones were taken meanwhile;
     True when it did."""
     config = _read_config(info)
     server = config["server"]
     wanted = (server["webhooks"]["port"], server["healthProbes"]["port"])
-    if all(_bindable(p) for p in wanted):
+    if all(ports.is_free(p, reuse_address=True) for p in wanted):
         return False
     webhook, health, metrics = ports.free_ports(3)
     write_config(info, webhook, health, metrics)

@@ -36,9 +36,13 @@ def free_ports(count: int, host: str = HOST) -> list[int]:
             sock.close()
 
 
-def is_free(port: int, host: str = HOST) -> bool:
-    """Whether `port` can be bound on `host` right now."""
+def is_free(port: int, host: str = HOST, *, reuse_address: bool = False) -> bool:
+    """Whether `port` can be bound on `host` right now. With `reuse_address`, whether a server that sets
+    SO_REUSEADDR (aiohttp does) could listen on it: connections of a previous run lingering in TIME_WAIT
+    don't count."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        if reuse_address:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError:

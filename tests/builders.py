@@ -88,6 +88,22 @@ def pcs(
     }
 
 
+def many_small_pods(name: str, namespace: str, replicas: int, pods_per_replica: int) -> dict[str, Any]:
+    """A PodCliqueSet of `replicas` replicas of one clique `w` of `pods_per_replica` pods that request 1m
+    of cpu each: many pods that fit on any node, for tests that count pods while the operator is in
+    trouble."""
+    doc = pcs(
+        name,
+        namespace=namespace,
+        replicas=replicas,
+        cliques=[clique("w", replicas=pods_per_replica, min_available=None)],
+    )
+    doc["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": "1m"}
+    }
+    return doc
+
+
 def edit(doc: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
     """A copy of `doc` with the value at a dotted path ('spec.template.cliques.0.spec.replicas') replaced;
     value DELETE removes the key."""
@@ -114,12 +130,19 @@ def admission_review(
     old: dict[str, Any] | None = None,
     uid: str = "1",
     username: str = "alice",
+    groups: tuple[str, ...] = ("system:authenticated",),
 ) -> dict[str, Any]:
-    """An AdmissionReview v1 request as the apiserver sends it (kind and resource from the object)."""
+    """An AdmissionReview v1 request as the apiserver sends it (kind, resource, name and namespace from the
+    object, as far as it has them: fuzzed objects may have them of any type)."""
     subject = obj if obj is not None else old or {}
-    kind = subject.get("kind", "")
-    group, _, version = subject.get("apiVersion", "").rpartition("/")
-    meta = subject.get("metadata") or {}
+
+    def text(value: Any) -> str:
+        return value if isinstance(value, str) else ""
+
+    kind = text(subject.get("kind"))
+    group, _, version = text(subject.get("apiVersion")).rpartition("/")
+    meta = subject.get("metadata")
+    meta = meta if isinstance(meta, dict) else {}
     return {
         "apiVersion": "admission.k8s.io/v1",
         "kind": "AdmissionReview",
@@ -127,10 +150,10 @@ def admission_review(
             "uid": uid,
             "kind": {"group": group, "version": version, "kind": kind},
             "resource": {"group": group, "version": version, "resource": f"{kind.lower()}s"},
-            "name": meta.get("name", ""),
-            "namespace": meta.get("namespace", ""),
+            "name": text(meta.get("name")),
+            "namespace": text(meta.get("namespace")),
             "operation": operation,
-            "userInfo": {"username": username, "groups": ["system:authenticated"]},
+            "userInfo": {"username": username, "groups": list(groups)},
             "object": obj,
             "oldObject": old,
             "dryRun": False,

@@ -56,7 +56,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     from localcluster import binaries
 
-    if wanted("cluster"):
+    if wanted("cluster") or wanted("chaos_cluster"):
         binaries.ensure()
     if wanted("helm"):
         binaries.ensure_helm()

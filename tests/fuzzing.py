@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from grove_api import constants as c
 from tests import builders
+from tests.builders import admission_review
 from tests.fakes.world import World
 from webhook.admission import AdmissionRequest, AdmissionResponse
 
@@ -293,29 +294,15 @@ OPERATIONS = ["CREATE", "UPDATE", "DELETE", "CONNECT"]
 
 
 def valid_review(obj: dict[str, Any], uid: str, operation: str) -> dict[str, Any]:
-    """The AdmissionReview the apiserver would send for `operation` on `obj` (an admin's request); kind,
-    name and namespace read from `obj` as far as it has them."""
-    meta = obj.get("metadata")
-    meta = meta if isinstance(meta, dict) else {}
-    api_version = obj.get("apiVersion")
-    group, _, version = (api_version if isinstance(api_version, str) else "").rpartition("/")
-    kind = str(obj.get("kind") or "")
-    return {
-        "apiVersion": "admission.k8s.io/v1",
-        "kind": "AdmissionReview",
-        "request": {
-            "uid": uid,
-            "kind": {"group": group, "version": version, "kind": kind},
-            "resource": {"group": group, "version": version, "resource": f"{kind.lower()}s"},
-            "name": meta.get("name") if isinstance(meta.get("name"), str) else "",
-            "namespace": meta.get("namespace") if isinstance(meta.get("namespace"), str) else "",
-            "operation": operation,
-            "userInfo": {"username": "system:admin", "groups": ["system:masters"]},
-            "object": None if operation == "DELETE" else obj,
-            "oldObject": obj if operation in ("UPDATE", "DELETE") else None,
-            "dryRun": False,
-        },
-    }
+    """The AdmissionReview the apiserver would send for `operation` on `obj` (an admin's request)."""
+    return admission_review(
+        None if operation == "DELETE" else obj,
+        operation=operation,
+        old=obj if operation in ("UPDATE", "DELETE") else None,
+        uid=uid,
+        username="system:admin",
+        groups=("system:masters",),
+    )
 
 
 def apply_mutation(review: Any, path: tuple[str, ...], value: Any) -> Any:

@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import socket
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -337,23 +336,13 @@ class Pair:
             await asyncio.to_thread(replica.process.terminate, grace)
 
 
-def _bindable(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((ports.HOST, port))
-        except OSError:
-            return False
-    return True
-
-
 async def _ports_released(cluster: ClusterInfo, timeout: float = 15.0) -> None:
     """Until the session operator's ports are free again (replica "a" and its webhook child gone), so that
     it restarts on its own ports; it would pick new ones otherwise, which also works."""
     config = grove_operator.load_state(cluster.state_dir)
     wanted = [p for p in (config.webhook_port, config.health_port) if p] if config else []
     deadline = time.monotonic() + timeout
-    while not all(_bindable(p) for p in wanted) and time.monotonic() < deadline:
+    while not all(ports.is_free(p, reuse_address=True) for p in wanted) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
 
 

@@ -1,5 +1,5 @@
 """The chaos suite's two profiles: `full` for `make chaos`, `short` for `make test` (the same faults on a
-tenth of the pods, with shorter outages)."""
+tenth of the pods, with shorter outages, each in two of the four phases)."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ class Profile:
     slow_seconds: float  # how long the apiserver is slowed
     storms: int  # 410 storms per phase
     converge_timeout: float
+    phases_per_fault: int = 4  # how many phases of the lifecycle each fault is injected in (run.phases_for)
 
 
 PROFILES = {
@@ -30,6 +31,7 @@ PROFILES = {
         slow_seconds=6,
         storms=1,
         converge_timeout=240,
+        phases_per_fault=2,
     ),
     "full": Profile(
         "full",

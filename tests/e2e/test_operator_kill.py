@@ -14,7 +14,7 @@ from kubernetes_asyncio import client
 
 from grove_api import constants as c
 from localcluster import operator
-from tests.builders import clique, pcs
+from tests.builders import many_small_pods
 from tests.gang import wl1
 from tests.podtracker import PodTracker, Start, condition
 from tests.waiting import until
@@ -31,19 +31,6 @@ def gang_windows() -> tuple[float, float]:
 
 PODS_PER_CLIQUE = 2
 NAME = "killme"
-
-
-def workload(namespace: str, replicas: int) -> dict[str, Any]:
-    doc = pcs(
-        NAME,
-        namespace=namespace,
-        replicas=replicas,
-        cliques=[clique("w", replicas=PODS_PER_CLIQUE, min_available=None)],
-    )
-    doc["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["resources"] = {
-        "requests": {"cpu": "1m"}
-    }
-    return doc
 
 
 async def _state(api: client.ApiClient, namespace: str) -> tuple[list[Any], list[dict[str, Any]]]:
@@ -113,7 +100,11 @@ async def test_kill_points_during_create_scale_and_delete(
     try:
         for _ in range(5):  # create 100 pods, scale 50 -> 25 -> 50 replicas, delete: a kill inside each step
             await objects.create_namespaced_custom_object(
-                c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, workload(namespace, 50)
+                c.GROUP,
+                c.VERSION,
+                namespace,
+                c.PLURAL_PODCLIQUESET,
+                many_small_pods(NAME, namespace, 50, PODS_PER_CLIQUE),
             )
             await kill_at_random(cluster, rng, 1.5)
             kills += 1

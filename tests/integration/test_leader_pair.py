@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 from kubernetes_asyncio import client
@@ -16,7 +15,7 @@ from kubernetes_asyncio import client
 from grove_api import constants as c
 from localcluster import operator as grove_operator
 from localcluster.state import ClusterInfo
-from tests.builders import clique, pcs
+from tests.builders import many_small_pods
 from tests.operator_pair import LEASE_NAME, LEASE_NAMESPACE, Pair, leader_pair
 from tests.waiting import until
 
@@ -27,19 +26,6 @@ RETRY_SECONDS = LEASE_SECONDS / 6  # the pair's retryPeriod
 # A standby polls every retry period (+ up to 1.2 of it as jitter) and counts the lease duration from when
 # it first saw the dead leader's last renewal: at most two polls late, plus a read and a write.
 TAKEOVER_MARGIN = 2 * RETRY_SECONDS * 2.2 + 2.0
-
-
-def workload(namespace: str, replicas: int) -> dict[str, Any]:
-    doc = pcs(
-        NAME,
-        namespace=namespace,
-        replicas=replicas,
-        cliques=[clique("w", replicas=PODS_PER_CLIQUE, min_available=None)],
-    )
-    doc["spec"]["template"]["cliques"][0]["spec"]["podSpec"]["containers"][0]["resources"] = {
-        "requests": {"cpu": "1m"}
-    }
-    return doc
 
 
 async def problems(api: client.ApiClient, namespace: str, replicas: int) -> list[str]:
@@ -100,7 +86,11 @@ async def test_standby_takes_over_a_killed_leader_under_load(
     async with leader_pair(cluster, tmp_path, lease_seconds=LEASE_SECONDS) as pair:
         assert await pair.leader() == "b", pair.logs()
         await objects.create_namespaced_custom_object(
-            c.GROUP, c.VERSION, namespace, c.PLURAL_PODCLIQUESET, workload(namespace, 2)
+            c.GROUP,
+            c.VERSION,
+            namespace,
+            c.PLURAL_PODCLIQUESET,
+            many_small_pods(NAME, namespace, 2, PODS_PER_CLIQUE),
         )
         await converge(api_client, namespace, 2, pair, timeout=30)
         before = await pair.lease()

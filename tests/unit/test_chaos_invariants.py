@@ -4,6 +4,7 @@ and it names each way a namespace can differ from it."""
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -11,6 +12,8 @@ import pytest
 from grove_api import constants as c
 from grove_api import naming
 from tests.chaos.invariants import Expected, problems
+from tests.chaos.lab import PHASES
+from tests.chaos.run import phases_for
 from tests.chaos.workload import GROUP, IMAGES, NAME, Shape
 
 SHAPE = Shape(replicas=2, routers=2, groups=3, group_min=2, workers=2)
@@ -122,3 +125,11 @@ def test_after_delete_anything_left_is_a_problem() -> None:
     leftovers = world(EXPECTED)
     found = problems(gone, {"Pod": leftovers["Pod"][:1], "Role": leftovers["Role"]})
     assert any("Pod: 1 not expected" in p for p in found) and any("Role: 1 not expected" in p for p in found)
+
+
+def test_a_profile_with_fewer_phases_per_fault_still_covers_every_phase() -> None:
+    chosen = [phases_for(index, 2) for index in range(1, 10)]  # the nine faults after the baseline
+    assert all(len(set(phases)) == 2 for phases in chosen)
+    counts = Counter(phase for phases in chosen for phase in phases)
+    assert set(counts) == set(PHASES) and min(counts.values()) >= 4
+    assert phases_for(3, 4) == PHASES[3:] + PHASES[:3]  # the full profile: all four, whatever the start
