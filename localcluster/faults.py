@@ -10,7 +10,7 @@ stalls, NotReady and vanished nodes) it would meet in production, from the real 
 - `not_ready` / `ready_again` / `delete_node` / `recreate_node`: KWOK nodes going NotReady or away.
 
 Every fault has its undo (`restart` returns the argv to restore, `slow` always resumes), so a test can leave
-the shared cluster as it found it.
+the shared cluster as it found it; `heal` mends what a fault that failed half-way left.
 """
 
 from __future__ import annotations
@@ -62,11 +62,40 @@ def restart(info: ClusterInfo, name: str, *, argv: list[str] | None = None, hard
         stopped = processes.kill([old.pid], marker) if hard else processes.stop([old.pid], marker, STOP_GRACE)
         if stopped:
             raise ComponentFailed(f"could not stop {name} (pid {old.pid})")
+        _wait_port_released(name, old.port)
         cluster.start_component(info, name, list(argv if argv is not None else old.argv), old.port)
     cluster.wait_healthy(info, name)
     if name == "etcd" and "kube-apiserver" in info.components:
         cluster.wait_healthy(info, "kube-apiserver")
     return list(old.argv)
+
+
+def _wait_port_released(name: str, port: int | None) -> None:
+    """Until nothing listens on `port` any more: the kernel may close a killed process's sockets a moment
+    after it reports the process gone, and a new one started in that moment dies with "address already in
+    use"."""
+    if port is not None:
+        processes.wait_for(
+            f"{name}'s port {port} to be released", lambda: ports.is_free(port, reuse_address=True), 10.0
+        )
+
+
+def heal(info: ClusterInfo) -> list[str]:
+    """Mend what a fault that went wrong half-way (a restart that failed, a pause not undone) left: every
+    control-plane process resumed, those not running started again on the argv and port they ran with, then
+    waited for until healthy; returns the names started. So the faults after it meet a whole cluster."""
+    marker = processes.marker(info.state_dir)
+    names = [name for name in cluster.START_ORDER if name in info.components]
+    processes.send([info.components[name].pid for name in names], marker, signal.SIGCONT)
+    dead = [name for name in names if not processes.belongs_to(info.components[name].pid, marker)]
+    with cluster.state_lock(info.state_dir):
+        for name in dead:  # all started before any is waited for: the wait fails while any is dead
+            old = info.components[name]
+            _wait_port_released(name, old.port)
+            cluster.start_component(info, name, list(old.argv), old.port)
+    for name in dead:
+        cluster.wait_healthy(info, name)
+    return dead
 
 
 # The control plane's own clients of the apiserver (client-go programs).

@@ -5,6 +5,7 @@ for comparison."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
+from localcluster import faults as cluster_faults
 from localcluster import nodes as fake_nodes
 from localcluster import operator
 from localcluster.state import ClusterInfo
@@ -38,14 +40,34 @@ def phases_for(index: int, count: int) -> tuple[str, ...]:
     return tuple(PHASES[(index + k) % len(PHASES)] for k in range(min(count, len(PHASES))))
 
 
+async def _mend(lab: Lab, err: Exception) -> str:
+    """A fault step raised (a restart that never came back, a node that never returned): what happened, for
+    the scoreboard, after mending the cluster (control-plane processes that are not running started again,
+    their clients restarted, the operator started if it is not running), so the faults after it meet a
+    whole one and the row names the cause instead of the run ending there."""
+    what = f"{type(err).__name__}: {err}"
+    lab.say(f"a fault step failed: {what}")
+    started = await asyncio.to_thread(cluster_faults.heal, lab.cluster)
+    await asyncio.to_thread(cluster_faults.restart_clients, lab.cluster)
+    operator_down = operator.running_pid(lab.cluster.state_dir) is None
+    if operator_down:
+        await asyncio.to_thread(operator.start, lab.cluster.state_dir)
+    mended = ", ".join([*started, *(["the operator"] if operator_down else [])]) or "nothing"
+    return f"the fault failed: {what.splitlines()[0]} (started again: {mended})"
+
+
 async def lifecycle(lab: Lab, fault: Fault, inject_in: Sequence[str] = PHASES) -> list[Row]:
     """One create → scale → update → delete of the workload with `fault` injected in the phases
     `inject_in`. The other phases run and must converge too; they make a row only when they do not."""
     rows: list[Row] = []
     lab.namespace = f"chaos-{uuid.uuid4().hex[:6]}"
     await _namespace(lab.api, lab.namespace)
-    await fault.setup(lab)
     try:
+        try:
+            await fault.setup(lab)
+        except Exception as err:
+            rows.append(Row(fault.name, "setup", "not set up", False, 0.0, 0.0, [await _mend(lab, err)]))
+            return rows
         pid = operator.running_pid(lab.cluster.state_dir)
         release, bind = fault.windows
         async with GangInvariant(lab.api, lab.namespace, release_window=release, bind_window=bind) as gangs:
@@ -55,14 +77,22 @@ async def lifecycle(lab: Lab, fault: Fault, inject_in: Sequence[str] = PHASES) -
                 started = time.monotonic()
                 expected = await lab.act(phase, expected)
                 injecting = phase in inject_in
-                injected = (
-                    await fault.inject(lab, phase) if injecting else Injected("not injected in this phase")
-                )
+                try:
+                    injected = (
+                        await fault.inject(lab, phase)
+                        if injecting
+                        else Injected("not injected in this phase")
+                    )
+                except Exception as err:
+                    injected = Injected("injection failed", [await _mend(lab, err)])
                 healed = time.monotonic()
                 converged, left = await lab.converge(expected, started)
                 done = time.monotonic()
-                evidence = injected.evidence + (await fault.after(lab) if injecting else "")
-                lost = left + injected.lost
+                evidence, lost = injected.evidence, left + injected.lost
+                try:
+                    evidence += await fault.after(lab) if injecting else ""
+                except Exception as err:
+                    lost.append(await _mend(lab, err))
                 if phase != "delete":  # a gang torn down goes pod by pod: partial by nature, not a fault
                     lost += [v.split("\n")[0] for v in gangs.violations[seen:]]
                 if fault.keeps_operator and operator.running_pid(lab.cluster.state_dir) != pid:
@@ -76,7 +106,10 @@ async def lifecycle(lab: Lab, fault: Fault, inject_in: Sequence[str] = PHASES) -
                 if not converged:
                     break  # later phases would start from a state nobody asked for
     finally:
-        await fault.teardown(lab)
+        try:
+            await fault.teardown(lab)
+        except Exception as err:
+            rows.append(Row(fault.name, "teardown", "not undone", False, 0.0, 0.0, [await _mend(lab, err)]))
         await CoreV1Api(lab.api).delete_namespace(lab.namespace)
     return rows
 

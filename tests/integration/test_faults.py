@@ -137,6 +137,22 @@ async def test_apiserver_restart_serves_again(
         await KubeClient(client).create(configmap(namespace, "after"))
 
 
+async def test_heal_starts_what_a_failed_fault_left_dead_and_resumes_what_it_left_paused(
+    cluster: ClusterInfo, control_plane_restored: None
+) -> None:
+    marker = processes.marker(cluster.state_dir)
+    scheduler = cluster.components["kube-scheduler"]
+    assert processes.kill([scheduler.pid], marker) == []  # a restart that stopped it and never started it
+    faults.pause(cluster, "kube-controller-manager")  # a pause never undone
+    paused = cluster.components["kube-controller-manager"].pid
+
+    assert faults.heal(cluster) == ["kube-scheduler"]
+
+    assert assert_recorded(cluster, "kube-scheduler", scheduler.argv) != scheduler.pid
+    assert process_state(paused) != "T"
+    assert faults.heal(cluster) == []  # a whole cluster: nothing to do
+
+
 async def test_slow_apiserver_stalls_requests_and_always_resumes(
     cluster: ClusterInfo, namespace: str, operator_survives: None
 ) -> None:
