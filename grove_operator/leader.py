@@ -22,7 +22,9 @@ Timing: the leader renews every `retry_period`. It stops leading when it has not
 `renew_deadline`, counted from the moment it *sent* its last successful renewal (so it stops before any
 standby can take over: a standby waits `lease_duration` > `renew_deadline` from when it *saw* that
 renewal), or at once when it sees that another holder has the lease. A standby tries every `retry_period`
-(plus up to `jitter` times that, as client-go's `JitterUntil`).
+(plus up to `jitter` times that, as client-go's `JitterUntil`). While leading, the operator renews on a
+thread with its own event loop and connection (`renew_connection`), so CPU-heavy passes on the controllers'
+loop cannot delay a renewal past its deadline.
 
 Losing the lease is final for a `LeaderElector.run()`: the work is cancelled, `on_stopped_leading` is
 called, and the process is expected to exit and be restarted (what client-go users do: `OnStoppedLeading`
@@ -33,20 +35,23 @@ because controllers cannot be trusted to have dropped every in-memory decision m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import enum
 import logging
 import math
 import random
 import socket
+import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, Configuration
 
 from grove_api.operatorconfig import LeaderElection, OperatorConfiguration
 from grove_operator.identity import operator_namespace
@@ -272,6 +277,10 @@ class LeaseClient(Protocol):
     async def replace(self, lease: JSON) -> JSON: ...
 
 
+# A new connection to lease through, opened on the running loop (`own_connection`).
+LeaseConnection = Callable[[], AbstractAsyncContextManager[LeaseClient]]
+
+
 class KubeLeases:
     """`LeaseClient` on the apiserver (GET, POST and PUT of `coordination.k8s.io/v1` leases)."""
 
@@ -327,6 +336,7 @@ class LeaderElector:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         wall: Callable[[], datetime] = _now,
+        renew_connection: LeaseConnection | None = None,
     ) -> None:
         if not lease_duration > renew_deadline > 0 or retry_period <= 0:
             raise ValueError(
@@ -349,6 +359,9 @@ class LeaderElector:
         self._renewed_at: float | None = None  # local time our last successful write naming us was sent
         self._running = False
         self._reported_holder: str | None = None
+        # While leading, renew on a thread and a connection of their own (`_renew_on_own_thread`); None: on
+        # the caller's loop through `leases` (tests with a fake clock).
+        self._connect = renew_connection
 
     @classmethod
     def from_config(
@@ -366,6 +379,7 @@ class LeaderElector:
         kube = client if isinstance(client, KubeClient) else KubeClient(client)
         return cls(
             KubeLeases(kube),
+            renew_connection=lambda: own_connection(kube.api.configuration),
             namespace=namespace or lease_namespace(config),
             name=le.resource_name,
             identity=identity,
@@ -399,15 +413,16 @@ class LeaderElector:
         self._renewed_at = sent if self.holder == self.identity else None
 
     # -- one attempt --
-    async def try_acquire_or_renew(self) -> bool:
-        """One attempt to get or keep the lease; True if we hold it now. API errors are logged and count as
-        False (retry later). Leaders first try an optimistic replace of the Lease they last wrote, and read
-        it again only if that fails (client-go's fast path)."""
+    async def try_acquire_or_renew(self, leases: LeaseClient | None = None) -> bool:
+        """One attempt to get or keep the lease (through `leases`, default ours); True if we hold it now. API
+        errors are logged and count as False (retry later). Leaders first try an optimistic replace of the
+        Lease they last wrote, and read it again only if that fails (client-go's fast path)."""
+        leases = leases or self.leases
         if self.is_leader and self._lease is not None:
             sent = self._clock()
             body = renewed(self._lease, timestamp=self._wall(), lease_duration=self.lease_duration)
             try:
-                self._wrote(await self.leases.replace(body), sent)
+                self._wrote(await leases.replace(body), sent)
                 return True
             except KubeError as err:
                 log.info(
@@ -415,7 +430,7 @@ class LeaderElector:
                     extra=self._fields(error=_error(err)),
                 )
         try:
-            current = await self.leases.get(self.namespace, self.name)
+            current = await leases.get(self.namespace, self.name)
         except KubeError as err:
             log.warning("reading the lease failed", extra=self._fields(error=_error(err)))
             return False
@@ -443,9 +458,9 @@ class LeaderElector:
         sent = self._clock()
         try:
             if decision.action is Action.CREATE:
-                written = await self.leases.create(decision.lease)
+                written = await leases.create(decision.lease)
             else:
-                written = await self.leases.replace(decision.lease)
+                written = await leases.replace(decision.lease)
         except AlreadyExists:
             log.info("another replica created the lease first", extra=self._fields())
             return False
@@ -473,10 +488,10 @@ class LeaderElector:
             )
         return True
 
-    async def _attempt(self, timeout: float) -> bool:
+    async def _attempt(self, timeout: float, leases: LeaseClient | None = None) -> bool:
         try:
             async with asyncio.timeout(timeout):
-                return await self.try_acquire_or_renew()
+                return await self.try_acquire_or_renew(leases)
         except TimeoutError:
             log.warning("lease request timed out", extra=self._fields(timeout_seconds=round(timeout, 3)))
             return False
@@ -487,9 +502,10 @@ class LeaderElector:
         while not await self._attempt(self.renew_deadline):
             await self._sleep(self.retry_period * (1 + random.random() * self.jitter))
 
-    async def keep_renewing(self) -> None:
-        """Renew every `retry_period` while leading; return when leadership is lost: another holder is seen,
-        or no renewal succeeded for `renew_deadline` since the last successful one was sent."""
+    async def keep_renewing(self, leases: LeaseClient | None = None) -> None:
+        """Renew every `retry_period` (through `leases`, default ours) while leading; return when leadership is
+        lost: another holder is seen, or no renewal succeeded for `renew_deadline` since the last successful
+        one was sent."""
         while True:
             if self._renewed_at is None:
                 return
@@ -497,7 +513,7 @@ class LeaderElector:
             # never sleep past the deadline: leading must stop at it, not up to a retry period later
             await self._sleep(max(0.0, min(self.retry_period, deadline - self._clock())))
             remaining = deadline - self._clock()
-            if remaining > 0 and await self._attempt(remaining):
+            if remaining > 0 and await self._attempt(remaining, leases):
                 continue
             if self.holder and self.holder != self.identity:
                 log.error(
@@ -532,8 +548,11 @@ class LeaderElector:
             log.info("campaigning for the lease", extra=self._fields())
             await self.acquire()
             log.info("started leading", extra=self._fields())
+            renewing = asyncio.create_task(  # first: its thread starts before the work can hold the loop
+                self._renew_on_own_thread(self._connect) if self._connect else self.keep_renewing(),
+                name="leader-renew",
+            )
             work = asyncio.create_task(_awaited(on_started_leading), name="leader-work")
-            renewing = asyncio.create_task(self.keep_renewing(), name="leader-renew")
             try:
                 await asyncio.wait({work, renewing}, return_when=asyncio.FIRST_COMPLETED)
             except asyncio.CancelledError:
@@ -595,6 +614,71 @@ class LeaderElector:
                 current = latest
         raise Conflict("the lease kept changing while releasing it", status=409, reason="Conflict")
 
+    async def _renew_on_own_thread(self, connect: LeaseConnection) -> None:
+        """`keep_renewing()` on a thread with an event loop and a connection of its own, until leadership is
+        lost (returns) or this is cancelled (the thread is stopped first).
+
+        Why: the controllers' loop runs planner and admission passes that hold it for hundreds of
+        milliseconds at a time, and on a busy machine a renewal queued behind them missed its deadline: under
+        a 1,000-pod rolling update on two cores both replicas of a leader pair lost their 6 s leases within
+        six seconds of each other and exited (the chaos suite's full profile, docs/chaos.md). Go's elector
+        has its own goroutine; here Python switches threads every few milliseconds, so a renewal's small
+        request goes through whatever the loop is doing."""
+        caller = asyncio.get_running_loop()
+        finished: asyncio.Future[None] = caller.create_future()
+        started = threading.Event()
+        own: list[tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]] = []
+
+        def report(error: BaseException | None) -> None:
+            if finished.done():
+                return
+            if error is None:
+                finished.set_result(None)
+            else:
+                finished.set_exception(error)
+
+        async def renew() -> None:
+            task = asyncio.current_task()
+            assert task is not None
+            own.append((asyncio.get_running_loop(), task))
+            started.set()
+            async with connect() as leases:
+                await self.keep_renewing(leases)
+
+        def thread() -> None:
+            error: BaseException | None = None
+            try:
+                asyncio.run(renew())
+            except asyncio.CancelledError:
+                pass
+            except BaseException as err:
+                error = err
+            finally:
+                started.set()
+                with contextlib.suppress(RuntimeError):  # the caller's loop is closed: nobody waits
+                    caller.call_soon_threadsafe(report, error)
+
+        renewer = threading.Thread(target=thread, name="leader-renew", daemon=True)
+        renewer.start()
+        try:
+            await asyncio.shield(finished)
+        except asyncio.CancelledError:
+            await asyncio.to_thread(started.wait)
+            for loop, task in own:
+                with contextlib.suppress(RuntimeError):  # its loop already closed: the thread has ended
+                    loop.call_soon_threadsafe(task.cancel)
+            await asyncio.wait([finished])
+            raise
+        finally:
+            await asyncio.to_thread(renewer.join)
+
+
+@contextlib.asynccontextmanager
+async def own_connection(configuration: Configuration) -> AsyncIterator[LeaseClient]:
+    """A `KubeLeases` on a new connection pool for `configuration`, bound to the running loop."""
+    async with ApiClient(configuration=configuration) as api:
+        yield KubeLeases(KubeClient(api))
+
 
 async def _awaited(start: Callable[[], Awaitable[None]]) -> None:
     await start()
@@ -621,6 +705,7 @@ __all__ = [
     "KubeLeases",
     "LeaderElector",
     "LeaseClient",
+    "LeaseConnection",
     "LeaseRecord",
     "Observed",
     "decide",
@@ -630,6 +715,7 @@ __all__ = [
     "micro_time",
     "new_lease",
     "observe",
+    "own_connection",
     "released",
     "renewed",
     "taken_over",

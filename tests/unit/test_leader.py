@@ -5,9 +5,12 @@ concurrency conflicts, renew deadline, losing to another holder, release)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import re
-from collections.abc import Awaitable, Callable
+import threading
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -608,3 +611,97 @@ async def test_run_waits_for_the_lease_then_work_errors_propagate(store: FakeLea
     # waited for the other's lease to expire (15 s after first seeing it), trying every 2..4.4 s
     assert len(leading) == 1 and started + 15.0 <= leading[0] < started + 15.0 + 2.0 * 2.2
     assert store.spec["holderIdentity"] == ME and store.spec["leaseTransitions"] == 1
+
+
+# --- renewals on a thread of their own (real time) -------------------------------------------------------------
+def threaded(store: FakeLeases, own_thread: bool = True) -> LeaderElector:
+    """An elector on the real clock with short durations that renews through `store` on its own thread (as
+    the operator does), or on the caller's loop."""
+
+    @contextlib.asynccontextmanager
+    async def connect() -> AsyncIterator[FakeLeases]:
+        yield store
+
+    return LeaderElector(
+        store,
+        namespace=NS,
+        name=NAME,
+        identity=ME,
+        lease_duration=1.5,
+        renew_deadline=1.0,
+        retry_period=0.1,
+        renew_connection=connect if own_thread else None,
+    )
+
+
+def busy(seconds: float) -> None:
+    """Hold the loop and the CPU (and the GIL, between Python's thread switches) for `seconds`."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass
+
+
+async def test_renewals_go_on_while_the_controllers_loop_is_blocked() -> None:
+    """A CPU-heavy pass holding the loop for longer than the renew deadline costs no leadership."""
+    store, lost = FakeLeases(), []
+
+    async def work() -> None:
+        busy(2.5)  # the controllers' loop busy, as in a long planner pass
+        await asyncio.sleep(0.3)  # a renewal on this loop would now find its deadline passed
+
+    async with asyncio.timeout(10):
+        await threaded(store).run(work, lambda: lost.append("lost"))
+    assert lost == []
+    assert store.calls.count("replace") >= 10  # renewed every 0.1 s through the block
+    assert not [t for t in threading.enumerate() if t.name == "leader-renew"]
+
+
+async def test_on_the_callers_loop_the_same_block_loses_the_lease() -> None:
+    """The control for the test above: what happened before renewals had a thread of their own."""
+    store, lost = FakeLeases(), []
+
+    async def work() -> None:
+        busy(2.5)
+        await asyncio.sleep(0.3)
+
+    async with asyncio.timeout(10):
+        await threaded(store, own_thread=False).run(work, lambda: lost.append("lost"))
+    assert lost == ["lost"]
+
+
+async def test_a_lease_taken_over_is_seen_by_the_renewal_thread_and_stops_the_work() -> None:
+    store, lost = FakeLeases(), []
+    cancelled = asyncio.Event()
+
+    async def work() -> None:
+        store.overwrite(holderIdentity=OTHER)
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with asyncio.timeout(10):
+        await threaded(store).run(work, lambda: lost.append("lost"))
+    assert lost == ["lost"] and cancelled.is_set()
+
+
+async def test_cancelling_run_stops_the_renewal_thread() -> None:
+    store = FakeLeases()
+    started = asyncio.Event()
+
+    async def work() -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    runner = asyncio.create_task(threaded(store).run(work, lambda: pytest.fail("not a loss")))
+    async with asyncio.timeout(10):
+        await started.wait()
+        await asyncio.sleep(0.3)
+        runner.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await runner
+    assert not [t for t in threading.enumerate() if t.name == "leader-renew"]
+    calls = len(store.calls)
+    await asyncio.sleep(0.3)
+    assert len(store.calls) == calls  # nothing renews any more
