@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import socket
 from pathlib import Path
 
@@ -19,16 +20,42 @@ class PortInUseError(RuntimeError):
     """A requested port is already bound by someone else."""
 
 
-def free_ports(count: int, host: str = HOST) -> list[int]:
-    """`count` distinct free TCP ports on `host`.
+# Servers listen below the kernel's ephemeral range, from here up.
+SERVER_PORTS_FROM = 10000
+EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 
-    All sockets stay open until every port is chosen, so the kernel can't hand out the same port twice.
-    """
+
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands out as the source ports of outgoing connections (Linux's default when the
+    file cannot be read)."""
+    try:
+        low, high = (int(part) for part in EPHEMERAL_RANGE.read_text().split())
+    except (OSError, ValueError):
+        return 32768, 60999
+    return low, high
+
+
+def free_ports(count: int, host: str = HOST) -> list[int]:
+    """`count` distinct free TCP ports on `host`, chosen at random below the kernel's ephemeral range.
+
+    Why not a port the kernel picks (bind to port 0): those come from the ephemeral range, and a component
+    restarted on its port (the chaos suite restarts the apiserver, etcd and the operator) then races every
+    client: a connection opened elsewhere while the port was closed may be given it as its source port, and
+    the restart fails with "address already in use" (a chaos run lost its apiserver that way). No client is
+    ever given a port below the range. All sockets stay open until every port is chosen, so the same port is
+    not handed out twice; where the range leaves no room, the kernel picks."""
+    low, _ = ephemeral_range()
+    pool = range(SERVER_PORTS_FROM, low) if low - SERVER_PORTS_FROM >= 100 * count else range(0)
+    candidates = random.sample(pool, len(pool))
     sockets: list[socket.socket] = []
     try:
-        for _ in range(count):
+        while len(sockets) < count:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind((host, 0))
+            try:
+                sock.bind((host, candidates.pop() if candidates else 0))
+            except OSError:
+                sock.close()
+                continue
             sockets.append(sock)
         return [s.getsockname()[1] for s in sockets]
     finally:

@@ -208,6 +208,22 @@ def test_free_ports_distinct_and_bindable() -> None:
     assert all(ports.is_free(p) for p in chosen)
 
 
+def test_free_ports_are_never_ones_a_client_could_be_given_as_its_source_port() -> None:
+    low, _ = ports.ephemeral_range()
+    assert low > ports.SERVER_PORTS_FROM + 600  # this machine leaves room below the range
+    assert all(ports.SERVER_PORTS_FROM <= p < low for p in ports.free_ports(6))
+
+
+def test_free_ports_skips_ports_in_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as holder:
+        holder.bind((ports.HOST, ports.free_ports(1)[0]))
+        taken = holder.getsockname()[1]
+        # the taken port is the first candidate tried
+        monkeypatch.setattr(ports.random, "sample", lambda pool, k: [p for p in pool if p != taken] + [taken])
+        chosen = ports.free_ports(3)
+    assert taken not in chosen and len(set(chosen)) == 3
+
+
 def test_require_free_names_port_and_holder() -> None:
     with socket.socket() as holder:
         holder.bind((ports.HOST, 0))
