@@ -14,13 +14,14 @@ from pathlib import Path
 
 from kubernetes_asyncio.client import ApiClient, CoreV1Api, V1Namespace, V1ObjectMeta
 
+from grove_api.refs import Ref
 from localcluster import faults as cluster_faults
 from localcluster import nodes as fake_nodes
 from localcluster import operator
 from localcluster.state import ClusterInfo
 from tests.chaos.faults import Fault, Injected, catalogue
 from tests.chaos.invariants import Expected
-from tests.chaos.lab import PHASES, Lab
+from tests.chaos.lab import PHASES, Lab, retry
 from tests.chaos.profiles import Profile
 from tests.chaos.scoreboard import Row
 from tests.gang import GangInvariant, node_pool
@@ -110,7 +111,7 @@ async def lifecycle(lab: Lab, fault: Fault, inject_in: Sequence[str] = PHASES) -
             await fault.teardown(lab)
         except Exception as err:
             rows.append(Row(fault.name, "teardown", "not undone", False, 0.0, 0.0, [await _mend(lab, err)]))
-        await CoreV1Api(lab.api).delete_namespace(lab.namespace)
+        await retry(lambda: lab.kube.delete(Ref("v1", "Namespace", "", lab.namespace)))
     return rows
 
 
