@@ -55,7 +55,7 @@ from kubernetes_asyncio.client import ApiClient, Configuration
 
 from grove_api.operatorconfig import LeaderElection, OperatorConfiguration
 from grove_operator.identity import operator_namespace
-from kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound
+from kube.client import AlreadyExists, Conflict, KubeClient, KubeError, NotFound, plain_session
 from kube.resources import Resource
 
 log = logging.getLogger(__name__)
@@ -675,8 +675,9 @@ class LeaderElector:
 
 @contextlib.asynccontextmanager
 async def own_connection(configuration: Configuration) -> AsyncIterator[LeaseClient]:
-    """A `KubeLeases` on a new connection pool for `configuration`, bound to the running loop."""
-    async with ApiClient(configuration=configuration) as api:
+    """A `KubeLeases` on a new connection pool for `configuration`, bound to the running loop, with the
+    same transport as the operator's own client (`plain_session`)."""
+    async with plain_session(ApiClient(configuration=configuration)) as api:
         yield KubeLeases(KubeClient(api))
 
 
