@@ -37,8 +37,10 @@ async def _namespace(api: ApiClient, name: str) -> None:
 def phases_for(index: int, count: int) -> tuple[str, ...]:
     """The `count` phases the catalogue's `index`-th fault is injected in: consecutive phases, starting one
     further for each fault, so a profile that injects each fault in fewer than four phases still covers
-    every phase about equally often (with two: 1 → scale, update; 2 → update, delete; 3 → delete, create …)."""
-    return tuple(PHASES[(index + k) % len(PHASES)] for k in range(min(count, len(PHASES))))
+    every phase about equally often (with two: 1 → scale, update; 2 → update, delete; 3 → create, delete …).
+    In lifecycle order, as their rows come."""
+    chosen = {PHASES[(index + k) % len(PHASES)] for k in range(min(count, len(PHASES)))}
+    return tuple(phase for phase in PHASES if phase in chosen)
 
 
 async def _mend(lab: Lab, err: Exception) -> str:
